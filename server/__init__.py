@@ -1,0 +1,1 @@
+"""Composition root: the app factory, settings, stores, auth, errors, CLI, migrations, worker."""

@@ -1,0 +1,160 @@
+"""The composition root: ``create_app(settings)`` wires stores, auth, errors and every surface.
+
+Nothing is connected at import time; the lifespan opens the asyncpg pool and the Redis client
+and closes them on shutdown.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from litestar import Litestar, Router
+from litestar.config.compression import CompressionConfig
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from server.auth import JwtKeys
+from server.db import create_pool, transaction
+from server.errors import exception_handlers
+from server.health import HealthController
+from server.logs import configure_logging, request_id_var
+from server.redis import create_redis
+from server.settings import Settings
+
+# "module:attribute" of each surface's Router; each domain's routes.py owns its handlers.
+SURFACES: list[str] = []
+
+_RID_OK = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+
+
+class RequestIdMiddleware:
+    """Tags every request with an id (the caller's ``X-Request-Id`` when sane) for logs and
+    answers."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":  # type: ignore[comparison-overlap]
+            await self.app(scope, receive, send)
+            return
+        rid = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                candidate = value.decode("latin-1")
+                rid = candidate if _RID_OK.match(candidate) else None
+                break
+        rid = rid or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = rid
+        token = request_id_var.set(rid)
+        header = (b"x-request-id", rid.encode())
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), header]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            request_id_var.reset(token)
+
+
+def _lifespan(settings: Settings) -> Any:
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        if not settings.database.url or not settings.redis.url:
+            raise RuntimeError("create_app needs DATABASE_URL and REDIS_URL (see `tanpuhui dev`)")
+        app.state.pool = await create_pool(
+            settings.database.url,
+            min_size=settings.database.pool_min,
+            max_size=settings.database.pool_max,
+            command_timeout=settings.database.command_timeout_s,
+        )
+        app.state.redis = create_redis(settings.redis.url)
+        try:
+            yield
+        finally:
+            await app.state.redis.aclose()
+            await app.state.pool.close()
+
+    return lifespan
+
+
+async def provide_tx(state: State) -> AsyncIterator[Any]:
+    """The transaction owner: commits when the handler succeeds, rolls back when it raises."""
+    async with transaction(state.pool) as tx:
+        yield tx
+
+
+def provide_pool(state: State) -> Any:
+    return state.pool
+
+
+def provide_redis(state: State) -> Any:
+    return state.redis
+
+
+def provide_settings(state: State) -> Settings:
+    settings: Settings = state.settings
+    return settings
+
+
+def provide_jwt(state: State) -> JwtKeys:
+    keys: JwtKeys = state.jwt
+    return keys
+
+
+def create_app(
+    settings: Settings, *, surfaces: list[str] | None = None, extra_handlers: Sequence[Any] = ()
+) -> Litestar:
+    routers: list[Router | type[Any]] = [HealthController, *extra_handlers]
+    for target in SURFACES if surfaces is None else surfaces:
+        module, _, attr = target.partition(":")
+        routers.append(getattr(importlib.import_module(module), attr))
+    return Litestar(
+        route_handlers=routers,
+        lifespan=[_lifespan(settings)],
+        state=State({"settings": settings, "jwt": JwtKeys.from_settings(settings.auth)}),
+        dependencies={
+            "tx": Provide(provide_tx),
+            "pool": Provide(provide_pool, sync_to_thread=False),
+            "redis": Provide(provide_redis, sync_to_thread=False),
+            "settings": Provide(provide_settings, sync_to_thread=False),
+            "jwt": Provide(provide_jwt, sync_to_thread=False),
+        },
+        exception_handlers=exception_handlers(),
+        middleware=[RequestIdMiddleware],
+        openapi_config=OpenAPIConfig(
+            title="tanpuhui",
+            version="1.0.0",
+            description="Open backend for public carbon-inclusion (碳普惠) programmes.",
+            path="/schema",
+            components=Components(
+                security_schemes={
+                    "BearerToken": SecurityScheme(
+                        type="http", scheme="bearer", bearer_format="JWT"
+                    ),
+                }
+            ),
+        ),
+        compression_config=CompressionConfig(backend="gzip", minimum_size=4096),
+        request_max_body_size=settings.http.max_body_bytes,
+        debug=settings.http.debug,
+        logging_config=None,
+    )
+
+
+def create_app_from_env() -> Litestar:
+    """Factory for ``uvicorn --factory`` (used by `tanpuhui serve` and `tanpuhui dev`)."""
+    settings = Settings.from_env()
+    configure_logging(settings.log.level)
+    return create_app(settings)

@@ -1,0 +1,92 @@
+"""PostgreSQL: the pool, and the one owner of transactions.
+
+``Tx`` is what repositories receive: an asyncpg connection inside an open transaction, plus the
+callbacks to run once it commits (background tasks are dispatched only after commit and are
+dropped on rollback). Services never commit; :func:`transaction` (and the Litestar dependency
+``provide_tx`` built on it) commits on success and rolls back on any error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+
+log = logging.getLogger("tanpuhui.db")
+
+Pool = asyncpg.Pool
+Connection = asyncpg.Connection
+
+
+async def _init_connection(conn: Any) -> None:
+    for typename in ("jsonb", "json"):
+        await conn.set_type_codec(
+            typename, encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
+        )
+
+
+async def create_pool(
+    url: str, *, min_size: int = 2, max_size: int = 10, command_timeout: float = 30.0
+) -> Any:
+    return await asyncpg.create_pool(
+        url,
+        min_size=min_size,
+        max_size=max_size,
+        command_timeout=command_timeout,
+        init=_init_connection,
+        server_settings={"application_name": "tanpuhui", "timezone": "UTC"},
+    )
+
+
+async def connect(url: str) -> Any:
+    conn = await asyncpg.connect(url, server_settings={"timezone": "UTC"})
+    await _init_connection(conn)
+    return conn
+
+
+class Tx:
+    """A connection inside an open transaction, with after-commit callbacks."""
+
+    __slots__ = ("_after_commit", "conn")
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self._after_commit: list[Callable[[], Awaitable[None] | None]] = []
+
+    def after_commit(self, callback: Callable[[], Awaitable[None] | None]) -> None:
+        """Run ``callback`` once the transaction has committed; never if it rolls back."""
+        self._after_commit.append(callback)
+
+    async def _run_after_commit(self) -> None:
+        callbacks, self._after_commit = self._after_commit, []
+        for callback in callbacks:
+            try:
+                result = callback()
+                if result is not None:
+                    await result
+            except Exception:
+                # The transaction is committed; a failed dispatch must not turn it into an error
+                # answer. Periodic tasks re-scan for work that was never picked up.
+                log.exception("after-commit callback failed")
+
+
+@asynccontextmanager
+async def transaction(pool: Any, *, isolation: str = "read_committed") -> AsyncIterator[Tx]:
+    async with pool.acquire() as conn:
+        tx = Tx(conn)
+        async with conn.transaction(isolation=isolation):
+            yield tx
+        await tx._run_after_commit()
+
+
+@asynccontextmanager
+async def transaction_on(conn: Any) -> AsyncIterator[Tx]:
+    """The same ownership on a connection the caller already holds (workers, CLI, tests)."""
+    tx = Tx(conn)
+    async with conn.transaction():
+        yield tx
+    await tx._run_after_commit()

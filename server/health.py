@@ -1,0 +1,51 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import msgspec
+from litestar import Controller, get
+from litestar.datastructures import State
+
+from server.errors import Unavailable
+
+
+class Health(msgspec.Struct):
+    status: str
+    checks: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+class HealthController(Controller):
+    path = ""
+    tags = ["health"]  # noqa: RUF012
+
+    @get("/healthz", summary="The process is alive")
+    async def healthz(self) -> Health:
+        return Health(status="ok")
+
+    @get("/readyz", summary="PostgreSQL and Redis answer (503 otherwise)")
+    async def readyz(self, state: State) -> Health:
+        checks = {
+            "postgres": await _check(_pg(state.pool)),
+            "redis": await _check(state.redis.ping()),
+        }
+        if any(v != "ok" for v in checks.values()):
+            raise Unavailable(
+                "A data store does not answer.", code="not_ready", extra={"checks": checks}
+            )
+        return Health(status="ok", checks=checks)
+
+
+async def _pg(pool: Any) -> None:
+    async with pool.acquire(timeout=2) as conn:
+        await conn.fetchval("SELECT 1")
+
+
+async def _check(awaitable: Any) -> str:
+    try:
+        await asyncio.wait_for(awaitable, timeout=2.0)
+    except Exception as exc:  # any failure means "not ready"; the kind is enough for operators
+        return f"error: {type(exc).__name__}"
+    return "ok"

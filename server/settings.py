@@ -1,0 +1,257 @@
+"""Settings read from the environment into msgspec Structs, one section per subsystem.
+
+Variables: ``DATABASE_URL`` and ``REDIS_URL`` by their conventional names, everything else as
+``TANPUHUI_<SECTION>_<FIELD>`` (for example ``TANPUHUI_HTTP_PORT``). Every field carries its
+documentation in ``Meta(description=...)``; ``tanpuhui settings`` prints the table that the README
+shows. An invalid value raises :class:`SettingsError` naming the variable; the CLI turns it into one
+line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+import msgspec
+from msgspec import Meta, Struct
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; ``variable`` names the environment variable."""
+
+    def __init__(self, variable: str, problem: str) -> None:
+        super().__init__(f"invalid setting {variable}: {problem}")
+        self.variable = variable
+        self.problem = problem
+
+
+def _doc(text: str) -> Any:
+    return Meta(description=text)
+
+
+class DatabaseSettings(Struct, frozen=True, kw_only=True):
+    url: Annotated[
+        str | None,
+        _doc(
+            "PostgreSQL URL (postgresql://user:pass@host:port/db). Unset: an embedded "
+            "PostgreSQL is started under the embedded data directory (dev only)."
+        ),
+    ] = None
+    pool_min: Annotated[int, Meta(ge=1, le=1000), _doc("Smallest pool size per process.")] = 2
+    pool_max: Annotated[int, Meta(ge=1, le=1000), _doc("Largest pool size per process.")] = 10
+    command_timeout_s: Annotated[
+        float, Meta(gt=0, le=3600), _doc("Seconds before a single SQL command is cancelled.")
+    ] = 30.0
+
+
+class RedisSettings(Struct, frozen=True, kw_only=True):
+    url: Annotated[
+        str | None,
+        _doc(
+            "Redis URL (redis://host:port/db or unix:///path). Unset: an embedded Redis is "
+            "started under the embedded data directory (dev only)."
+        ),
+    ] = None
+
+
+class EmbeddedSettings(Struct, frozen=True, kw_only=True):
+    data_dir: Annotated[
+        str, _doc("Directory of the embedded PostgreSQL and Redis data; survives restarts.")
+    ] = "./var"
+
+
+class HttpSettings(Struct, frozen=True, kw_only=True):
+    host: Annotated[str, _doc("Interface the API listens on.")] = "127.0.0.1"
+    port: Annotated[int, Meta(ge=1, le=65535), _doc("TCP port of the API.")] = 8000
+    workers: Annotated[
+        int, Meta(ge=1, le=256), _doc("API worker processes for `tanpuhui serve`.")
+    ] = 2
+    max_body_bytes: Annotated[
+        int, Meta(ge=1024), _doc("Largest request body accepted, in bytes.")
+    ] = 16 * 1024 * 1024
+    debug: Annotated[bool, _doc("Litestar debug mode; never in production.")] = False
+
+
+class AuthSettings(Struct, frozen=True, kw_only=True):
+    jwt_keys: Annotated[
+        str | None,
+        _doc(
+            "HS256 signing keys as `kid:secret,kid:secret`; the first signs new tokens, all "
+            "verify (rotation). Unset: a random key per start (dev only; tokens die on restart)."
+        ),
+    ] = None
+    jwt_issuer: Annotated[str, _doc("`iss` claim of issued tokens.")] = "tanpuhui"
+    access_ttl_s: Annotated[
+        int, Meta(ge=30, le=86400), _doc("Lifetime of access tokens in seconds.")
+    ] = 900
+    refresh_ttl_s: Annotated[int, Meta(ge=60), _doc("Lifetime of refresh tokens in seconds.")] = (
+        30 * 86400
+    )
+    signature_skew_s: Annotated[
+        int,
+        Meta(ge=1, le=3600),
+        _doc("Largest difference between an operator request's timestamp and now, in seconds."),
+    ] = 300
+
+
+class CelerySettings(Struct, frozen=True, kw_only=True):
+    broker_url: Annotated[
+        str | None, _doc("Celery broker URL. Unset: the Redis URL (its unix form when embedded).")
+    ] = None
+    always_eager: Annotated[bool, _doc("Run tasks inline instead of on a worker (tests only).")] = (
+        False
+    )
+
+
+class LogSettings(Struct, frozen=True, kw_only=True):
+    level: Annotated[
+        Literal["DEBUG", "INFO", "WARNING", "ERROR"], _doc("Log level of the JSON logs.")
+    ] = "INFO"
+
+
+class Settings(Struct, frozen=True, kw_only=True):
+    env: Annotated[
+        Literal["dev", "test", "prod"],
+        _doc("Deployment kind; `prod` refuses dev-only conveniences (random keys)."),
+    ] = "dev"
+    region_code: Annotated[
+        str,
+        Meta(pattern=r"^\d{6}$"),
+        _doc("6-digit GB/T 2260 administrative code of the programme's region."),
+    ] = "440300"
+    database: DatabaseSettings = msgspec.field(default_factory=DatabaseSettings)
+    redis: RedisSettings = msgspec.field(default_factory=RedisSettings)
+    embedded: EmbeddedSettings = msgspec.field(default_factory=EmbeddedSettings)
+    http: HttpSettings = msgspec.field(default_factory=HttpSettings)
+    auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
+    celery: CelerySettings = msgspec.field(default_factory=CelerySettings)
+    log: LogSettings = msgspec.field(default_factory=LogSettings)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        return load_settings(os.environ if environ is None else environ)
+
+    def with_urls(self, database_url: str | None, redis_url: str | None) -> Settings:
+        """A copy with the store URLs replaced (used once embedded stores are up)."""
+        return msgspec.structs.replace(
+            self,
+            database=msgspec.structs.replace(self.database, url=database_url),
+            redis=msgspec.structs.replace(self.redis, url=redis_url),
+        )
+
+
+_SECTIONS: dict[str, type[Struct]] = {
+    "database": DatabaseSettings,
+    "redis": RedisSettings,
+    "embedded": EmbeddedSettings,
+    "http": HttpSettings,
+    "auth": AuthSettings,
+    "celery": CelerySettings,
+    "log": LogSettings,
+}
+_TOP_LEVEL = ("env", "region_code")
+_CONVENTIONAL = {("database", "url"): "DATABASE_URL", ("redis", "url"): "REDIS_URL"}
+
+
+def env_name(section: str | None, field: str) -> str:
+    if section is None:
+        return f"TANPUHUI_{field.upper()}"
+    return _CONVENTIONAL.get((section, field), f"TANPUHUI_{section.upper()}_{field.upper()}")
+
+
+def _check_url(variable: str, value: str, schemes: tuple[str, ...]) -> None:
+    parts = urlsplit(value)
+    if parts.scheme not in schemes:
+        raise SettingsError(
+            variable, f"expected a URL starting with {' or '.join(s + '://' for s in schemes)}"
+        )
+    if parts.scheme.startswith(("postgres", "redis", "rediss")) and not (
+        parts.hostname or "host=" in parts.query
+    ):
+        raise SettingsError(variable, "the URL names no host")
+
+
+def load_settings(environ: Mapping[str, str]) -> Settings:
+    raw: dict[str, Any] = {}
+    for name in _TOP_LEVEL:
+        value = environ.get(env_name(None, name))
+        if value not in (None, ""):
+            raw[name] = value
+    for section, struct in _SECTIONS.items():
+        values: dict[str, Any] = {}
+        for field in struct.__struct_fields__:
+            value = environ.get(env_name(section, field))
+            if value not in (None, ""):
+                values[field] = value
+        if values:
+            raw[section] = values
+    try:
+        settings = msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise SettingsError(_variable_of(str(exc)), str(exc).split(" - at ")[0]) from None
+    if settings.database.url:
+        _check_url("DATABASE_URL", settings.database.url, ("postgresql", "postgres"))
+    if settings.redis.url:
+        _check_url("REDIS_URL", settings.redis.url, ("redis", "rediss", "unix"))
+    if settings.database.pool_min > settings.database.pool_max:
+        raise SettingsError(env_name("database", "pool_min"), "larger than the pool maximum")
+    if settings.auth.jwt_keys is not None:
+        try:
+            parse_jwt_keys(settings.auth.jwt_keys)
+        except ValueError as exc:
+            raise SettingsError(env_name("auth", "jwt_keys"), str(exc)) from None
+    if settings.env == "prod" and settings.auth.jwt_keys is None:
+        raise SettingsError(env_name("auth", "jwt_keys"), "required when TANPUHUI_ENV=prod")
+    return settings
+
+
+def parse_jwt_keys(value: str) -> list[tuple[str, str]]:
+    keys: list[tuple[str, str]] = []
+    for item in value.split(","):
+        kid, sep, secret = item.strip().partition(":")
+        if not sep or not kid or len(secret) < 16:
+            raise ValueError("expected `kid:secret` pairs with secrets of at least 16 characters")
+        keys.append((kid, secret))
+    return keys
+
+
+def _variable_of(message: str) -> str:
+    # msgspec reports the failing location as "$.section.field" or "$.field".
+    if " - at `$." not in message:
+        return "TANPUHUI_*"
+    path = message.rsplit(" - at `$.", 1)[1].rstrip("`").split(".")
+    if len(path) == 1:
+        return env_name(None, path[0])
+    return env_name(path[0], path[1])
+
+
+def describe() -> list[tuple[str, str, str]]:
+    """(variable, default, description) for every setting, in declaration order."""
+    rows: list[tuple[str, str, str]] = []
+    top_info = msgspec.inspect.type_info(Settings)
+    assert isinstance(top_info, msgspec.inspect.StructType)
+    for field in top_info.fields:
+        if field.name in _TOP_LEVEL:
+            rows.append(_row(None, field))
+    for section in _SECTIONS:
+        info = msgspec.inspect.type_info(_SECTIONS[section])
+        assert isinstance(info, msgspec.inspect.StructType)
+        rows.extend(_row(section, field) for field in info.fields)
+    return rows
+
+
+def _row(section: str | None, field: msgspec.inspect.Field) -> tuple[str, str, str]:
+    description = ""
+    pending: list[Any] = [field.type]
+    while pending:
+        t = pending.pop()
+        if isinstance(t, msgspec.inspect.Metadata):
+            description = (t.extra_json_schema or {}).get("description", description)
+            pending.append(t.type)
+        elif isinstance(t, msgspec.inspect.UnionType):
+            pending.extend(t.types)
+    default = field.default
+    shown = "(unset)" if default is None or default is msgspec.NODEFAULT else str(default)
+    return env_name(section, field.name), shown, description
