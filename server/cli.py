@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from server.settings import Settings, SettingsError, describe
+from server.settings import Settings, SettingsError, markdown_table
 
 
 def _fail(message: str, status: int = 2) -> int:
@@ -111,9 +111,7 @@ def cmd_serve(settings: Settings, _: argparse.Namespace) -> int:
 
 
 def cmd_settings(_: Settings | None, __: argparse.Namespace) -> int:
-    print("| variable | default | meaning |\n|---|---|---|")
-    for name, default, text in describe():
-        print(f"| `{name}` | `{default}` | {text} |")
+    print(markdown_table(), end="")
     return 0
 
 

@@ -105,6 +105,22 @@ class CelerySettings(Struct, frozen=True, kw_only=True):
     )
 
 
+class PointsSettings(Struct, frozen=True, kw_only=True):
+    grams_per_point: Annotated[
+        int,
+        Meta(ge=1, le=1_000_000),
+        _doc("Grams of verified CO2e that earn one carbon point (remainders carry over)."),
+    ] = 10
+    expiry_years: Annotated[
+        int,
+        Meta(ge=1, le=10),
+        _doc("Points expire at the end of the year this many years after they were earned."),
+    ] = 2
+    hold_timeout_s: Annotated[
+        int, Meta(ge=10, le=30 * 86400), _doc("Seconds before an unsettled hold is voided.")
+    ] = 900
+
+
 class LogSettings(Struct, frozen=True, kw_only=True):
     level: Annotated[
         Literal["DEBUG", "INFO", "WARNING", "ERROR"], _doc("Log level of the JSON logs.")
@@ -127,6 +143,7 @@ class Settings(Struct, frozen=True, kw_only=True):
     http: HttpSettings = msgspec.field(default_factory=HttpSettings)
     auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
     celery: CelerySettings = msgspec.field(default_factory=CelerySettings)
+    points: PointsSettings = msgspec.field(default_factory=PointsSettings)
     log: LogSettings = msgspec.field(default_factory=LogSettings)
 
     @classmethod
@@ -149,6 +166,7 @@ _SECTIONS: dict[str, type[Struct]] = {
     "http": HttpSettings,
     "auth": AuthSettings,
     "celery": CelerySettings,
+    "points": PointsSettings,
     "log": LogSettings,
 }
 _TOP_LEVEL = ("env", "region_code")
@@ -240,6 +258,13 @@ def describe() -> list[tuple[str, str, str]]:
         assert isinstance(info, msgspec.inspect.StructType)
         rows.extend(_row(section, field) for field in info.fields)
     return rows
+
+
+def markdown_table() -> str:
+    """The configuration table shown in the README and by `tanpuhui settings`."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    rows += [f"| `{name}` | `{default}` | {text} |" for name, default, text in describe()]
+    return "\n".join(rows) + "\n"
 
 
 def _row(section: str | None, field: msgspec.inspect.Field) -> tuple[str, str, str]:
