@@ -121,6 +121,64 @@ class PointsSettings(Struct, frozen=True, kw_only=True):
     ] = 900
 
 
+class SmsSettings(Struct, frozen=True, kw_only=True):
+    gateway: Annotated[
+        Literal["console", "http"],
+        _doc(
+            "Where sign-in codes go: `console` writes them to the log (dev only; the one place a "
+            "code is ever logged), `http` posts them to the gateway URL."
+        ),
+    ] = "console"
+    gateway_url: Annotated[
+        str | None, _doc("URL the `http` gateway POSTs `{phone, code, ttl_s}` to as JSON.")
+    ] = None
+    gateway_token: Annotated[
+        str | None, _doc("Bearer token sent to the SMS gateway (unset: no Authorization header).")
+    ] = None
+    gateway_timeout_s: Annotated[
+        float, Meta(gt=0, le=60), _doc("Seconds before a call to the SMS gateway gives up.")
+    ] = 5.0
+    code_ttl_s: Annotated[
+        int, Meta(ge=30, le=3600), _doc("Lifetime of a one-time sign-in code in seconds.")
+    ] = 300
+    max_attempts: Annotated[
+        int, Meta(ge=1, le=20), _doc("Wrong guesses after which a code is void.")
+    ] = 5
+    resend_interval_s: Annotated[
+        int, Meta(ge=0, le=3600), _doc("Seconds before another code may be sent to one phone.")
+    ] = 60
+    per_phone_per_hour: Annotated[
+        int, Meta(ge=1, le=1000), _doc("Codes sent to one phone number per hour at most.")
+    ] = 5
+    per_ip_per_hour: Annotated[
+        int, Meta(ge=1, le=100000), _doc("Codes requested from one client IP per hour at most.")
+    ] = 30
+
+
+class WechatSettings(Struct, frozen=True, kw_only=True):
+    app_id: Annotated[
+        str | None, _doc("WeChat mini-program AppID (unset: WeChat sign-in is refused).")
+    ] = None
+    app_secret: Annotated[str | None, _doc("WeChat mini-program AppSecret.")] = None
+    code2session_url: Annotated[
+        str, _doc("WeChat's code2session endpoint (a local fake in tests).")
+    ] = "https://api.weixin.qq.com/sns/jscode2session"
+    timeout_s: Annotated[
+        float, Meta(gt=0, le=60), _doc("Seconds before a call to code2session gives up.")
+    ] = 5.0
+
+
+class PrivacySettings(Struct, frozen=True, kw_only=True):
+    phone_hash_key: Annotated[
+        str | None,
+        _doc(
+            "Secret key (16+ characters) of the keyed hash under which phone numbers and WeChat "
+            "openids are looked up; never stored in clear. Required in prod; unset in dev/test: "
+            "a fixed, public development key."
+        ),
+    ] = None
+
+
 class LogSettings(Struct, frozen=True, kw_only=True):
     level: Annotated[
         Literal["DEBUG", "INFO", "WARNING", "ERROR"], _doc("Log level of the JSON logs.")
@@ -144,6 +202,9 @@ class Settings(Struct, frozen=True, kw_only=True):
     auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
     celery: CelerySettings = msgspec.field(default_factory=CelerySettings)
     points: PointsSettings = msgspec.field(default_factory=PointsSettings)
+    sms: SmsSettings = msgspec.field(default_factory=SmsSettings)
+    wechat: WechatSettings = msgspec.field(default_factory=WechatSettings)
+    privacy: PrivacySettings = msgspec.field(default_factory=PrivacySettings)
     log: LogSettings = msgspec.field(default_factory=LogSettings)
 
     @classmethod
@@ -167,6 +228,9 @@ _SECTIONS: dict[str, type[Struct]] = {
     "auth": AuthSettings,
     "celery": CelerySettings,
     "points": PointsSettings,
+    "sms": SmsSettings,
+    "wechat": WechatSettings,
+    "privacy": PrivacySettings,
     "log": LogSettings,
 }
 _TOP_LEVEL = ("env", "region_code")
@@ -222,6 +286,14 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
             raise SettingsError(env_name("auth", "jwt_keys"), str(exc)) from None
     if settings.env == "prod" and settings.auth.jwt_keys is None:
         raise SettingsError(env_name("auth", "jwt_keys"), "required when TANPUHUI_ENV=prod")
+    if settings.env == "prod" and settings.privacy.phone_hash_key is None:
+        raise SettingsError(
+            env_name("privacy", "phone_hash_key"), "required when TANPUHUI_ENV=prod"
+        )
+    if settings.privacy.phone_hash_key is not None and len(settings.privacy.phone_hash_key) < 16:
+        raise SettingsError(env_name("privacy", "phone_hash_key"), "at least 16 characters")
+    if settings.sms.gateway == "http" and not settings.sms.gateway_url:
+        raise SettingsError(env_name("sms", "gateway_url"), "required when the SMS gateway is http")
     return settings
 
 
