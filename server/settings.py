@@ -179,6 +179,48 @@ class PrivacySettings(Struct, frozen=True, kw_only=True):
     ] = None
 
 
+class IngestSettings(Struct, frozen=True, kw_only=True):
+    max_batch_records: Annotated[
+        int, Meta(ge=1, le=50_000), _doc("Most events in one operator batch request.")
+    ] = 5000
+    max_batch_bytes: Annotated[
+        int, Meta(ge=1024), _doc("Largest operator batch body, in bytes (checked before decoding).")
+    ] = 8 * 1024 * 1024
+    max_file_bytes: Annotated[
+        int,
+        Meta(ge=1024),
+        _doc("Largest daily file (NDJSON or CSV) an operator may upload, in bytes."),
+    ] = 256 * 1024 * 1024
+    file_chunk_records: Annotated[
+        int,
+        Meta(ge=1, le=50_000),
+        _doc("Records per transaction when the worker processes an uploaded file."),
+    ] = 5000
+    claim_window_days: Annotated[
+        int, Meta(ge=1, le=366), _doc("Events older than this many days are rejected (`too_old`).")
+    ] = 7
+    future_skew_s: Annotated[
+        int,
+        Meta(ge=0, le=86400),
+        _doc("Events later than now plus this many seconds are rejected (`in_future`)."),
+    ] = 300
+    baseline_kwh_per_person_day: Annotated[
+        float,
+        Meta(ge=0),
+        _doc("Per-capita household electricity baseline (kWh/day) when a meter has no history."),
+    ] = 2.5
+    baseline_gas_m3_per_person_day: Annotated[
+        float,
+        Meta(ge=0),
+        _doc("Per-capita household gas baseline (m³/day) when a meter has no history."),
+    ] = 0.3
+    baseline_water_m3_per_person_day: Annotated[
+        float,
+        Meta(ge=0),
+        _doc("Per-capita household water baseline (m³/day) when a meter has no history."),
+    ] = 0.15
+
+
 class LogSettings(Struct, frozen=True, kw_only=True):
     level: Annotated[
         Literal["DEBUG", "INFO", "WARNING", "ERROR"], _doc("Log level of the JSON logs.")
@@ -202,6 +244,7 @@ class Settings(Struct, frozen=True, kw_only=True):
     auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
     celery: CelerySettings = msgspec.field(default_factory=CelerySettings)
     points: PointsSettings = msgspec.field(default_factory=PointsSettings)
+    ingest: IngestSettings = msgspec.field(default_factory=IngestSettings)
     sms: SmsSettings = msgspec.field(default_factory=SmsSettings)
     wechat: WechatSettings = msgspec.field(default_factory=WechatSettings)
     privacy: PrivacySettings = msgspec.field(default_factory=PrivacySettings)
@@ -228,6 +271,7 @@ _SECTIONS: dict[str, type[Struct]] = {
     "auth": AuthSettings,
     "celery": CelerySettings,
     "points": PointsSettings,
+    "ingest": IngestSettings,
     "sms": SmsSettings,
     "wechat": WechatSettings,
     "privacy": PrivacySettings,
