@@ -11,15 +11,24 @@ import re
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 from litestar import Litestar, Router
 from litestar.config.compression import CompressionConfig
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.enums import ScopeType
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import (
+    LifeSpanReceive,
+    LifeSpanScope,
+    LifeSpanSend,
+    Message,
+    Receive,
+    Scope,
+    Send,
+)
 
 from server.auth import JwtKeys
 from server.db import create_pool, transaction
@@ -30,40 +39,44 @@ from server.redis import create_redis
 from server.settings import Settings
 
 # "module:attribute" of each surface's Router; each domain's routes.py owns its handlers.
-SURFACES: list[str] = []
+SURFACES: list[str] = ["server.mobile.routes:mobile_router"]
 
 _RID_OK = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 
-class RequestIdMiddleware:
-    """Tags every request with an id (the caller's ``X-Request-Id`` when sane) for logs and
-    answers."""
+class App(Litestar):
+    """Litestar, with every HTTP exchange tagged by a request id (the caller's ``X-Request-Id``
+    when sane) before routing, so 404s and 405s carry it too, and the logs of the request."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":  # type: ignore[comparison-overlap]
-            await self.app(scope, receive, send)
+    async def __call__(
+        self,
+        scope: Scope | LifeSpanScope,
+        receive: Receive | LifeSpanReceive,
+        send: Send | LifeSpanSend,
+    ) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await super().__call__(scope, receive, send)
             return
+        http_send = cast(Send, send)
+        http_scope = cast(Scope, scope)
         rid = None
-        for name, value in scope["headers"]:
+        for name, value in http_scope["headers"]:
             if name == b"x-request-id":
                 candidate = value.decode("latin-1")
                 rid = candidate if _RID_OK.match(candidate) else None
                 break
         rid = rid or uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = rid
+        http_scope.setdefault("state", {})["request_id"] = rid
         token = request_id_var.set(rid)
         header = (b"x-request-id", rid.encode())
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message["headers"] = [*message.get("headers", []), header]
-            await send(message)
+            await http_send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            await super().__call__(scope, receive, send_with_id)
         finally:
             request_id_var.reset(token)
 
@@ -120,7 +133,7 @@ def create_app(
     for target in SURFACES if surfaces is None else surfaces:
         module, _, attr = target.partition(":")
         routers.append(getattr(importlib.import_module(module), attr))
-    return Litestar(
+    return App(
         route_handlers=routers,
         lifespan=[_lifespan(settings)],
         state=State({"settings": settings, "jwt": JwtKeys.from_settings(settings.auth)}),
@@ -132,7 +145,6 @@ def create_app(
             "jwt": Provide(provide_jwt, sync_to_thread=False),
         },
         exception_handlers=exception_handlers(),
-        middleware=[RequestIdMiddleware],
         openapi_config=OpenAPIConfig(
             title="tanpuhui",
             version="1.0.0",

@@ -147,21 +147,15 @@ def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
         assert db_url and redis_url
         done = asyncio.run(_migrate(db_url))
         print(f"tanpuhui dev: migrations applied: {', '.join(done) or 'none (up to date)'}")
-        env = {**os.environ, "DATABASE_URL": db_url, "REDIS_URL": redis_url}
+        env = {
+            **os.environ,
+            "DATABASE_URL": db_url,
+            "REDIS_URL": redis_url,
+            "TANPUHUI_HTTP_WORKERS": "1",
+        }
         py = sys.executable
         commands = {
-            "api": [
-                py,
-                "-m",
-                "uvicorn",
-                "--factory",
-                "server.app:create_app_from_env",
-                "--host",
-                settings.http.host,
-                "--port",
-                str(settings.http.port),
-                "--no-access-log",
-            ],
+            "api": [py, "-m", "server.cli", "serve"],
             "worker": [py, "-m", "server.cli", "worker", "--concurrency", "2"],
             "beat": [py, "-m", "server.cli", "beat"],
         }

@@ -100,6 +100,7 @@ async def test_unknown_route_is_problem_404(tclient, stores):
     r = await tclient.get("/nope")
     assert r.status_code == 404
     assert r.json()["code"] == "not_found"
+    assert r.json()["request_id"] == r.headers["x-request-id"]
 
 
 async def test_transaction_commits_on_success_and_rolls_back_on_error(tclient, pool):
