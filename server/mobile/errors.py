@@ -1,0 +1,139 @@
+"""The mobile API's errors, and the catalogue of every stable code it can answer with.
+
+The catalogue feeds the published OpenAPI document (each operation lists the codes it may
+return, with an example body) and the guide in ``mobile_api_spec/README.md``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from server.errors import (
+    InvalidInput,
+    RateLimited,
+    Unauthenticated,
+    Unavailable,
+)
+
+
+class CodeRejected(Unauthenticated):
+    code = "code_invalid"
+    title = "Sign-in code not accepted"
+
+
+class CodeAttemptsExceeded(RateLimited):
+    code = "code_attempts_exceeded"
+    title = "Too many wrong codes"
+
+
+class SmsRateLimited(RateLimited):
+    code = "sms_rate_limited"
+    title = "Too many codes requested"
+
+
+class SmsUnavailable(Unavailable):
+    code = "sms_unavailable"
+    title = "SMS gateway unavailable"
+
+
+class WechatUnavailable(Unavailable):
+    code = "wechat_unavailable"
+    title = "WeChat sign-in unavailable"
+
+
+class WechatRejected(Unauthenticated):
+    code = "wechat_login_failed"
+    title = "WeChat login code not accepted"
+
+
+class RefreshRejected(Unauthenticated):
+    code = "refresh_invalid"
+    title = "Refresh token not accepted"
+
+
+class AccountGone(Unauthenticated):
+    code = "account_deleted"
+    title = "Account deleted"
+
+
+class BadCursor(InvalidInput):
+    code = "cursor_invalid"
+    title = "Invalid cursor"
+
+
+class BadDistrict(InvalidInput):
+    code = "district_invalid"
+    title = "District outside the region"
+
+
+class ErrorCode(NamedTuple):
+    status: int
+    title: str
+    meaning: str
+
+
+# Every code the mobile API answers with, by code. Keep in step with the raises above and the
+# foundation's codes (server/errors.py, server/auth.py); the drift test sees any change here.
+CATALOGUE: dict[str, ErrorCode] = {
+    "validation_failed": ErrorCode(
+        400, "Validation failed", "The body or a parameter does not match the schema."
+    ),
+    "bad_request": ErrorCode(400, "Bad request", "The request could not be read."),
+    "cursor_invalid": ErrorCode(400, "Invalid cursor", "Pass back a `next_cursor` unchanged."),
+    "district_invalid": ErrorCode(
+        400, "District outside the region", "The district code is not in the programme's region."
+    ),
+    "token_missing": ErrorCode(
+        401, "Authentication required", "No `Authorization: Bearer <token>` header."
+    ),
+    "token_invalid": ErrorCode(
+        401,
+        "Authentication required",
+        "The access token is malformed, forged or not an access token.",
+    ),
+    "token_expired": ErrorCode(
+        401, "Authentication required", "The access token expired: refresh it."
+    ),
+    "account_deleted": ErrorCode(401, "Account deleted", "The account was erased; sign in again."),
+    "code_invalid": ErrorCode(
+        401, "Sign-in code not accepted", "Wrong, expired or already used SMS code."
+    ),
+    "wechat_login_failed": ErrorCode(
+        401, "WeChat login code not accepted", "WeChat refused the `wx.login` code."
+    ),
+    "refresh_invalid": ErrorCode(
+        401, "Refresh token not accepted", "Unknown, expired or revoked refresh token."
+    ),
+    "refresh_reused": ErrorCode(
+        401,
+        "Refresh token not accepted",
+        "A refresh token was used twice; every token of its sign-in is revoked. Sign in again.",
+    ),
+    "role_required": ErrorCode(403, "Not allowed", "The token is not a resident's token."),
+    "not_found": ErrorCode(404, "Not found", "No such item among the caller's own data."),
+    "method_not_allowed": ErrorCode(405, "Method not allowed", "Wrong HTTP method."),
+    "idempotency_key_reused": ErrorCode(
+        409,
+        "Idempotency key reused with a different request",
+        "The same `Idempotency-Key` came with another body.",
+    ),
+    "payload_too_large": ErrorCode(413, "Payload too large", "The body is too large."),
+    "unsupported_media_type": ErrorCode(
+        415, "Unsupported media type", "Send `Content-Type: application/json`."
+    ),
+    "code_attempts_exceeded": ErrorCode(
+        429, "Too many wrong codes", "The code is void after too many wrong guesses; ask a new one."
+    ),
+    "sms_rate_limited": ErrorCode(
+        429,
+        "Too many codes requested",
+        "Per-phone or per-client limit on codes reached; wait `Retry-After` seconds.",
+    ),
+    "internal_error": ErrorCode(
+        500, "Internal error", "A fault on the server's side; quote the request id."
+    ),
+    "sms_unavailable": ErrorCode(503, "SMS gateway unavailable", "Try again later."),
+    "wechat_unavailable": ErrorCode(
+        503, "WeChat sign-in unavailable", "WeChat sign-in is not configured or WeChat is down."
+    ),
+}

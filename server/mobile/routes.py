@@ -1,0 +1,215 @@
+"""Residents' mobile API v1 (`/api/mobile/v1`): thin controllers over ``service``.
+
+Every resident route is guarded by ``roles(Role.RESIDENT)``, which verifies the bearer token
+from the headers before any body is decoded; the caller's identity always comes from the token,
+never from a path or a parameter.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, Router, delete, get, patch, post
+from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import Example
+
+from server.auth import JwtKeys, Principal, Role
+from server.db import Tx, transaction
+from server.errors import PROBLEM_BASE, PROBLEM_JSON, Problem
+from server.guards import provide_principal, roles
+from server.mobile import service
+from server.mobile.errors import CATALOGUE
+from server.mobile.schemas import (
+    Profile,
+    ProfileUpdate,
+    RefreshRequest,
+    SmsCodeRequest,
+    SmsCodeSent,
+    SmsSignIn,
+    TokenPair,
+    WechatSignIn,
+)
+from server.mobile.wechat import code2session
+from server.settings import Settings
+
+PREFIX = "/api/mobile/v1"
+_GUARDED = ("token_missing", "token_invalid", "token_expired", "role_required", "account_deleted")
+_ALWAYS = ("internal_error",)
+
+
+def errors(*codes: str) -> dict[int, ResponseSpec]:
+    """OpenAPI responses for the stable error codes an operation may answer with."""
+    by_status: dict[int, list[str]] = {}
+    for code in (*codes, *_ALWAYS):
+        by_status.setdefault(CATALOGUE[code].status, []).append(code)
+    out: dict[int, ResponseSpec] = {}
+    for status, group in sorted(by_status.items()):
+        examples = [
+            Example(
+                id=code,
+                summary=CATALOGUE[code].meaning,
+                value={
+                    "type": PROBLEM_BASE + code,
+                    "title": CATALOGUE[code].title,
+                    "status": status,
+                    "code": code,
+                    "detail": CATALOGUE[code].meaning,
+                    "request_id": "3f2a9c0e5b7d4e1f8a6b2c9d0e1f2a3b",
+                },
+            )
+            for code in group
+        ]
+        out[status] = ResponseSpec(
+            data_container=Problem,
+            generate_examples=False,
+            media_type=PROBLEM_JSON,
+            description="\n".join(f"- `{c}`: {CATALOGUE[c].meaning}" for c in group),
+            examples=examples,
+        )
+    return out
+
+
+def _client_ip(request: Request[Any, Any, Any]) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+class AuthController(Controller):
+    path = "/auth"
+    tags = ["sign-in"]  # noqa: RUF012 (Litestar's class attribute)
+
+    @post(
+        "/sms-codes",
+        status_code=202,
+        summary="Send a one-time sign-in code by SMS",
+        responses=errors("validation_failed", "sms_rate_limited", "sms_unavailable"),
+    )
+    async def send_code(
+        self,
+        request: Request[Any, Any, Any],
+        data: SmsCodeRequest,
+        redis: NamedDependency[Any],
+        settings: NamedDependency[Settings],
+    ) -> SmsCodeSent:
+        return await service.send_code(redis, settings, data.phone, _client_ip(request))
+
+    @post(
+        "/sms-sign-in",
+        status_code=200,
+        summary="Sign in (or sign up) with the phone number and its SMS code",
+        responses=errors(
+            "validation_failed", "district_invalid", "code_invalid", "code_attempts_exceeded"
+        ),
+    )
+    async def sms_sign_in(
+        self,
+        data: SmsSignIn,
+        tx: NamedDependency[Tx],
+        redis: NamedDependency[Any],
+        settings: NamedDependency[Settings],
+        jwt: NamedDependency[JwtKeys],
+    ) -> TokenPair:
+        return await service.sign_in_with_code(
+            tx, redis, settings, jwt, data.phone, data.code, data.district_code
+        )
+
+    @post(
+        "/wechat-sign-in",
+        status_code=200,
+        summary="Sign in (or sign up) with a WeChat mini-program `wx.login` code",
+        responses=errors(
+            "validation_failed", "district_invalid", "wechat_login_failed", "wechat_unavailable"
+        ),
+    )
+    async def wechat_sign_in(
+        self,
+        data: WechatSignIn,
+        tx: NamedDependency[Tx],
+        settings: NamedDependency[Settings],
+        jwt: NamedDependency[JwtKeys],
+    ) -> TokenPair:
+        service.check_district(settings, data.district_code)
+        openid = await code2session(settings.wechat, data.code)
+        return await service.sign_in_with_openid(tx, settings, jwt, openid, data.district_code)
+
+    @post(
+        "/refresh",
+        status_code=200,
+        summary="Exchange a refresh token for a new token pair (the old one dies)",
+        responses=errors("validation_failed", "refresh_invalid", "refresh_reused"),
+    )
+    async def refresh(
+        self,
+        data: RefreshRequest,
+        pool: NamedDependency[Any],
+        settings: NamedDependency[Settings],
+        jwt: NamedDependency[JwtKeys],
+    ) -> TokenPair:
+        async with transaction(pool) as tx:
+            outcome = await service.refresh(tx, settings, jwt, data.refresh_token)
+        if outcome.error is not None:
+            raise outcome.error  # after commit: a detected reuse stays revoked
+        assert outcome.pair is not None
+        return outcome.pair
+
+
+class ResidentController(Controller):
+    """Routes for a signed-in resident."""
+
+    guards = [roles(Role.RESIDENT)]  # noqa: RUF012 (Litestar's class attribute)
+    dependencies = {"principal": provide_principal}  # noqa: RUF012
+    security = [{"BearerToken": []}]  # noqa: RUF012
+    tags = ["resident"]  # noqa: RUF012
+
+    @post(
+        "/auth/sign-out",
+        status_code=204,
+        tags=["sign-in"],
+        summary="Sign out: revoke this sign-in's refresh tokens",
+        responses=errors(*_GUARDED),
+    )
+    async def sign_out(
+        self, principal: NamedDependency[Principal], tx: NamedDependency[Tx]
+    ) -> None:
+        fam = principal.claims.get("fam")
+        await service.sign_out(tx, fam if isinstance(fam, str) else None)
+
+    @get("/me", summary="The caller's profile (phone masked)", responses=errors(*_GUARDED))
+    async def me(
+        self, principal: NamedDependency[Principal], pool: NamedDependency[Any]
+    ) -> Profile:
+        return service.profile_of(await service.resident_row(pool, principal.subject))
+
+    @patch(
+        "/me",
+        summary="Set the home district (for the district leaderboard)",
+        responses=errors(*_GUARDED, "validation_failed", "district_invalid"),
+    )
+    async def update_me(
+        self,
+        principal: NamedDependency[Principal],
+        data: ProfileUpdate,
+        tx: NamedDependency[Tx],
+        settings: NamedDependency[Settings],
+    ) -> Profile:
+        await service.resident_row(tx.conn, principal.subject)
+        await service.set_district(tx, settings, principal.subject, data.district_code)
+        return service.profile_of(await service.resident_row(tx.conn, principal.subject))
+
+    @delete(
+        "/me",
+        status_code=204,
+        summary="Delete my account: personal data erased, ledger entries kept under a pseudonym",
+        responses=errors(*_GUARDED),
+    )
+    async def delete_me(
+        self,
+        principal: NamedDependency[Principal],
+        tx: NamedDependency[Tx],
+        redis: NamedDependency[Any],
+    ) -> None:
+        await service.resident_row(tx.conn, principal.subject)
+        await service.delete_account(tx, redis, principal.subject)
+
+
+mobile_router = Router(path=PREFIX, route_handlers=[AuthController, ResidentController])

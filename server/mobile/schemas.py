@@ -1,0 +1,258 @@
+"""Wire types of the mobile API: requests forbid unknown fields; fields added later get defaults
+and no type ever changes (the API is a contract, see mobile_api_spec/)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta
+
+Phone = Annotated[
+    str,
+    Meta(
+        pattern=r"^(\+?86)?1[3-9]\d{9}$",
+        description="Mainland mobile number, optionally prefixed by 86 or +86.",
+        examples=["13812345678"],
+    ),
+]
+SmsCode = Annotated[str, Meta(pattern=r"^\d{6}$", description="The 6-digit code received.")]
+DistrictCode = Annotated[
+    str, Meta(pattern=r"^\d{6}$", description="GB/T 2260 district code.", examples=["440305"])
+]
+OpaqueToken = Annotated[str, Meta(min_length=16, max_length=512)]
+
+
+class Request(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Base of request bodies: unknown fields are refused."""
+
+
+class Answer(msgspec.Struct, kw_only=True):
+    """Base of answer bodies."""
+
+
+# --- sign-in -------------------------------------------------------------------------------
+
+
+class SmsCodeRequest(Request, kw_only=True):
+    phone: Phone
+
+
+class SmsCodeSent(Answer, kw_only=True):
+    sent: bool = True
+    phone_masked: str
+    ttl_s: Annotated[int, Meta(description="Seconds the code stays valid.")]
+    resend_after_s: Annotated[int, Meta(description="Seconds before another code may be asked.")]
+
+
+class SmsSignIn(Request, kw_only=True):
+    phone: Phone
+    code: SmsCode
+    district_code: DistrictCode | None = None
+
+
+class WechatSignIn(Request, kw_only=True):
+    code: Annotated[
+        str, Meta(min_length=1, max_length=128, description="The code from `wx.login()`.")
+    ]
+    district_code: DistrictCode | None = None
+
+
+class RefreshRequest(Request, kw_only=True):
+    refresh_token: OpaqueToken
+
+
+class TokenPair(Answer, kw_only=True):
+    access_token: Annotated[str, Meta(description="JWT for `Authorization: Bearer`.")]
+    token_type: Literal["Bearer"] = "Bearer"  # noqa: S105 (a scheme name, not a secret)
+    expires_in: Annotated[int, Meta(description="Seconds the access token lives.")]
+    refresh_token: Annotated[
+        str, Meta(description="Opaque; exchange once at /auth/refresh for a new pair.")
+    ]
+    refresh_expires_in: int
+    resident_id: str
+    new_account: bool = False
+
+
+# --- the resident --------------------------------------------------------------------------
+
+
+class Level(Answer, kw_only=True):
+    level: int
+    name: str
+    min_grams: int
+
+
+class Profile(Answer, kw_only=True):
+    resident_id: str
+    phone_masked: str | None = None
+    wechat_linked: bool = False
+    district_code: str | None = None
+    created_at: datetime
+    level: Level | None = None
+
+
+class ProfileUpdate(Request, kw_only=True):
+    district_code: DistrictCode | None = None
+
+
+class Export(Answer, kw_only=True):
+    """Everything the system holds about the caller, as one JSON document."""
+
+    exported_at: datetime
+    profile: Profile
+    data_sources: list[DataSource] = msgspec.field(default_factory=list)
+    balances: list[BalanceView] = msgspec.field(default_factory=list)
+    history: list[HistoryItem] = msgspec.field(default_factory=list)
+    ledger: list[dict[str, object]] = msgspec.field(default_factory=list)
+
+
+# --- data sources --------------------------------------------------------------------------
+
+
+class DataSource(Answer, kw_only=True):
+    operator_id: str
+    name: str
+    kinds: list[str] = msgspec.field(default_factory=list)
+    linked: bool = False
+    scope: list[str] = msgspec.field(default_factory=list)
+    subject_ref: Annotated[
+        str | None,
+        Meta(description="The pseudonymous reference this operator uses for the caller."),
+    ] = None
+    linked_at: datetime | None = None
+
+
+class LinkRequest(Request, kw_only=True):
+    scope: Annotated[
+        list[Annotated[str, Meta(min_length=1, max_length=64)]],
+        Meta(
+            min_length=1,
+            max_length=16,
+            description="What the resident consents to share, e.g. `trips`.",
+        ),
+    ]
+
+
+# --- activities ----------------------------------------------------------------------------
+
+
+class TrackPoint(msgspec.Struct, forbid_unknown_fields=True, array_like=False):
+    t: Annotated[datetime, Meta(description="RFC 3339 time with offset.", tz=True)]
+    lat: Annotated[float, Meta(ge=-90, le=90)]
+    lon: Annotated[float, Meta(ge=-180, le=180)]
+
+
+class TrackActivity(Request, kw_only=True, tag="track", tag_field="type"):
+    """A cycling or walking trip recorded by the app."""
+
+    mode: Literal["cycling", "walking"]
+    claimed_distance_m: Annotated[int, Meta(ge=1, le=500_000)]
+    points: Annotated[list[TrackPoint], Meta(min_length=2, max_length=20_000)]
+    client_ref: Annotated[str, Meta(min_length=1, max_length=128)] | None = None
+
+
+class StepsActivity(Request, kw_only=True, tag="steps", tag_field="type"):
+    """The day's step count from the phone's pedometer."""
+
+    day: date
+    steps: Annotated[int, Meta(ge=0, le=200_000)]
+
+
+Activity = TrackActivity | StepsActivity
+
+
+class TrackFinding(Answer, kw_only=True):
+    code: str
+    message: str
+
+
+class Verdict(Answer, kw_only=True):
+    event_id: str | None = None
+    status: Literal["accepted", "rejected", "pending"]
+    reason_code: str | None = None
+    reason: str | None = None
+    reduction_g: int = 0
+    points: int = 0
+    methodology_version: str | None = None
+    measured_distance_m: int | None = None
+    findings: list[TrackFinding] = msgspec.field(default_factory=list)
+
+
+# --- reads ---------------------------------------------------------------------------------
+
+
+class BalanceView(Answer, kw_only=True):
+    asset: str
+    posted: int
+    pending: int
+    available: int
+
+
+class Summary(Answer, kw_only=True):
+    total_reduction_g: int
+    points_available: int
+    points_pending: int
+    points_expiring_30d: int
+    district_code: str | None = None
+    district_rank: Annotated[
+        int | None, Meta(description="1 = most grams in the district; null when no district.")
+    ] = None
+    district_residents: int | None = None
+    level: Level | None = None
+    next_level: Level | None = None
+
+
+class HistoryItem(Answer, kw_only=True):
+    event_id: str
+    kind: str
+    mode: str | None = None
+    status: str
+    occurred_at: datetime
+    recorded_at: datetime | None = None
+    operator_id: str | None = None
+    distance_m: int | None = None
+    reduction_g: int = 0
+    points: int = 0
+    methodology_version: str | None = None
+    reason_code: str | None = None
+    reason: str | None = None
+
+
+class HistoryPage(Answer, kw_only=True):
+    items: list[HistoryItem]
+    next_cursor: Annotated[
+        str | None, Meta(description="Pass as `cursor` for the next page; null at the end.")
+    ] = None
+
+
+class MonthFigure(Answer, kw_only=True):
+    month: Annotated[str, Meta(pattern=r"^\d{4}-\d{2}$")]
+    mode: str
+    trips: int
+    distance_m: int
+    reduction_g: int
+    points: int
+
+
+class Monthly(Answer, kw_only=True):
+    months: list[MonthFigure]
+
+
+class LeaderboardEntry(Answer, kw_only=True):
+    rank: int
+    resident: Annotated[str, Meta(description="A pseudonymous label, never an identity.")]
+    reduction_g: int
+    me: bool = False
+
+
+class Leaderboard(Answer, kw_only=True):
+    district_code: str | None
+    entries: list[LeaderboardEntry]
+    my_rank: int | None = None
+    my_reduction_g: int | None = None
+
+
+class Levels(Answer, kw_only=True):
+    levels: list[Level]
