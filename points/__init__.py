@@ -1,0 +1,1 @@
+"""The regional ledger: accounts, transfers, holds, reversals, lots and expiry, the journal."""

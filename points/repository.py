@@ -1,0 +1,469 @@
+"""All of the ledger's SQL: explicit columns, ``$n`` parameters, set-wise statements.
+
+Every write path runs a constant number of statements whatever the batch size: arrays go in
+through ``unnest``. Accounts are upserted *and locked* in one statement, in the order of their
+sorted keys (``AccountKey`` order), so two batches touching the same accounts always lock them in
+the same order and cannot deadlock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from points.errors import (
+    AlreadyReversed,
+    HoldAlreadySettled,
+    InsufficientFunds,
+)
+from points.schemas import (
+    AccountKey,
+    Balance,
+    ExpiringLot,
+    Owner,
+    StatementEntry,
+    Transfer,
+)
+
+
+class AccountRow(msgspec.Struct, frozen=True):
+    id: int
+    key: AccountKey
+    flags: int
+    posted: int
+    pending_debits: int
+    carry_g: int
+
+
+class NewTransfer(msgspec.Struct, frozen=True, kw_only=True):
+    """A transfer row ready to insert (account ids resolved, hash computed)."""
+
+    idempotency_key: str
+    phase: str
+    kind: str
+    reason_code: str
+    asset: str
+    debit_account_id: int
+    credit_account_id: int
+    amount: int
+    source_ref: str | None
+    region_code: str
+    occurred_at: datetime
+    pending_id: int | None
+    reverses_id: int | None
+    timeout_at: datetime | None
+    hash: bytes
+    lot_expires_at: datetime | None  # set: the credit forms a lot expiring then
+
+
+def _map_errors(exc: asyncpg.PostgresError) -> Exception:
+    constraint: str | None = getattr(exc, "constraint_name", None)
+    if isinstance(exc, asyncpg.CheckViolationError) and constraint == (
+        "ledger_accounts_not_overdrawn"
+    ):
+        return InsufficientFunds("the debit would exceed the account's available balance")
+    if isinstance(exc, asyncpg.UniqueViolationError):
+        if constraint == "ledger_transfers_pending_id_key":
+            return HoldAlreadySettled("the hold was already posted or voided")
+        if constraint == "ledger_transfers_reverses_id_key":
+            return AlreadyReversed("the transfer was already reversed")
+    error: Exception = exc
+    return error
+
+
+_LOCK_ACCOUNTS = """
+INSERT INTO ledger_accounts (owner_type, owner_id, asset, flags)
+SELECT u.owner_type, u.owner_id, u.asset, u.flags
+FROM unnest($1::text[], $2::text[], $3::text[], $4::int[])
+     WITH ORDINALITY AS u(owner_type, owner_id, asset, flags, ord)
+ORDER BY u.ord
+ON CONFLICT (owner_type, owner_id, asset) DO UPDATE SET flags = ledger_accounts.flags
+RETURNING id, owner_type, owner_id, asset, flags, posted, pending_debits, carry_g
+"""
+
+
+async def lock_accounts(
+    conn: Any, keys: Sequence[AccountKey], flags: Sequence[int]
+) -> dict[AccountKey, AccountRow]:
+    """Create missing accounts and lock all of them, in the given (sorted, distinct) order."""
+    rows = await conn.fetch(
+        _LOCK_ACCOUNTS,
+        [k.owner_type for k in keys],
+        [k.owner_id for k in keys],
+        [k.asset for k in keys],
+        list(flags),
+    )
+    out: dict[AccountKey, AccountRow] = {}
+    for r in rows:
+        key = AccountKey(r["owner_type"], r["owner_id"], r["asset"])
+        out[key] = AccountRow(
+            r["id"], key, r["flags"], r["posted"], r["pending_debits"], r["carry_g"]
+        )
+    return out
+
+
+async def new_batch(conn: Any) -> int:
+    batch_id: int = await conn.fetchval("INSERT INTO ledger_batches DEFAULT VALUES RETURNING id")
+    return batch_id
+
+
+_INSERT_TRANSFERS = """
+WITH input AS (
+    SELECT * FROM unnest(
+        $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[],
+        $9::bigint[], $10::text[], $11::text[], $12::timestamptz[], $13::bigint[], $14::bigint[],
+        $15::timestamptz[], $16::bytea[], $17::timestamptz[]
+    ) WITH ORDINALITY AS u(idempotency_key, phase, kind, reason_code, asset, debit_account_id,
+        credit_account_id, amount, source_ref, region_code, occurred_at, pending_id,
+        reverses_id, timeout_at, hash, lot_expires_at, ord)
+),
+t AS (
+    INSERT INTO ledger_transfers (
+        batch_id, idempotency_key, phase, kind, reason_code, asset, debit_account_id,
+        credit_account_id, amount, source_ref, region_code, occurred_at, pending_id,
+        reverses_id, timeout_at, hash)
+    SELECT $1, idempotency_key, phase, kind, reason_code, asset, debit_account_id,
+        credit_account_id, amount, source_ref, region_code, occurred_at, pending_id,
+        reverses_id, timeout_at, hash
+    FROM input ORDER BY ord
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING id, idempotency_key, credit_account_id, amount, recorded_at
+),
+lots AS (
+    INSERT INTO point_lots (account_id, transfer_id, amount, remaining, earned_at, expires_at)
+    SELECT t.credit_account_id, t.id, t.amount, t.amount, t.recorded_at, i.lot_expires_at
+    FROM t JOIN input i ON i.idempotency_key = t.idempotency_key
+    WHERE i.lot_expires_at IS NOT NULL
+)
+SELECT id, idempotency_key, recorded_at FROM t
+"""
+
+
+async def insert_transfers(
+    conn: Any, batch_id: int, rows: Sequence[NewTransfer]
+) -> dict[str, tuple[int, datetime]]:
+    """Insert the transfers whose keys are new (and their lots); {key: (id, recorded_at)}."""
+    try:
+        result = await conn.fetch(
+            _INSERT_TRANSFERS,
+            batch_id,
+            [r.idempotency_key for r in rows],
+            [r.phase for r in rows],
+            [r.kind for r in rows],
+            [r.reason_code for r in rows],
+            [r.asset for r in rows],
+            [r.debit_account_id for r in rows],
+            [r.credit_account_id for r in rows],
+            [r.amount for r in rows],
+            [r.source_ref for r in rows],
+            [r.region_code for r in rows],
+            [r.occurred_at for r in rows],
+            [r.pending_id for r in rows],
+            [r.reverses_id for r in rows],
+            [r.timeout_at for r in rows],
+            [r.hash for r in rows],
+            [r.lot_expires_at for r in rows],
+        )
+    except asyncpg.PostgresError as exc:
+        raise _map_errors(exc) from exc
+    return {r["idempotency_key"]: (r["id"], r["recorded_at"]) for r in result}
+
+
+_APPLY_BALANCES = """
+UPDATE ledger_accounts a
+SET posted = a.posted + u.d_posted,
+    pending_debits = a.pending_debits + u.d_pending,
+    carry_g = coalesce(u.carry_g, a.carry_g)
+FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[])
+     AS u(id, d_posted, d_pending, carry_g)
+WHERE a.id = u.id
+"""
+
+
+async def apply_balances(
+    conn: Any,
+    ids: Sequence[int],
+    d_posted: Sequence[int],
+    d_pending: Sequence[int],
+    carry_g: Sequence[int | None],
+) -> None:
+    if not ids:
+        return
+    try:
+        await conn.execute(_APPLY_BALANCES, list(ids), list(d_posted), list(d_pending), carry_g)
+    except asyncpg.PostgresError as exc:
+        raise _map_errors(exc) from exc
+
+
+_CONSUME_LOTS = """
+WITH d AS (
+    SELECT * FROM unnest($1::bigint[], $2::bigint[]) AS u(account_id, total)
+),
+l AS (
+    SELECT p.id, p.remaining, d.total,
+           sum(p.remaining) OVER (PARTITION BY p.account_id ORDER BY p.expires_at, p.id)
+               - p.remaining AS before
+    FROM point_lots p JOIN d ON d.account_id = p.account_id
+    WHERE p.remaining > 0
+)
+UPDATE point_lots p
+SET remaining = p.remaining - least(l.remaining, l.total - l.before)
+FROM l
+WHERE p.id = l.id AND l.before < l.total
+"""
+
+
+async def consume_lots(conn: Any, account_ids: Sequence[int], amounts: Sequence[int]) -> None:
+    """Take ``amounts`` from each account's open lots, nearest expiry first (set-wise)."""
+    if account_ids:
+        await conn.execute(_CONSUME_LOTS, list(account_ids), list(amounts))
+
+
+_TRANSFER_COLUMNS = """
+    t.id, t.batch_id, t.idempotency_key, t.phase, t.kind, t.reason_code, t.asset, t.amount,
+    t.source_ref, t.region_code, t.occurred_at, t.recorded_at, t.pending_id, t.reverses_id,
+    t.timeout_at, t.hash, t.debit_account_id, t.credit_account_id,
+    da.owner_type AS debit_type, da.owner_id AS debit_id,
+    ca.owner_type AS credit_type, ca.owner_id AS credit_id
+"""
+_TRANSFER_FROM = """
+    ledger_transfers t
+    JOIN ledger_accounts da ON da.id = t.debit_account_id
+    JOIN ledger_accounts ca ON ca.id = t.credit_account_id
+"""
+
+
+class TransferRow(msgspec.Struct, frozen=True):
+    transfer: Transfer
+    batch_id: int
+    hash: bytes
+    debit_account_id: int
+    credit_account_id: int
+
+
+def _transfer_row(r: Any) -> TransferRow:
+    transfer = Transfer(
+        id=str(r["id"]),
+        idempotency_key=r["idempotency_key"],
+        phase=r["phase"],
+        kind=r["kind"],
+        reason_code=r["reason_code"],
+        asset=r["asset"],
+        debit=Owner(r["debit_type"], r["debit_id"]),
+        credit=Owner(r["credit_type"], r["credit_id"]),
+        amount=r["amount"],
+        source_ref=r["source_ref"],
+        region_code=r["region_code"],
+        occurred_at=r["occurred_at"],
+        recorded_at=r["recorded_at"],
+        pending_id=None if r["pending_id"] is None else str(r["pending_id"]),
+        reverses_id=None if r["reverses_id"] is None else str(r["reverses_id"]),
+        timeout_at=r["timeout_at"],
+    )
+    return TransferRow(
+        transfer, r["batch_id"], bytes(r["hash"]), r["debit_account_id"], r["credit_account_id"]
+    )
+
+
+async def transfers_by_keys(conn: Any, keys: Sequence[str]) -> list[TransferRow]:
+    rows = await conn.fetch(
+        f"SELECT {_TRANSFER_COLUMNS} FROM {_TRANSFER_FROM} WHERE t.idempotency_key = ANY($1)",
+        list(keys),
+    )
+    return [_transfer_row(r) for r in rows]
+
+
+async def transfer_by_id(conn: Any, transfer_id: int) -> TransferRow | None:
+    r = await conn.fetchrow(
+        f"SELECT {_TRANSFER_COLUMNS} FROM {_TRANSFER_FROM} WHERE t.id = $1", transfer_id
+    )
+    return None if r is None else _transfer_row(r)
+
+
+async def issuance_transfers(conn: Any, source_ref: str) -> list[TransferRow]:
+    rows = await conn.fetch(
+        f"SELECT {_TRANSFER_COLUMNS} FROM {_TRANSFER_FROM} "
+        "WHERE t.source_ref = $1 AND t.kind = 'issuance' ORDER BY t.id",
+        source_ref,
+    )
+    return [_transfer_row(r) for r in rows]
+
+
+async def settlement_of(conn: Any, hold_id: int) -> TransferRow | None:
+    """The post or void of a hold, if any."""
+    r = await conn.fetchrow(
+        f"SELECT {_TRANSFER_COLUMNS} FROM {_TRANSFER_FROM} WHERE t.pending_id = $1", hold_id
+    )
+    return None if r is None else _transfer_row(r)
+
+
+async def reversals_of(conn: Any, transfer_ids: Sequence[int]) -> list[int]:
+    rows = await conn.fetch(
+        "SELECT reverses_id FROM ledger_transfers WHERE reverses_id = ANY($1)", list(transfer_ids)
+    )
+    return [r["reverses_id"] for r in rows]
+
+
+async def timed_out_holds(conn: Any, now: datetime, limit: int) -> list[TransferRow]:
+    rows = await conn.fetch(
+        f"""
+        SELECT {_TRANSFER_COLUMNS} FROM {_TRANSFER_FROM}
+        WHERE t.phase = 'pending' AND t.timeout_at <= $1
+          AND NOT EXISTS (SELECT 1 FROM ledger_transfers s WHERE s.pending_id = t.id)
+        ORDER BY t.timeout_at, t.id
+        LIMIT $2
+        """,
+        now,
+        limit,
+    )
+    return [_transfer_row(r) for r in rows]
+
+
+async def accounts_with_expired_lots(conn: Any, now: datetime, limit: int) -> list[str]:
+    """Owner ids of resident POINT accounts holding expired, unspent points."""
+    rows = await conn.fetch(
+        """
+        SELECT a.owner_id
+        FROM (SELECT DISTINCT account_id FROM point_lots
+              WHERE remaining > 0 AND expires_at <= $1 LIMIT $2) l
+        JOIN ledger_accounts a ON a.id = l.account_id
+        ORDER BY a.owner_id
+        """,
+        now,
+        limit,
+    )
+    return [r["owner_id"] for r in rows]
+
+
+async def expired_totals(conn: Any, account_ids: Sequence[int], now: datetime) -> dict[int, int]:
+    rows = await conn.fetch(
+        """
+        SELECT account_id, sum(remaining)::bigint AS expired
+        FROM point_lots
+        WHERE account_id = ANY($1) AND remaining > 0 AND expires_at <= $2
+        GROUP BY account_id
+        """,
+        list(account_ids),
+        now,
+    )
+    return {r["account_id"]: r["expired"] for r in rows}
+
+
+# Reads ----------------------------------------------------------------------------------------
+
+
+async def balances(conn: Any, owner_type: str, owner_id: str) -> list[Balance]:
+    rows = await conn.fetch(
+        """
+        SELECT asset, posted, pending_debits FROM ledger_accounts
+        WHERE owner_type = $1 AND owner_id = $2 ORDER BY asset
+        """,
+        owner_type,
+        owner_id,
+    )
+    return [
+        Balance(r["asset"], r["posted"], r["pending_debits"], r["posted"] - r["pending_debits"])
+        for r in rows
+    ]
+
+
+async def account_id(conn: Any, owner_type: str, owner_id: str, asset: str) -> int | None:
+    value: int | None = await conn.fetchval(
+        "SELECT id FROM ledger_accounts WHERE owner_type = $1 AND owner_id = $2 AND asset = $3",
+        owner_type,
+        owner_id,
+        asset,
+    )
+    return value
+
+
+_STATEMENT = """
+SELECT t.id, t.phase, t.kind, t.reason_code, t.amount, t.debit_account_id, t.source_ref,
+       t.occurred_at, t.recorded_at, h.amount AS held,
+       CASE WHEN t.debit_account_id = $1 THEN ca.owner_type ELSE da.owner_type END AS cp_type,
+       CASE WHEN t.debit_account_id = $1 THEN ca.owner_id ELSE da.owner_id END AS cp_id
+FROM (
+    (SELECT id FROM ledger_transfers WHERE debit_account_id = $1 AND id < $2
+     ORDER BY id DESC LIMIT $3)
+    UNION ALL
+    (SELECT id FROM ledger_transfers WHERE credit_account_id = $1 AND id < $2
+     ORDER BY id DESC LIMIT $3)
+) s
+JOIN ledger_transfers t ON t.id = s.id
+JOIN ledger_accounts da ON da.id = t.debit_account_id
+JOIN ledger_accounts ca ON ca.id = t.credit_account_id
+LEFT JOIN ledger_transfers h ON h.id = t.pending_id
+ORDER BY t.id DESC
+LIMIT $3
+"""
+
+
+async def statement(conn: Any, account: int, before_id: int, limit: int) -> list[StatementEntry]:
+    rows = await conn.fetch(_STATEMENT, account, before_id, limit)
+    out: list[StatementEntry] = []
+    for r in rows:
+        debit = r["debit_account_id"] == account
+        phase = r["phase"]
+        amount = r["amount"]
+        delta = pending_delta = 0
+        if phase in ("posted", "post_pending"):
+            delta = -amount if debit else amount
+        if debit and phase == "pending":
+            pending_delta = amount
+        elif debit and phase in ("post_pending", "void_pending"):
+            pending_delta = -(r["held"] or 0)
+        out.append(
+            StatementEntry(
+                transfer_id=str(r["id"]),
+                phase=phase,
+                kind=r["kind"],
+                reason_code=r["reason_code"],
+                amount=amount,
+                delta=delta,
+                pending_delta=pending_delta,
+                counterparty=Owner(r["cp_type"], r["cp_id"]),
+                source_ref=r["source_ref"],
+                occurred_at=r["occurred_at"],
+                recorded_at=r["recorded_at"],
+            )
+        )
+    return out
+
+
+async def balance_as_of(conn: Any, account: int, at: datetime) -> tuple[int, int]:
+    """(posted, pending debits) of an account as recorded at ``at``."""
+    r = await conn.fetchrow(
+        """
+        SELECT
+          (SELECT coalesce(sum(CASE WHEN t.credit_account_id = $1 THEN t.amount
+                                    ELSE -t.amount END), 0)::bigint
+           FROM ledger_transfers t
+           WHERE (t.debit_account_id = $1 OR t.credit_account_id = $1)
+             AND t.phase IN ('posted', 'post_pending') AND t.recorded_at <= $2) AS posted,
+          (SELECT coalesce(sum(h.amount), 0)::bigint
+           FROM ledger_transfers h
+           WHERE h.debit_account_id = $1 AND h.phase = 'pending' AND h.recorded_at <= $2
+             AND NOT EXISTS (SELECT 1 FROM ledger_transfers s
+                             WHERE s.pending_id = h.id AND s.recorded_at <= $2)) AS pending
+        """,
+        account,
+        at,
+    )
+    return r["posted"], r["pending"]
+
+
+async def expiring_lots(conn: Any, account: int, until: datetime) -> list[ExpiringLot]:
+    rows = await conn.fetch(
+        """
+        SELECT expires_at, sum(remaining)::bigint AS amount FROM point_lots
+        WHERE account_id = $1 AND remaining > 0 AND expires_at <= $2
+        GROUP BY expires_at ORDER BY expires_at
+        """,
+        account,
+        until,
+    )
+    return [ExpiringLot(r["expires_at"], r["amount"]) for r in rows]
