@@ -467,3 +467,192 @@ async def expiring_lots(conn: Any, account: int, until: datetime) -> list[Expiri
         until,
     )
     return [ExpiringLot(r["expires_at"], r["amount"]) for r in rows]
+
+
+# Journal --------------------------------------------------------------------------------------
+
+_JOURNAL_LOCK = 0x6C656467  # "ledg": one sealer at a time
+
+
+async def try_journal_lock(conn: Any) -> bool:
+    got: bool = await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", _JOURNAL_LOCK)
+    return got
+
+
+async def journal_head(conn: Any) -> tuple[int, bytes] | None:
+    r = await conn.fetchrow(
+        "SELECT seq, block_hash FROM ledger_batches WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1"
+    )
+    return None if r is None else (r["seq"], bytes(r["block_hash"]))
+
+
+async def unsealed_batches(conn: Any, limit: int) -> list[int]:
+    rows = await conn.fetch(
+        "SELECT id FROM ledger_batches WHERE seq IS NULL ORDER BY id LIMIT $1", limit
+    )
+    return [r["id"] for r in rows]
+
+
+async def batch_leaves(conn: Any, batch_ids: Sequence[int]) -> dict[int, list[bytes]]:
+    """Stored transfer hashes of each batch, in transfer id order."""
+    rows = await conn.fetch(
+        "SELECT batch_id, hash FROM ledger_transfers WHERE batch_id = ANY($1) "
+        "ORDER BY batch_id, id",
+        list(batch_ids),
+    )
+    out: dict[int, list[bytes]] = {b: [] for b in batch_ids}
+    for r in rows:
+        out[r["batch_id"]].append(bytes(r["hash"]))
+    return out
+
+
+async def batch_transfer_ids(conn: Any, batch_id: int) -> list[int]:
+    rows = await conn.fetch(
+        "SELECT id FROM ledger_transfers WHERE batch_id = $1 ORDER BY id", batch_id
+    )
+    return [r["id"] for r in rows]
+
+
+async def seal_batches(
+    conn: Any,
+    ids: Sequence[int],
+    seqs: Sequence[int],
+    prev_hashes: Sequence[bytes],
+    roots: Sequence[bytes],
+    hashes: Sequence[bytes],
+    counts: Sequence[int],
+) -> None:
+    await conn.execute(
+        """
+        UPDATE ledger_batches b
+        SET seq = u.seq, prev_hash = u.prev_hash, merkle_root = u.merkle_root,
+            block_hash = u.block_hash, transfer_count = u.transfer_count, sealed_at = now()
+        FROM unnest($1::bigint[], $2::bigint[], $3::bytea[], $4::bytea[], $5::bytea[],
+                    $6::int[]) AS u(id, seq, prev_hash, merkle_root, block_hash, transfer_count)
+        WHERE b.id = u.id AND b.seq IS NULL
+        """,
+        list(ids),
+        list(seqs),
+        list(prev_hashes),
+        list(roots),
+        list(hashes),
+        list(counts),
+    )
+
+
+class BlockRow(msgspec.Struct, frozen=True):
+    batch_id: int
+    seq: int | None
+    prev_hash: bytes | None
+    merkle_root: bytes | None
+    block_hash: bytes | None
+    transfer_count: int | None
+
+
+def _block(r: Any) -> BlockRow:
+    def b(v: Any) -> bytes | None:
+        return None if v is None else bytes(v)
+
+    return BlockRow(
+        r["id"],
+        r["seq"],
+        b(r["prev_hash"]),
+        b(r["merkle_root"]),
+        b(r["block_hash"]),
+        r["transfer_count"],
+    )
+
+
+async def block(conn: Any, batch_id: int) -> BlockRow | None:
+    r = await conn.fetchrow(
+        "SELECT id, seq, prev_hash, merkle_root, block_hash, transfer_count "
+        "FROM ledger_batches WHERE id = $1",
+        batch_id,
+    )
+    return None if r is None else _block(r)
+
+
+# Audit (streamed; run inside a transaction for the cursors) ----------------------------------
+
+
+def sealed_blocks(conn: Any) -> Any:
+    """Async iterator of sealed blocks in chain order."""
+    return conn.cursor(
+        "SELECT id, seq, prev_hash, merkle_root, block_hash, transfer_count "
+        "FROM ledger_batches WHERE seq IS NOT NULL ORDER BY seq",
+        prefetch=5000,
+    )
+
+
+def block_of(r: Any) -> BlockRow:
+    return _block(r)
+
+
+def all_transfers(conn: Any) -> Any:
+    """Async iterator of every transfer with its owners, in (batch, id) order."""
+    return conn.cursor(
+        f"SELECT {_TRANSFER_COLUMNS} FROM {_TRANSFER_FROM} ORDER BY t.batch_id, t.id",
+        prefetch=20000,
+    )
+
+
+def transfer_of(r: Any) -> TransferRow:
+    return _transfer_row(r)
+
+
+async def balance_mismatches(conn: Any) -> list[dict[str, Any]]:
+    """Accounts whose stored balances differ from the ones re-derived from the transfers."""
+    rows = await conn.fetch(
+        """
+        WITH moves AS (
+            SELECT credit_account_id AS id, amount AS posted, 0::bigint AS pending
+            FROM ledger_transfers WHERE phase IN ('posted', 'post_pending')
+            UNION ALL
+            SELECT debit_account_id, -amount, 0 FROM ledger_transfers
+            WHERE phase IN ('posted', 'post_pending')
+            UNION ALL
+            SELECT h.debit_account_id, 0, h.amount FROM ledger_transfers h
+            WHERE h.phase = 'pending'
+              AND NOT EXISTS (SELECT 1 FROM ledger_transfers s WHERE s.pending_id = h.id)
+        ),
+        derived AS (
+            SELECT id, sum(posted)::bigint AS posted, sum(pending)::bigint AS pending
+            FROM moves GROUP BY id
+        )
+        SELECT a.id, a.owner_type, a.owner_id, a.asset, a.posted, a.pending_debits,
+               coalesce(d.posted, 0) AS derived_posted, coalesce(d.pending, 0) AS derived_pending
+        FROM ledger_accounts a LEFT JOIN derived d ON d.id = a.id
+        WHERE a.posted <> coalesce(d.posted, 0) OR a.pending_debits <> coalesce(d.pending, 0)
+        ORDER BY a.id
+        """
+    )
+    return [dict(r) for r in rows]
+
+
+async def asset_sums(conn: Any) -> dict[str, int]:
+    rows = await conn.fetch(
+        "SELECT asset, sum(posted)::bigint AS total FROM ledger_accounts GROUP BY asset"
+    )
+    return {r["asset"]: r["total"] for r in rows}
+
+
+async def overdrawn_accounts(conn: Any) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        "SELECT id, owner_type, owner_id, asset, posted, pending_debits FROM ledger_accounts "
+        "WHERE flags & 1 = 0 AND (posted < 0 OR posted - pending_debits < 0) ORDER BY id"
+    )
+    return [dict(r) for r in rows]
+
+
+async def lot_mismatches(conn: Any) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        """
+        SELECT a.id, a.owner_id, a.posted, coalesce(sum(l.remaining), 0)::bigint AS in_lots
+        FROM ledger_accounts a LEFT JOIN point_lots l ON l.account_id = a.id
+        WHERE a.owner_type = 'resident' AND a.asset = 'POINT'
+        GROUP BY a.id, a.owner_id, a.posted
+        HAVING a.posted <> coalesce(sum(l.remaining), 0)
+        ORDER BY a.id
+        """
+    )
+    return [dict(r) for r in rows]

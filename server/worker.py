@@ -23,7 +23,7 @@ from server.settings import Settings
 T = TypeVar("T")
 
 # Modules holding tasks; each may define BEAT = {name: {"task": ..., "schedule": seconds}}.
-TASK_MODULES: list[str] = ["server.tasks"]
+TASK_MODULES: list[str] = ["server.tasks", "points.tasks", "integrations.tasks"]
 
 
 def create_celery(settings: Settings) -> Celery:

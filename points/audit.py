@@ -1,0 +1,158 @@
+"""`tanpuhui audit`: verify the journal's hash chain and re-derive every balance.
+
+Read-only. Checks, in order:
+
+1. the chain: sequence numbers 1..n without gaps, each block's ``prev_hash`` is the previous
+   block's hash, each block hash re-computes from its fields;
+2. every transfer's content re-hashes to its stored hash, and each sealed batch's transfers
+   re-build its Merkle root and count (so an edited, deleted or inserted row is caught);
+3. every account's posted and pending balance equals the one re-derived from the transfers, per
+   asset the balances sum to zero, no account without the issuance flag is negative, and each
+   resident's unspent point lots add up to their posted points.
+
+Exit status 0 when everything holds, 1 with a report of every mismatch otherwise.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, TextIO
+
+import msgspec
+
+from points import merkle
+from points import repository as repo
+
+
+class AuditReport(msgspec.Struct):
+    blocks: int = 0
+    transfers: int = 0
+    unsealed_transfers: int = 0
+    accounts_checked: bool = False
+    problems: list[str] = msgspec.field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+_MAX_LISTED = 50
+
+
+async def audit(conn: Any) -> AuditReport:
+    report = AuditReport()
+    problems = report.problems
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        sealed: dict[int, repo.BlockRow] = {}
+        expected_seq, prev = 1, merkle.GENESIS
+        async for r in repo.sealed_blocks(conn):
+            blk = repo.block_of(r)
+            assert blk.seq is not None and blk.prev_hash is not None
+            assert blk.merkle_root is not None and blk.transfer_count is not None
+            report.blocks += 1
+            sealed[blk.batch_id] = blk
+            if blk.seq != expected_seq:
+                problems.append(f"block seq {blk.seq}: expected seq {expected_seq} (gap)")
+            if blk.prev_hash != prev:
+                problems.append(
+                    f"block seq {blk.seq}: prev_hash does not match block {blk.seq - 1}"
+                )
+            digest = merkle.block_hash(
+                seq=blk.seq,
+                prev_hash=blk.prev_hash,
+                merkle_root=blk.merkle_root,
+                batch_id=blk.batch_id,
+                transfer_count=blk.transfer_count,
+            )
+            if digest != blk.block_hash:
+                problems.append(f"block seq {blk.seq}: block hash does not re-compute")
+            expected_seq, prev = blk.seq + 1, blk.block_hash or b""
+
+        current: int | None = None
+        leaves: list[bytes] = []
+        seen: set[int] = set()
+
+        def close_batch(batch_id: int, leaves: list[bytes]) -> None:
+            seen.add(batch_id)
+            blk = sealed.get(batch_id)
+            if blk is None:
+                report.unsealed_transfers += len(leaves)
+                return
+            if blk.transfer_count != len(leaves):
+                problems.append(
+                    f"block seq {blk.seq}: {len(leaves)} transfers, sealed with "
+                    f"{blk.transfer_count}"
+                )
+            if merkle.merkle_root(leaves) != blk.merkle_root:
+                problems.append(f"block seq {blk.seq}: Merkle root does not re-compute")
+
+        async for r in repo.all_transfers(conn):
+            row = repo.transfer_of(r)
+            report.transfers += 1
+            leaf = merkle.transfer_leaf(row.transfer)
+            if leaf != row.hash:
+                problems.append(
+                    f"transfer {row.transfer.id}: content does not match its hash "
+                    f"(key {row.transfer.idempotency_key!r})"
+                )
+            if current is not None and row.batch_id != current:
+                close_batch(current, leaves)
+                leaves = []
+            current = row.batch_id
+            leaves.append(leaf)
+        if current is not None:
+            close_batch(current, leaves)
+        for batch_id, blk in sealed.items():
+            if batch_id not in seen and blk.transfer_count:
+                problems.append(f"block seq {blk.seq}: its {blk.transfer_count} transfers are gone")
+            if (
+                batch_id not in seen
+                and not blk.transfer_count
+                and (blk.merkle_root != merkle.EMPTY_ROOT)
+            ):
+                problems.append(f"block seq {blk.seq}: empty block with a non-empty root")
+
+        for m in (await repo.balance_mismatches(conn))[:_MAX_LISTED]:
+            problems.append(
+                f"account {m['id']} ({m['owner_type']}:{m['owner_id']} {m['asset']}): stored "
+                f"posted {m['posted']} pending {m['pending_debits']}, re-derived posted "
+                f"{m['derived_posted']} pending {m['derived_pending']}"
+            )
+        for asset, total in (await repo.asset_sums(conn)).items():
+            if total != 0:
+                problems.append(f"asset {asset}: balances sum to {total}, not 0")
+        for a in (await repo.overdrawn_accounts(conn))[:_MAX_LISTED]:
+            problems.append(
+                f"account {a['id']} ({a['owner_type']}:{a['owner_id']} {a['asset']}) is "
+                f"negative: posted {a['posted']} pending {a['pending_debits']}"
+            )
+        for lot in (await repo.lot_mismatches(conn))[:_MAX_LISTED]:
+            problems.append(
+                f"account {lot['id']} (resident:{lot['owner_id']} POINT): posted "
+                f"{lot['posted']} but {lot['in_lots']} in unspent lots"
+            )
+        report.accounts_checked = True
+    return report
+
+
+def print_report(report: AuditReport, out: TextIO) -> None:
+    status = "OK" if report.ok else "FAILED"
+    print(
+        f"ledger audit {status}: {report.blocks} blocks, {report.transfers} transfers "
+        f"({report.unsealed_transfers} not sealed yet), {len(report.problems)} problems",
+        file=out,
+    )
+    for problem in report.problems:
+        print(f"  - {problem}", file=out)
+
+
+async def run_audit_cli(database_url: str) -> int:
+    from server.db import connect
+
+    conn = await connect(database_url)
+    try:
+        report = await audit(conn)
+    finally:
+        await conn.close()
+    print_report(report, sys.stdout if report.ok else sys.stderr)
+    return 0 if report.ok else 1

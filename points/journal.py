@@ -1,0 +1,89 @@
+"""The hash-chained journal: sealing committed batches into blocks, inclusion proofs.
+
+Each write transaction inserts one ``ledger_batches`` row and tags its transfers with it (each
+transfer row also stores its content hash, computed before insert). Sealing happens after
+commit, by one sealer at a time (an advisory lock): unsealed batches, in id order, get the next
+sequence number, the previous block's hash and the Merkle root of their transfers' hashes.
+Sealing after commit keeps the chain's single point of serialisation out of the write path: the
+writers never wait for each other on the chain head. The periodic task ``points.seal_journal``
+seals every few seconds; :func:`seal` can also be called directly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from points import merkle
+from points import repository as repo
+from points.errors import BlockNotSealed, TransferNotFound
+from points.schemas import InclusionProof
+from server.db import Tx
+
+
+async def seal(tx: Tx, *, max_batches: int = 5000) -> int:
+    """Seal up to ``max_batches`` committed batches into blocks; returns how many were sealed.
+
+    Returns 0 at once if another sealer holds the journal lock.
+    """
+    conn = tx.conn
+    if not await repo.try_journal_lock(conn):
+        return 0
+    batches = await repo.unsealed_batches(conn, max_batches)
+    if not batches:
+        return 0
+    head = await repo.journal_head(conn)
+    seq, prev = head if head is not None else (0, merkle.GENESIS)
+    leaves = await repo.batch_leaves(conn, batches)
+    seqs: list[int] = []
+    prevs: list[bytes] = []
+    roots: list[bytes] = []
+    hashes: list[bytes] = []
+    counts: list[int] = []
+    for batch_id in batches:
+        seq += 1
+        root = merkle.merkle_root(leaves[batch_id])
+        digest = merkle.block_hash(
+            seq=seq,
+            prev_hash=prev,
+            merkle_root=root,
+            batch_id=batch_id,
+            transfer_count=len(leaves[batch_id]),
+        )
+        seqs.append(seq)
+        prevs.append(prev)
+        roots.append(root)
+        hashes.append(digest)
+        counts.append(len(leaves[batch_id]))
+        prev = digest
+    await repo.seal_batches(conn, batches, seqs, prevs, roots, hashes, counts)
+    return len(batches)
+
+
+async def inclusion_proof(conn: Any, transfer_id: str) -> InclusionProof:
+    """A proof that the transfer is in its block, checkable by ``merkle.verify_proof`` alone."""
+    try:
+        tid = int(transfer_id)
+    except ValueError:
+        raise TransferNotFound(f"no transfer {transfer_id!r}") from None
+    row = await repo.transfer_by_id(conn, tid)
+    if row is None:
+        raise TransferNotFound(f"no transfer {transfer_id!r}")
+    blk = await repo.block(conn, row.batch_id)
+    if blk is None or blk.seq is None:
+        raise BlockNotSealed(f"transfer {transfer_id} is not sealed into the journal yet")
+    assert blk.prev_hash is not None and blk.merkle_root is not None
+    assert blk.block_hash is not None and blk.transfer_count is not None
+    ids = await repo.batch_transfer_ids(conn, row.batch_id)
+    leaves = (await repo.batch_leaves(conn, [row.batch_id]))[row.batch_id]
+    index = ids.index(tid)
+    return InclusionProof(
+        transfer=row.transfer,
+        leaf_hash=row.hash.hex(),
+        batch_id=str(row.batch_id),
+        block_seq=blk.seq,
+        prev_hash=blk.prev_hash.hex(),
+        merkle_root=blk.merkle_root.hex(),
+        transfer_count=blk.transfer_count,
+        block_hash=blk.block_hash.hex(),
+        path=merkle.merkle_path(leaves, index),
+    )
