@@ -83,6 +83,9 @@ CATALOGUE: dict[str, ErrorCode] = {
     "district_invalid": ErrorCode(
         400, "District outside the region", "The district code is not in the programme's region."
     ),
+    "invalid_scope": ErrorCode(
+        400, "Invalid input", "Consent scope must be some of transit, cycling, walking, household."
+    ),
     "token_missing": ErrorCode(
         401, "Authentication required", "No `Authorization: Bearer <token>` header."
     ),
@@ -111,11 +114,16 @@ CATALOGUE: dict[str, ErrorCode] = {
     ),
     "role_required": ErrorCode(403, "Not allowed", "The token is not a resident's token."),
     "not_found": ErrorCode(404, "Not found", "No such item among the caller's own data."),
+    "unknown_operator": ErrorCode(404, "Not found", "No such operator to link."),
+    "link_not_found": ErrorCode(404, "Not found", "No active link to this operator."),
     "method_not_allowed": ErrorCode(405, "Method not allowed", "Wrong HTTP method."),
     "idempotency_key_reused": ErrorCode(
         409,
         "Idempotency key reused with a different request",
         "The same `Idempotency-Key` came with another body.",
+    ),
+    "concurrent_ingest": ErrorCode(
+        409, "Conflict", "The same activity arrived twice at once; send it again."
     ),
     "payload_too_large": ErrorCode(413, "Payload too large", "The body is too large."),
     "unsupported_media_type": ErrorCode(

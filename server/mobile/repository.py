@@ -230,3 +230,122 @@ def _board_key(district_code: str) -> str:
 
 async def leaderboard_remove(redis: Any, district_code: str, resident_id: str) -> None:
     await redis.zrem(_board_key(district_code), resident_id)
+
+
+async def leaderboard_state(
+    redis: Any, district_code: str, resident_id: str, score: int
+) -> tuple[bool, int | None, int]:
+    """Record the caller's fresh score; (board was built, 0-based rank, residents on it)."""
+    key = _board_key(district_code)
+    pipe = redis.pipeline(transaction=False)
+    pipe.exists(key + ":built")
+    pipe.zadd(key, {resident_id: score})
+    pipe.zrevrank(key, resident_id)
+    pipe.zcard(key)
+    built, _, rank, size = await pipe.execute()
+    return bool(built), rank, int(size)
+
+
+async def leaderboard_replace(
+    redis: Any, district_code: str, scores: dict[str, int], fresh_for_s: int
+) -> None:
+    key = _board_key(district_code)
+    pipe = redis.pipeline(transaction=True)
+    pipe.delete(key)
+    if scores:
+        pipe.zadd(key, scores)
+    pipe.set(key + ":built", b"1", ex=fresh_for_s)
+    await pipe.execute()
+
+
+async def leaderboard_top(redis: Any, district_code: str, limit: int) -> list[tuple[str, int]]:
+    rows = await redis.zrevrange(_board_key(district_code), 0, limit - 1, withscores=True)
+    return [(m.decode() if isinstance(m, bytes) else str(m), int(s)) for m, s in rows]
+
+
+# --- reads over the ledger and the events (read-only; owned by points/ and behaviours/) ---
+# The ledger exposes balances per owner; a district board needs every resident's total at once,
+# so this one query reads ledger_accounts directly (set-wise, never per resident).
+
+DISTRICT_TOTALS_SQL = """
+SELECT a.owner_id, a.posted
+FROM residents r
+JOIN ledger_accounts a
+  ON a.owner_type = 'resident' AND a.asset = 'CO2E_G' AND a.owner_id = r.id::text
+WHERE r.district_code = $1 AND r.deleted_at IS NULL AND a.posted > 0
+"""
+
+
+async def district_totals(conn: Any, district_code: str) -> dict[str, int]:
+    return {
+        r["owner_id"]: int(r["posted"])
+        for r in await conn.fetch(DISTRICT_TOTALS_SQL, district_code)
+    }
+
+
+_EVENT_COLUMNS = """
+    id::text AS event_id, kind, mode, status, started_at AS occurred_at,
+    received_at AS recorded_at, operator_id, distance_m, reduction_g, points,
+    CASE WHEN methodology_code IS NULL THEN NULL
+         ELSE methodology_code || '@' || methodology_version END AS methodology_version,
+    reason_code, reason_message AS reason
+"""
+
+
+async def history(
+    conn: Any,
+    resident_id: str,
+    *,
+    kind: str | None,
+    status: str | None,
+    before: tuple[datetime, str] | None,
+    limit: int,
+) -> list[Any]:
+    """The resident's events, newest first, keyset-paginated on (started_at, id)."""
+    return list(
+        await conn.fetch(
+            f"""
+            SELECT {_EVENT_COLUMNS}
+            FROM behaviour_events
+            WHERE resident_id = $1::uuid
+              AND ($2::text IS NULL OR kind = $2)
+              AND ($3::text IS NULL OR status = $3)
+              AND ($4::timestamptz IS NULL OR (started_at, id) < ($4, $5::uuid))
+            ORDER BY started_at DESC, id DESC
+            LIMIT $6
+            """,
+            resident_id,
+            kind,
+            status,
+            before[0] if before else None,
+            before[1] if before else None,
+            limit,
+        )
+    )
+
+
+async def event_of(conn: Any, resident_id: str, event_id: str) -> Any:
+    return await conn.fetchrow(
+        f"SELECT {_EVENT_COLUMNS} FROM behaviour_events "
+        "WHERE id = $1::uuid AND resident_id = $2::uuid",
+        event_id,
+        resident_id,
+    )
+
+
+async def monthly(conn: Any, resident_id: str, since: datetime) -> list[Any]:
+    """Accepted events per programme month (China Standard Time) and mode."""
+    return list(
+        await conn.fetch(
+            """
+            SELECT to_char(started_at AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM') AS month, mode,
+                   count(*) AS trips, coalesce(sum(distance_m), 0) AS distance_m,
+                   sum(reduction_g) AS reduction_g, sum(points) AS points
+            FROM behaviour_events
+            WHERE resident_id = $1::uuid AND status = 'accepted' AND started_at >= $2
+            GROUP BY 1, 2 ORDER BY 1 DESC, 2
+            """,
+            resident_id,
+            since,
+        )
+    )

@@ -7,12 +7,14 @@ never from a path or a parameter.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from litestar import Controller, Request, Router, delete, get, patch, post
+import msgspec
+from litestar import Controller, Request, Response, Router, delete, get, patch, post, put
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
+from litestar.params import Parameter
 
 from server.auth import JwtKeys, Principal, Role
 from server.db import Tx, transaction
@@ -21,21 +23,36 @@ from server.guards import provide_principal, roles
 from server.mobile import service
 from server.mobile.errors import CATALOGUE
 from server.mobile.schemas import (
+    Activity,
+    DataSource,
+    Export,
+    HistoryItem,
+    HistoryPage,
+    Leaderboard,
+    Levels,
+    LinkRequest,
+    Monthly,
     Profile,
     ProfileUpdate,
     RefreshRequest,
     SmsCodeRequest,
     SmsCodeSent,
     SmsSignIn,
+    Summary,
     TokenPair,
+    Verdict,
     WechatSignIn,
 )
+from server.mobile.tracks import REASONS as TRACK_REASONS
 from server.mobile.wechat import code2session
 from server.settings import Settings
 
 PREFIX = "/api/mobile/v1"
 _GUARDED = ("token_missing", "token_invalid", "token_expired", "role_required", "account_deleted")
 _ALWAYS = ("internal_error",)
+EventKind = Literal[
+    "transit_trip", "bike_trip", "walk", "daily_steps", "meter_reading", "ev_mileage"
+]
 
 
 def errors(*codes: str) -> dict[int, ResponseSpec]:
@@ -210,6 +227,185 @@ class ResidentController(Controller):
     ) -> None:
         await service.resident_row(tx.conn, principal.subject)
         await service.delete_account(tx, redis, principal.subject)
+
+    @get(
+        "/me/export",
+        summary="Everything kept about me, as one JSON document",
+        responses=errors(*_GUARDED),
+    )
+    async def export_me(
+        self, principal: NamedDependency[Principal], pool: NamedDependency[Any]
+    ) -> Export:
+        async with pool.acquire() as conn:
+            return await service.export(conn, principal.subject)
+
+    @get(
+        "/summary",
+        tags=["reads"],
+        summary="Totals: grams, points available / pending / expiring in 30 days, district rank",
+        responses=errors(*_GUARDED),
+    )
+    async def summary(
+        self,
+        principal: NamedDependency[Principal],
+        pool: NamedDependency[Any],
+        redis: NamedDependency[Any],
+    ) -> Summary:
+        async with pool.acquire() as conn:
+            return await service.summary(conn, redis, principal.subject)
+
+    @get(
+        "/history",
+        tags=["reads"],
+        summary="My activities, newest first, each with its verdict (cursor pagination)",
+        responses=errors(*_GUARDED, "validation_failed", "cursor_invalid"),
+    )
+    async def history(
+        self,
+        principal: NamedDependency[Principal],
+        pool: NamedDependency[Any],
+        kind: EventKind | None = None,
+        status: Literal["accepted", "rejected"] | None = None,
+        cursor: Annotated[str | None, Parameter(max_length=512)] = None,
+        limit: Annotated[int, Parameter(ge=1, le=100)] = 20,
+    ) -> HistoryPage:
+        async with pool.acquire() as conn:
+            return await service.history(
+                conn, principal.subject, kind=kind, status=status, cursor=cursor, limit=limit
+            )
+
+    @get(
+        "/history/{event_id:str}",
+        tags=["reads"],
+        summary="One of my activities",
+        responses=errors(*_GUARDED, "validation_failed", "not_found"),
+    )
+    async def history_item(
+        self, principal: NamedDependency[Principal], pool: NamedDependency[Any], event_id: str
+    ) -> HistoryItem:
+        async with pool.acquire() as conn:
+            return await service.history_item(conn, principal.subject, event_id)
+
+    @get(
+        "/monthly",
+        tags=["reads"],
+        summary="Accepted activities per month and mode",
+        responses=errors(*_GUARDED, "validation_failed"),
+    )
+    async def monthly(
+        self,
+        principal: NamedDependency[Principal],
+        pool: NamedDependency[Any],
+        months: Annotated[int, Parameter(ge=1, le=24)] = 12,
+    ) -> Monthly:
+        async with pool.acquire() as conn:
+            return await service.monthly(conn, principal.subject, months)
+
+    @get(
+        "/leaderboard",
+        tags=["reads"],
+        summary="My district's leaderboard by verified grams (others shown by nickname only)",
+        responses=errors(*_GUARDED, "validation_failed"),
+    )
+    async def leaderboard(
+        self,
+        principal: NamedDependency[Principal],
+        pool: NamedDependency[Any],
+        redis: NamedDependency[Any],
+        limit: Annotated[int, Parameter(ge=1, le=100)] = 20,
+    ) -> Leaderboard:
+        async with pool.acquire() as conn:
+            return await service.leaderboard(conn, redis, principal.subject, limit)
+
+    @get(
+        "/levels",
+        tags=["reads"],
+        summary="Growth levels by cumulative verified grams",
+        responses=errors(*_GUARDED),
+    )
+    async def growth_levels(self) -> Levels:
+        return Levels(levels=list(service.levels()))
+
+    @get(
+        "/data-sources",
+        tags=["data sources"],
+        summary="Operators I can link, and my links",
+        responses=errors(*_GUARDED),
+    )
+    async def data_sources(
+        self, principal: NamedDependency[Principal], pool: NamedDependency[Any]
+    ) -> list[DataSource]:
+        async with pool.acquire() as conn:
+            await service.resident_row(conn, principal.subject)
+            return await service.data_sources(conn, principal.subject)
+
+    @put(
+        "/data-sources/{operator_id:str}/link",
+        tags=["data sources"],
+        summary="Link an operator: consent to its data for a scope (yields my pseudonym there)",
+        responses=errors(*_GUARDED, "validation_failed", "invalid_scope", "unknown_operator"),
+    )
+    async def link(
+        self,
+        principal: NamedDependency[Principal],
+        tx: NamedDependency[Tx],
+        operator_id: str,
+        data: LinkRequest,
+    ) -> DataSource:
+        await service.resident_row(tx.conn, principal.subject)
+        return await service.link(tx, principal.subject, operator_id, data.scope)
+
+    @delete(
+        "/data-sources/{operator_id:str}/link",
+        status_code=204,
+        tags=["data sources"],
+        summary="Unlink an operator: its later events are rejected (`consent_revoked`)",
+        responses=errors(*_GUARDED, "validation_failed", "link_not_found"),
+    )
+    async def unlink(
+        self, principal: NamedDependency[Principal], tx: NamedDependency[Tx], operator_id: str
+    ) -> None:
+        await service.unlink(tx, principal.subject, operator_id)
+
+    @post(
+        "/activities",
+        status_code=200,
+        tags=["activities"],
+        summary="Report a GPS-tracked ride or walk, or the day's steps; the verdict comes back",
+        description=(
+            "Send `Idempotency-Key` (any unique string per activity): a retry with the same key "
+            "and body returns the first answer; the same key with another body is refused. "
+            "Track findings (reason codes): "
+            + ", ".join(f"`{code}`" for code in TRACK_REASONS)
+            + "; pipeline reasons are listed in the guide."
+        ),
+        responses=errors(
+            *_GUARDED, "validation_failed", "idempotency_key_reused", "concurrent_ingest"
+        ),
+    )
+    async def report(
+        self,
+        principal: NamedDependency[Principal],
+        tx: NamedDependency[Tx],
+        settings: NamedDependency[Settings],
+        data: Activity,
+        idempotency_key: Annotated[
+            str | None,
+            Parameter(header="Idempotency-Key", min_length=1, max_length=128, required=False),
+        ] = None,
+    ) -> Response[Verdict]:
+        scope = f"resident:{principal.subject}"
+        digest = service.request_hash("POST", "activities", msgspec.json.encode(data))
+        if idempotency_key:
+            stored = await service.replayed(tx, scope, idempotency_key, digest)
+            if stored is not None:
+                replay = msgspec.json.decode(stored[1], type=Verdict)
+                return Response(content=replay, status_code=stored[0])
+        verdict = await service.report_activity(tx, settings, principal.subject, data)
+        if idempotency_key:
+            body = msgspec.json.encode(verdict)
+            await service.remember(tx, scope, idempotency_key, digest, 200, body)
+        return Response(content=verdict, status_code=200)
 
 
 mobile_router = Router(path=PREFIX, route_handlers=[AuthController, ResidentController])

@@ -178,6 +178,9 @@ class Verdict(Answer, kw_only=True):
     methodology_version: str | None = None
     measured_distance_m: int | None = None
     findings: list[TrackFinding] = msgspec.field(default_factory=list)
+    duplicate: Annotated[
+        bool, Meta(description="True when this activity was already reported: same verdict.")
+    ] = False
 
 
 # --- reads ---------------------------------------------------------------------------------

@@ -6,24 +6,35 @@ No SQL strings and no Litestar here: storage goes through ``repository``, HTTP s
 
 from __future__ import annotations
 
+import base64
+import binascii
+import functools
 import hashlib
 import hmac
+import itertools
+import json
 import logging
 import re
 import secrets
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import msgspec
 
+import behaviours.service as behaviours
+import points.service as points_service
+from behaviours.events import BikeTrip, CanonicalEvent, DailySteps, Point, RoutePoint, Walk
+from behaviours.pipeline import default_cache
 from server.auth import JwtKeys, Role
 from server.db import Tx
-from server.errors import IdempotencyConflict
+from server.errors import IdempotencyConflict, NotFound
 from server.mobile import repository as repo
 from server.mobile.errors import (
     AccountGone,
+    BadCursor,
     BadDistrict,
     CodeAttemptsExceeded,
     CodeRejected,
@@ -31,11 +42,27 @@ from server.mobile.errors import (
     SmsRateLimited,
 )
 from server.mobile.schemas import (
+    BalanceView,
+    DataSource,
+    Export,
+    HistoryItem,
+    HistoryPage,
+    Leaderboard,
+    LeaderboardEntry,
+    Level,
+    MonthFigure,
+    Monthly,
     Profile,
     SmsCodeSent,
+    StepsActivity,
+    Summary,
     TokenPair,
+    TrackActivity,
+    TrackFinding,
+    Verdict,
 )
 from server.mobile.sms import gateway_from_settings
+from server.mobile.tracks import Fix, check_track
 from server.settings import Settings
 
 log = logging.getLogger("tanpuhui.mobile")
@@ -326,3 +353,335 @@ async def remember(
 
 def now_s() -> int:
     return int(time.time())
+
+
+# --- growth levels (data: levels.json) -----------------------------------------------------
+
+
+@functools.cache
+def levels() -> tuple[Level, ...]:
+    raw = json.loads((Path(__file__).parent / "levels.json").read_text(encoding="utf-8"))
+    found = tuple(msgspec.convert(x, Level) for x in raw["levels"])
+    assert found and found[0].min_grams == 0
+    assert all(a.min_grams < b.min_grams for a, b in itertools.pairwise(found))
+    return found
+
+
+def level_of(grams: int) -> tuple[Level, Level | None]:
+    """The level reached with ``grams`` and the next one (None at the top)."""
+    all_levels = levels()
+    reached = [lv for lv in all_levels if lv.min_grams <= grams]
+    current = reached[-1]
+    following = all_levels[len(reached)] if len(reached) < len(all_levels) else None
+    return current, following
+
+
+# --- reads ---------------------------------------------------------------------------------
+
+BOARD_FRESH_S = 300  # the district board is re-derived from the ledger at least this often
+
+
+def _balance(bals: list[Any], asset: str) -> Any:
+    return next(b for b in bals if b.asset == asset)
+
+
+async def _rank(
+    conn: Any, redis: Any, district: str | None, resident_id: str, grams: int
+) -> tuple[int | None, int | None]:
+    if not district:
+        return None, None
+    built, rank, size = await repo.leaderboard_state(redis, district, resident_id, grams)
+    if not built:
+        await rebuild_board(conn, redis, district)
+        built, rank, size = await repo.leaderboard_state(redis, district, resident_id, grams)
+    return (None if rank is None else rank + 1), size
+
+
+async def rebuild_board(conn: Any, redis: Any, district: str) -> None:
+    """Re-derive a district's board from the ledger (after Redis lost it, or when stale)."""
+    totals = await repo.district_totals(conn, district)
+    await repo.leaderboard_replace(redis, district, totals, BOARD_FRESH_S)
+
+
+async def summary(conn: Any, redis: Any, resident_id: str) -> Summary:
+    row = await resident_row(conn, resident_id)
+    bals = await points_service.balances(conn, "resident", resident_id)
+    grams = _balance(bals, "CO2E_G").posted
+    pts = _balance(bals, "POINT")
+    lots = await points_service.expiring(conn, "resident", resident_id, within_days=30)
+    rank, size = await _rank(conn, redis, row["district_code"], resident_id, grams)
+    current, following = level_of(grams)
+    return Summary(
+        total_reduction_g=grams,
+        points_available=pts.available,
+        points_pending=pts.pending,
+        points_expiring_30d=sum(lot.amount for lot in lots),
+        district_code=row["district_code"],
+        district_rank=rank,
+        district_residents=size,
+        level=current,
+        next_level=following,
+    )
+
+
+async def leaderboard(conn: Any, redis: Any, resident_id: str, limit: int) -> Leaderboard:
+    row = await resident_row(conn, resident_id)
+    district = row["district_code"]
+    if not district:
+        return Leaderboard(district_code=None, entries=[])
+    bals = await points_service.balances(conn, "resident", resident_id)
+    grams = _balance(bals, "CO2E_G").posted
+    rank, _ = await _rank(conn, redis, district, resident_id, grams)
+    top = await repo.leaderboard_top(redis, district, limit)
+    entries = [
+        LeaderboardEntry(
+            rank=i + 1,
+            resident="me" if member == resident_id else f"居民{_label(member)}",
+            reduction_g=score,
+            me=member == resident_id,
+        )
+        for i, (member, score) in enumerate(top)
+    ]
+    return Leaderboard(district_code=district, entries=entries, my_rank=rank, my_reduction_g=grams)
+
+
+def _label(resident_id: str) -> str:
+    # A stable, non-reversible nickname: other residents' ids never leave the server.
+    return hashlib.sha256(b"board:" + resident_id.encode()).hexdigest()[:6].upper()
+
+
+_cursor_encoder = msgspec.json.Encoder()
+
+
+class _HistoryCursor(msgspec.Struct, frozen=True):
+    s: datetime
+    i: str
+
+
+_cursor_decoder = msgspec.json.Decoder(_HistoryCursor)
+
+
+def _encode_cursor(at: datetime, event_id: str) -> str:
+    raw = _cursor_encoder.encode(_HistoryCursor(at, event_id))
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        c = _cursor_decoder.decode(raw)
+        uuid.UUID(c.i)
+    except (binascii.Error, msgspec.DecodeError, ValueError):
+        raise BadCursor("The cursor is not one this API gave out.") from None
+    if c.s.tzinfo is None:
+        raise BadCursor("The cursor is not one this API gave out.")
+    return c.s, c.i
+
+
+async def history(
+    conn: Any,
+    resident_id: str,
+    *,
+    kind: str | None,
+    status: str | None,
+    cursor: str | None,
+    limit: int,
+) -> HistoryPage:
+    before = _decode_cursor(cursor) if cursor else None
+    rows = await repo.history(
+        conn, resident_id, kind=kind, status=status, before=before, limit=limit + 1
+    )
+    items = [HistoryItem(**dict(r)) for r in rows[:limit]]
+    more = len(rows) > limit
+    last = items[-1] if items else None
+    return HistoryPage(
+        items=items,
+        next_cursor=_encode_cursor(last.occurred_at, last.event_id) if more and last else None,
+    )
+
+
+async def history_item(conn: Any, resident_id: str, event_id: str) -> HistoryItem:
+    try:
+        uuid.UUID(event_id)
+    except ValueError:
+        raise NotFound("No such event among yours.") from None
+    row = await repo.event_of(conn, resident_id, event_id)
+    if row is None:
+        raise NotFound("No such event among yours.")
+    return HistoryItem(**dict(row))
+
+
+async def monthly(conn: Any, resident_id: str, months: int) -> Monthly:
+    now = datetime.now(UTC)
+    since = (now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)) - timedelta(
+        days=31 * (months - 1) + 1
+    )
+    rows = await repo.monthly(conn, resident_id, since)
+    figures = [
+        MonthFigure(
+            month=r["month"],
+            mode=r["mode"],
+            trips=int(r["trips"]),
+            distance_m=int(r["distance_m"]),
+            reduction_g=int(r["reduction_g"]),
+            points=int(r["points"]),
+        )
+        for r in rows
+    ]
+    keep = sorted({f.month for f in figures}, reverse=True)[:months]
+    return Monthly(months=[f for f in figures if f.month in keep])
+
+
+# --- data sources --------------------------------------------------------------------------
+
+
+def _source(op: Any, link: Any | None) -> DataSource:
+    if link is None or link.revoked_at is not None:
+        return DataSource(operator_id=op.id, name=op.name, kinds=[op.kind])
+    return DataSource(
+        operator_id=op.id,
+        name=op.name,
+        kinds=[op.kind],
+        linked=True,
+        scope=list(link.scope),
+        subject_ref=link.subject_ref,
+        linked_at=link.granted_at,
+    )
+
+
+async def data_sources(conn: Any, resident_id: str) -> list[DataSource]:
+    links = {ln.operator_id: ln for ln in await behaviours.resident_links(conn, resident_id)}
+    return [_source(op, links.get(op.id)) for op in await behaviours.list_operators(conn)]
+
+
+async def link(tx: Tx, resident_id: str, operator_id: str, scope: list[str]) -> DataSource:
+    ln = await behaviours.link_operator(tx, resident_id, operator_id, scope)
+    log.info("operator linked", extra={"resident_id": resident_id, "operator_id": operator_id})
+    return DataSource(
+        operator_id=ln.operator_id,
+        name=ln.operator_name,
+        linked=True,
+        scope=list(ln.scope),
+        subject_ref=ln.subject_ref,
+        linked_at=ln.granted_at,
+    )
+
+
+async def unlink(tx: Tx, resident_id: str, operator_id: str) -> None:
+    await behaviours.unlink_operator(tx, resident_id, operator_id)
+    log.info("operator unlinked", extra={"resident_id": resident_id, "operator_id": operator_id})
+
+
+# --- self-reported activities --------------------------------------------------------------
+
+
+def _track_record_id(act: TrackActivity) -> str:
+    if act.client_ref:
+        return "app:" + act.client_ref
+    digest = hashlib.sha256(msgspec.json.encode(act)).hexdigest()[:32]
+    return "trk:" + digest
+
+
+async def report_activity(
+    tx: Tx, settings: Settings, resident_id: str, act: TrackActivity | StepsActivity
+) -> Verdict:
+    """Track checks first (their findings reject at once), then the behaviours pipeline."""
+    await resident_row(tx.conn, resident_id)
+    event: CanonicalEvent
+    measured: int | None = None
+    if isinstance(act, TrackActivity):
+        ref = await default_cache().get(tx.conn)
+        districts = ref.districts
+        inside = None
+        if not districts.empty:
+
+            def inside(lons: list[float], lats: list[float]) -> list[bool]:
+                return [code is not None for code in districts.locate(lons, lats)]
+
+        fixes = [Fix(p.t, p.lat, p.lon) for p in act.points]
+        report = check_track(act.mode, fixes, act.claimed_distance_m, inside)
+        measured = round(report.measured_m)
+        if not report.ok:
+            first = report.findings[0]
+            return Verdict(
+                status="rejected",
+                reason_code=first.code,
+                reason=first.message,
+                measured_distance_m=measured,
+                findings=[TrackFinding(code=f.code, message=f.message) for f in report.findings],
+            )
+        start, end = act.points[0], act.points[-1]
+        common: dict[str, Any] = {
+            "record_id": _track_record_id(act),
+            "subject": resident_id,
+            "started_at": start.t,
+            "ended_at": end.t,
+            "start": Point(lat=start.lat, lon=start.lon),
+            "end": Point(lat=end.lat, lon=end.lon),
+            "distance_m": measured,
+            "route": [RoutePoint(lat=p.lat, lon=p.lon, t=p.t) for p in act.points],
+        }
+        event = BikeTrip(mode="own_bike", **common) if act.mode == "cycling" else Walk(**common)
+    else:
+        event = DailySteps(
+            record_id=f"steps:{act.day.isoformat()}",
+            subject=resident_id,
+            day=act.day,
+            steps=act.steps,
+        )
+    [v] = await behaviours.ingest(
+        tx, behaviours.app_source(resident_id), [event], settings=settings
+    )
+    methodology = None
+    if v.event_id:
+        row = await repo.event_of(tx.conn, resident_id, v.event_id)
+        methodology = row["methodology_version"] if row else None
+    return Verdict(
+        event_id=v.event_id,
+        status="rejected" if v.status == "rejected" else "accepted",
+        reason_code=v.reason_code,
+        reason=v.message,
+        reduction_g=v.reduction_g,
+        points=v.points,
+        methodology_version=methodology,
+        measured_distance_m=measured,
+        duplicate=v.status == "duplicate",
+    )
+
+
+# --- export --------------------------------------------------------------------------------
+
+
+async def export(conn: Any, resident_id: str) -> Export:
+    row = await resident_row(conn, resident_id)
+    items: list[HistoryItem] = []
+    cursor: str | None = None
+    while True:
+        page = await history(conn, resident_id, kind=None, status=None, cursor=cursor, limit=500)
+        items.extend(page.items)
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    ledger: list[dict[str, object]] = []
+    for asset in ("CO2E_G", "POINT"):
+        lcursor: str | None = None
+        while True:
+            spage = await points_service.statement(
+                conn, "resident", resident_id, asset, cursor=lcursor, limit=500
+            )
+            ledger.extend({"asset": asset, **msgspec.to_builtins(e)} for e in spage.entries)
+            if spage.next_cursor is None:
+                break
+            lcursor = spage.next_cursor
+    bals = await points_service.balances(conn, "resident", resident_id)
+    return Export(
+        exported_at=datetime.now(UTC),
+        profile=profile_of(row),
+        data_sources=[s for s in await data_sources(conn, resident_id) if s.linked],
+        balances=[
+            BalanceView(asset=b.asset, posted=b.posted, pending=b.pending, available=b.available)
+            for b in bals
+        ],
+        history=items,
+        ledger=ledger,
+    )
