@@ -39,7 +39,10 @@ from server.redis import create_redis
 from server.settings import Settings
 
 # "module:attribute" of each surface's Router; each domain's routes.py owns its handlers.
-SURFACES: list[str] = ["server.mobile.routes:mobile_router"]
+SURFACES: list[str] = [
+    "server.mobile.routes:mobile_router",
+    "server.operators.routes:operators_router",
+]
 
 _RID_OK = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 

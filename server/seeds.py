@@ -10,7 +10,7 @@ import importlib
 from typing import Any
 
 # "module:function" of every package's seeder, in dependency order.
-SEEDERS: list[str] = []
+SEEDERS: list[str] = ["behaviours.service:seed"]
 
 
 async def apply_seeds(conn: Any) -> None:

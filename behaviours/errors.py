@@ -1,0 +1,48 @@
+"""Errors behaviours raises on purpose (problem+json through server.errors' one handler)."""
+
+from __future__ import annotations
+
+from server.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
+
+
+class TooManyRecords(PayloadTooLarge):
+    code = "too_many_records"
+    title = "Too many records in one batch"
+
+
+class BodyTooLarge(PayloadTooLarge):
+    code = "body_too_large"
+    title = "Request body too large"
+
+
+class InvalidRecords(InvalidInput):
+    code = "invalid_records"
+    title = "Records do not match the event schema"
+
+
+class ConcurrentIngest(Conflict):
+    """Another transaction credited an overlapping activity between our check and our insert;
+    nothing of this batch was kept, and sending it again is safe."""
+
+    code = "concurrent_ingest"
+    title = "Concurrent ingestion of the same activity; retry the batch"
+
+
+class UnknownOperator(NotFound):
+    code = "unknown_operator"
+    title = "Unknown operator"
+
+
+class FileNotFound(NotFound):
+    code = "file_not_found"
+    title = "No such file"
+
+
+class LinkNotFound(NotFound):
+    code = "link_not_found"
+    title = "No such link"
+
+
+class InvalidScope(InvalidInput):
+    code = "invalid_scope"
+    title = "Invalid consent scope"

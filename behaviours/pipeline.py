@@ -1,0 +1,418 @@
+"""The ingestion pipeline: one batch, set-wise, inside the caller's transaction.
+
+Database round trips per batch are constant whatever its size: reference token, links, usage
+lock, known records, overlapping trips, credited activities, meter history (only when the batch
+has such events), the ledger's bulk issuance, the event insert and the usage update. The rules
+run in Python between them (see rules.py / quantify.py and docs/behaviours.md).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from behaviours import repository as repo
+from behaviours.errors import ConcurrentIngest
+from behaviours.events import CanonicalEvent, Source, Verdict
+from behaviours.quantify import (
+    Usage,
+    apply_caps,
+    decode_usage,
+    encode_usage,
+    household,
+    quantify,
+)
+from behaviours.reference import Districts, Factor, Methodologies, Reference, TransitNetwork
+from behaviours.rules import (
+    TRIP_KINDS,
+    Item,
+    Reason,
+    attach_methodology,
+    attribute_districts,
+    check_distance_speed,
+    check_times,
+    derive_transit,
+    programme_day,
+    trip_key,
+)
+from points.schemas import Issuance, PointsPolicy
+from points.service import issue_reductions
+from server.db import Tx
+from server.settings import Settings
+
+APP_OPERATOR_ID = "resident-app"
+
+
+class ReferenceCache:
+    """This process's copy of the reference data, reloaded when the token in the database moves."""
+
+    def __init__(self) -> None:
+        self._ref: Reference | None = None
+
+    async def get(self, conn: Any) -> Reference:
+        token = await repo.reference_token(conn) or ""
+        if self._ref is None or self._ref.token != token:
+            self._ref = await _load_reference(conn, token)
+        return self._ref
+
+
+async def _load_reference(conn: Any, token: str) -> Reference:
+    factors = [
+        Factor(
+            code=r["code"],
+            version=r["version"],
+            mode=r["mode"],
+            behaviour=r["behaviour"],
+            unit=r["unit"],
+            factor_g=r["factor_g"],
+            project_g_per_kwh=r["project_g_per_kwh"],
+            min_distance_m=r["min_distance_m"],
+            max_distance_m=r["max_distance_m"],
+            max_speed_kmh=r["max_speed_kmh"],
+            effective_from=r["effective_from"],
+            effective_to=r["effective_to"],
+        )
+        for r in await repo.load_factors(conn)
+    ]
+    caps = [tuple(r) for r in await repo.load_caps(conn)]
+    districts = Districts([(r["code"], r["geometry"]) for r in await repo.load_districts(conn)])
+    stops, shapes, trips, times = await repo.load_gtfs(conn)
+    feeds = {r["feed"] for r in stops}
+    networks = {
+        feed: TransitNetwork.build(
+            [(r["stop_id"], r["lat"], r["lon"]) for r in stops if r["feed"] == feed],
+            [(r["shape_id"], r["geometry"]) for r in shapes if r["feed"] == feed],
+            [(r["trip_id"], r["route_id"], r["shape_id"]) for r in trips if r["feed"] == feed],
+            [
+                (r["trip_id"], r["stop_sequence"], r["stop_id"], r["shape_dist_traveled"])
+                for r in times
+                if r["feed"] == feed
+            ],
+        )
+        for feed in feeds
+    }
+    operators = {r["id"]: r for r in await repo.list_all_operators(conn)}
+    return Reference(
+        token=token,
+        methodologies=Methodologies(factors, caps),
+        districts=districts,
+        networks=networks,
+        operators=operators,
+    )
+
+
+_default_cache: ReferenceCache | None = None
+
+
+def default_cache() -> ReferenceCache:
+    global _default_cache
+    if _default_cache is None:
+        _default_cache = ReferenceCache()
+    return _default_cache
+
+
+def _consent(items: list[Item], links: dict[str, Any]) -> dict[str, str | None]:
+    homes: dict[str, str | None] = {}
+    for it in items:
+        link = links.get(it.event.subject)
+        if link is None or link["deleted_at"] is not None:
+            it.reject(Reason.UNKNOWN_SUBJECT)
+            continue
+        it.resident_id = link["resident_id"]
+        homes[link["resident_id"]] = link["district_code"]
+        if link["revoked_at"] is not None:
+            it.reject(Reason.CONSENT_REVOKED)
+        elif it.behaviour not in link["scope"] and "*" not in link["scope"]:
+            it.reject(Reason.SCOPE_NOT_GRANTED)
+        elif it.started_at < link["granted_at"]:
+            it.reject(Reason.BEFORE_CONSENT)
+    return homes
+
+
+def _activity_key(it: Item, operator_id: str) -> str | None:
+    if it.kind == "daily_steps":
+        return f"steps:{it.resident_id}:{programme_day(it.started_at).isoformat()}"
+    if it.kind == "meter_reading":
+        return f"meter:{operator_id}:{it.mode}:{it.account}:{it.started_at.isoformat()}"
+    if it.kind == "ev_mileage":
+        return f"nev:{operator_id}:{it.account}:{it.started_at.isoformat()}"
+    return None
+
+
+async def _double_counting(conn: Any, items: list[Item], operator_id: str) -> None:
+    """Overlapping trips and already-credited activities, in the database and in the batch."""
+    trips = [it for it in items if it.ok and it.kind in TRIP_KINDS and it.resident_id]
+    for it in trips:
+        assert it.resident_id is not None
+        it.trip_key = trip_key(it.resident_id, it.started_at, it.ended_at)
+    if trips:
+        for pos in await repo.overlapping(conn, [it.trip_key or "" for it in trips]):
+            trips[pos].reject(Reason.OVERLAPPING_ACTIVITY)
+        last_end: dict[str, datetime] = {}
+        for it in sorted(trips, key=lambda i: (i.resident_id or "", i.started_at)):
+            if not it.ok:
+                continue
+            rid = it.resident_id or ""
+            if rid in last_end and it.started_at < last_end[rid]:
+                it.reject(Reason.OVERLAPPING_ACTIVITY)
+            else:
+                last_end[rid] = max(it.ended_at, it.started_at + timedelta(seconds=1))
+    keyed = [it for it in items if it.ok and it.kind not in TRIP_KINDS]
+    for it in keyed:
+        it.activity_key = _activity_key(it, operator_id)
+    if keyed:
+        known = await repo.existing_activities(conn, [it.activity_key or "" for it in keyed])
+        for it in keyed:
+            if it.activity_key in known:
+                it.reject(Reason.ALREADY_CREDITED)
+            elif it.activity_key:
+                known.add(it.activity_key)
+
+
+async def ingest(
+    tx: Tx,
+    source: Source,
+    events: Sequence[CanonicalEvent],
+    *,
+    settings: Settings,
+    cache: ReferenceCache | None = None,
+    now: datetime | None = None,
+) -> list[Verdict]:
+    """Verify, quantify, store and credit ``events`` from ``source``; one verdict per event,
+    in order. Accepted events are credited through the ledger in this same transaction."""
+    conn = tx.conn
+    now = now or datetime.now(UTC)
+    ingest_settings = settings.ingest
+    ref = await (cache or default_cache()).get(conn)
+    operator = ref.operators.get(source.operator_id)
+    feed = operator["gtfs_feed"] if operator is not None else None
+
+    items: list[Item] = []
+    first_of: dict[str, Item] = {}
+    repeats: dict[int, Item] = {}
+    for pos, ev in enumerate(events):
+        it = Item(pos, ev)
+        if ev.record_id in first_of:
+            repeats[pos] = first_of[ev.record_id]
+        else:
+            first_of[ev.record_id] = it
+            items.append(it)
+
+    # Who: links (one query) or the resident's own app.
+    if source.resident_id is not None:
+        home = await repo.resident_home(conn, source.resident_id)
+        homes = {source.resident_id: home["district_code"] if home else None}
+        for it in items:
+            it.resident_id = source.resident_id
+            if home is None or home["deleted_at"] is not None:
+                it.reject(Reason.UNKNOWN_SUBJECT)
+    else:
+        subjects = list({it.event.subject for it in items})
+        links = {
+            r["subject_ref"]: r
+            for r in await repo.resolve_subjects(conn, source.operator_id, subjects)
+        }
+        homes = _consent(items, links)
+
+    check_times(items, now, ingest_settings.future_skew_s, ingest_settings.claim_window_days)
+    attach_methodology(items, ref)
+    derive_transit(items, ref, feed)
+    check_distance_speed(items)
+    attribute_districts(items, ref, homes)
+    for it in items:
+        if it.ok and it.kind != "meter_reading":
+            quantify(it)
+
+    # From here on, per resident, one batch at a time: lock their usage rows (id order).
+    residents = sorted({it.resident_id for it in items if it.resident_id})
+    usage_text = await repo.lock_usage(conn, residents)
+    known = {
+        r["record_id"]: r
+        for r in await repo.existing_records(conn, source.operator_id, list(first_of))
+    }
+    fresh = [it for it in items if it.event.record_id not in known]
+    await _double_counting(conn, fresh, source.operator_id)
+
+    meters = [it for it in fresh if it.ok and it.kind == "meter_reading"]
+    if meters:
+        since = min(it.started_at for it in meters) - timedelta(days=2 * 366 + 31)
+        until = max(it.started_at for it in meters) - timedelta(days=300)
+        history = await repo.meter_history(
+            conn,
+            source.operator_id,
+            [it.mode for it in meters],
+            [it.account or "" for it in meters],
+            since,
+            until,
+        )
+        household(meters, history, ingest_settings)
+
+    usage: dict[str, Usage] = {r: decode_usage(usage_text.get(r)) for r in residents}
+    changed = apply_caps([it for it in fresh if it.ok], ref, usage)
+
+    # Credit, then store (the stored rows carry the points the ledger gave).
+    for it in fresh:
+        it.event_id = str(uuid.uuid4())
+        if it.district is None:
+            it.district = settings.region_code
+    accepted = [it for it in fresh if it.ok]
+    if accepted:
+        policy = PointsPolicy.from_settings(settings.points)
+        results = await issue_reductions(
+            tx,
+            [
+                Issuance(
+                    resident_id=it.resident_id or "",
+                    reduction_g=it.reduction_g,
+                    source_ref=it.event_id,
+                    region_code=it.district or settings.region_code,
+                    occurred_at=it.started_at,
+                )
+                for it in accepted
+            ],
+            policy,
+        )
+        points = {r.source_ref: r.points for r in results}
+        for it in accepted:
+            it.points = points.get(it.event_id, 0)
+    inserted = await repo.insert_events(conn, _columns(fresh, source.operator_id, now))
+    raced: set[str] = set()
+    for it in fresh:
+        if it.event_id not in inserted:
+            if it.ok:
+                raise ConcurrentIngest(
+                    f"Record {it.event.record_id!r} collided with a concurrent batch; "
+                    "nothing was kept, send the batch again."
+                )
+            raced.add(it.event.record_id)
+    if changed:
+        today = programme_day(now)
+        ids = sorted(changed)
+        await repo.save_usage(
+            conn,
+            ids,
+            [encode_usage(usage[r], today, ingest_settings.claim_window_days) for r in ids],
+        )
+    return _verdicts(len(events), items, repeats, known, raced)
+
+
+def _verdict(it: Item) -> Verdict:
+    if it.ok:
+        return Verdict(
+            record_id=it.event.record_id,
+            status="accepted",
+            event_id=it.event_id,
+            reduction_g=it.reduction_g,
+            points=it.points,
+        )
+    return Verdict(
+        record_id=it.event.record_id,
+        status="rejected",
+        event_id=it.event_id,
+        reason_code=str(it.reason),
+        message=it.message,
+    )
+
+
+def _verdicts(
+    n: int,
+    items: list[Item],
+    repeats: dict[int, Item],
+    known: dict[str, Any],
+    raced: set[str],
+) -> list[Verdict]:
+    out: list[Verdict | None] = [None] * n
+    for it in items:
+        rid = it.event.record_id
+        row = known.get(rid)
+        if row is not None:
+            out[it.pos] = Verdict(
+                record_id=rid,
+                status="duplicate",
+                event_id=row["id"],
+                reduction_g=row["reduction_g"],
+                points=row["points"],
+                reason_code=row["reason_code"],
+                message=row["reason_message"],
+            )
+        elif rid in raced:
+            out[it.pos] = Verdict(record_id=rid, status="duplicate")
+        else:
+            out[it.pos] = _verdict(it)
+    for pos, first in repeats.items():
+        v = out[first.pos]
+        assert v is not None
+        out[pos] = Verdict(
+            record_id=v.record_id,
+            status="duplicate",
+            event_id=v.event_id,
+            reduction_g=v.reduction_g,
+            points=v.points,
+            reason_code=v.reason_code,
+            message=v.message,
+        )
+    return [v for v in out if v is not None]
+
+
+def _columns(items: list[Item], operator_id: str, now: datetime) -> list[list[Any]]:
+    cols: list[list[Any]] = [[] for _ in repo.EVENT_COLUMNS]
+    (
+        c_id,
+        c_op,
+        c_rec,
+        c_sub,
+        c_res,
+        c_kind,
+        c_mode,
+        c_beh,
+        c_start,
+        c_end,
+        c_recv,
+        c_status,
+        c_reason,
+        c_msg,
+        c_dist,
+        c_dsrc,
+        c_qty,
+        c_acct,
+        c_district,
+        c_mcode,
+        c_mver,
+        c_factor,
+        c_red,
+        c_pts,
+        c_trip,
+        c_act,
+    ) = cols
+    for it in items:
+        ok = it.ok
+        f = it.factor
+        c_id.append(it.event_id)
+        c_op.append(operator_id)
+        c_rec.append(it.event.record_id)
+        c_sub.append(it.event.subject)
+        c_res.append(it.resident_id)
+        c_kind.append(it.kind)
+        c_mode.append(it.mode)
+        c_beh.append(it.behaviour)
+        c_start.append(it.started_at)
+        c_end.append(max(it.ended_at, it.started_at))
+        c_recv.append(now)
+        c_status.append("accepted" if ok else "rejected")
+        c_reason.append(None if ok else str(it.reason))
+        c_msg.append(None if ok else it.message)
+        c_dist.append(it.distance_m)
+        c_dsrc.append(it.distance_source)
+        c_qty.append(it.quantity)
+        c_acct.append(it.account)
+        c_district.append(it.district)
+        c_mcode.append(f.code if f else None)
+        c_mver.append(f.version if f else None)
+        c_factor.append(f.factor_g if f else None)
+        c_red.append(it.reduction_g if ok else 0)
+        c_pts.append(it.points if ok else 0)
+        c_trip.append(it.trip_key if ok else None)
+        c_act.append(it.activity_key if ok else None)
+    return cols

@@ -1,0 +1,645 @@
+"""All SQL of behaviours: set-wise statements over whole batches (``unnest``, ``ANY``), never one
+query per event. Functions take an asyncpg connection (``tx.conn`` inside a transaction)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+# --- reference data ------------------------------------------------------------------------
+
+
+async def reference_token(conn: Any) -> str | None:
+    token = await conn.fetchval("SELECT token::text FROM behaviour_reference")
+    return str(token) if token is not None else None
+
+
+async def touch_reference(conn: Any) -> None:
+    await conn.execute(
+        """
+        INSERT INTO behaviour_reference (id, token, changed_at)
+        VALUES (true, gen_random_uuid(), now())
+        ON CONFLICT (id) DO UPDATE SET token = gen_random_uuid(), changed_at = now()
+        """
+    )
+
+
+async def load_factors(conn: Any) -> list[Any]:
+    return list(
+        await conn.fetch(
+            """
+            SELECT f.code, f.version, f.mode, f.behaviour, f.unit, f.factor_g,
+                   f.project_g_per_kwh, f.min_distance_m, f.max_distance_m, f.max_speed_kmh,
+                   m.effective_from, m.effective_to
+            FROM methodology_factors f
+            JOIN methodologies m USING (code, version)
+            """
+        )
+    )
+
+
+async def load_caps(conn: Any) -> list[Any]:
+    return list(
+        await conn.fetch(
+            "SELECT code, version, behaviour, daily_cap_g, yearly_cap_g, daily_max_events "
+            "FROM methodology_caps"
+        )
+    )
+
+
+async def load_districts(conn: Any) -> list[Any]:
+    return list(await conn.fetch("SELECT code, geometry FROM districts ORDER BY code"))
+
+
+async def load_gtfs(conn: Any) -> tuple[list[Any], list[Any], list[Any], list[Any]]:
+    stops = await conn.fetch("SELECT feed, stop_id, lat, lon FROM gtfs_stops")
+    shapes = await conn.fetch("SELECT feed, shape_id, geometry FROM gtfs_shapes")
+    trips = await conn.fetch("SELECT feed, trip_id, route_id, shape_id FROM gtfs_trips")
+    times = await conn.fetch(
+        "SELECT feed, trip_id, stop_sequence, stop_id, shape_dist_traveled FROM gtfs_stop_times"
+    )
+    return list(stops), list(shapes), list(trips), list(times)
+
+
+async def insert_methodology(conn: Any, m: dict[str, Any]) -> bool:
+    """Insert one methodology version with its factors and caps unless it exists already
+    (an administrator's edits are never overwritten). True when inserted."""
+    inserted = await conn.fetchval(
+        """
+        INSERT INTO methodologies (code, version, title, effective_from, effective_to, source)
+        VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (code, version) DO NOTHING
+        RETURNING true
+        """,
+        m["code"],
+        m["version"],
+        m["title"],
+        m["effective_from"],
+        m["effective_to"],
+        m["source"],
+    )
+    if not inserted:
+        return False
+    await conn.executemany(
+        """
+        INSERT INTO methodology_factors (code, version, mode, behaviour, unit, factor_g,
+            project_g_per_kwh, min_distance_m, max_distance_m, max_speed_kmh, source)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+        """,
+        [
+            (
+                m["code"],
+                m["version"],
+                f["mode"],
+                f["behaviour"],
+                f["unit"],
+                f["factor_g"],
+                f.get("project_g_per_kwh"),
+                f.get("min_distance_m"),
+                f.get("max_distance_m"),
+                f.get("max_speed_kmh"),
+                f["source"],
+            )
+            for f in m["factors"]
+        ],
+    )
+    await conn.executemany(
+        """
+        INSERT INTO methodology_caps (code, version, behaviour, daily_cap_g, yearly_cap_g,
+            daily_max_events, source)
+        VALUES ($1, $2, $3, $4, $5, $6, $7)
+        """,
+        [
+            (
+                m["code"],
+                m["version"],
+                c["behaviour"],
+                c.get("daily_cap_g"),
+                c.get("yearly_cap_g"),
+                c.get("daily_max_events"),
+                c["source"],
+            )
+            for c in m.get("caps", [])
+        ],
+    )
+    return True
+
+
+async def list_methodologies(conn: Any) -> list[Any]:
+    return list(
+        await conn.fetch(
+            "SELECT code, version, title, effective_from, effective_to, source "
+            "FROM methodologies ORDER BY code, version"
+        )
+    )
+
+
+# --- districts and GTFS (written by integrations through the service) -----------------------
+
+
+async def upsert_districts(conn: Any, rows: Sequence[tuple[str, str, str | None, bytes]]) -> None:
+    await conn.execute(
+        """
+        INSERT INTO districts (code, name, parent_code, geometry)
+        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[])
+        ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name,
+            parent_code = EXCLUDED.parent_code, geometry = EXCLUDED.geometry, imported_at = now()
+        """,
+        [r[0] for r in rows],
+        [r[1] for r in rows],
+        [r[2] for r in rows],
+        [r[3] for r in rows],
+    )
+
+
+async def replace_gtfs(
+    conn: Any,
+    feed: str,
+    stops: Sequence[tuple[str, str, float, float]],
+    shapes: Sequence[tuple[str, bytes]],
+    trips: Sequence[tuple[str, str, str | None]],
+    stop_times: Sequence[tuple[str, int, str, float | None]],
+) -> None:
+    for table in ("gtfs_stop_times", "gtfs_trips", "gtfs_shapes", "gtfs_stops"):
+        await conn.execute(f"DELETE FROM {table} WHERE feed = $1", feed)
+    await conn.copy_records_to_table(
+        "gtfs_stops",
+        records=[(feed, *s) for s in stops],
+        columns=["feed", "stop_id", "name", "lat", "lon"],
+    )
+    await conn.copy_records_to_table(
+        "gtfs_shapes",
+        records=[(feed, *s) for s in shapes],
+        columns=["feed", "shape_id", "geometry"],
+    )
+    await conn.copy_records_to_table(
+        "gtfs_trips",
+        records=[(feed, *t) for t in trips],
+        columns=["feed", "trip_id", "route_id", "shape_id"],
+    )
+    await conn.copy_records_to_table(
+        "gtfs_stop_times",
+        records=[(feed, *t) for t in stop_times],
+        columns=["feed", "trip_id", "stop_sequence", "stop_id", "shape_dist_traveled"],
+    )
+
+
+# --- operators and keys ----------------------------------------------------------------------
+
+
+async def insert_operator(
+    conn: Any, operator_id: str, name: str, kind: str, region_code: str, gtfs_feed: str | None
+) -> None:
+    await conn.execute(
+        """
+        INSERT INTO operators (id, name, kind, region_code, gtfs_feed) VALUES ($1, $2, $3, $4, $5)
+        ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, kind = EXCLUDED.kind,
+            region_code = EXCLUDED.region_code, gtfs_feed = EXCLUDED.gtfs_feed
+        """,
+        operator_id,
+        name,
+        kind,
+        region_code,
+        gtfs_feed,
+    )
+
+
+async def ensure_operator(conn: Any, operator_id: str, name: str, kind: str, region: str) -> None:
+    await conn.execute(
+        "INSERT INTO operators (id, name, kind, region_code) VALUES ($1, $2, $3, $4) "
+        "ON CONFLICT (id) DO NOTHING",
+        operator_id,
+        name,
+        kind,
+        region,
+    )
+
+
+async def get_operator(conn: Any, operator_id: str) -> Any:
+    return await conn.fetchrow(
+        "SELECT id, name, kind, region_code, gtfs_feed, disabled_at FROM operators WHERE id = $1",
+        operator_id,
+    )
+
+
+async def list_all_operators(conn: Any) -> list[Any]:
+    return list(await conn.fetch("SELECT id, kind, region_code, gtfs_feed FROM operators"))
+
+
+async def list_operators(conn: Any) -> list[Any]:
+    return list(
+        await conn.fetch(
+            "SELECT id, name, kind, region_code FROM operators "
+            "WHERE disabled_at IS NULL AND kind <> 'app' ORDER BY id"
+        )
+    )
+
+
+async def add_key(conn: Any, operator_id: str, key_id: str, secret: str) -> None:
+    await conn.execute(
+        "INSERT INTO operator_keys (operator_id, key_id, secret) VALUES ($1, $2, $3)",
+        operator_id,
+        key_id,
+        secret,
+    )
+
+
+async def revoke_key(conn: Any, operator_id: str, key_id: str) -> bool:
+    done = await conn.fetchval(
+        "UPDATE operator_keys SET revoked_at = now() WHERE operator_id = $1 AND key_id = $2 "
+        "AND revoked_at IS NULL RETURNING true",
+        operator_id,
+        key_id,
+    )
+    return bool(done)
+
+
+async def key_secret(conn: Any, operator_id: str, key_id: str) -> str | None:
+    secret = await conn.fetchval(
+        """
+        SELECT k.secret FROM operator_keys k JOIN operators o ON o.id = k.operator_id
+        WHERE k.operator_id = $1 AND k.key_id = $2 AND k.revoked_at IS NULL
+          AND o.disabled_at IS NULL
+        """,
+        operator_id,
+        key_id,
+    )
+    return str(secret) if secret is not None else None
+
+
+# --- links -----------------------------------------------------------------------------------
+
+
+async def upsert_link(
+    conn: Any, operator_id: str, resident_id: str, subject_ref: str, scope: list[str]
+) -> Any:
+    """Create the link, or renew a revoked one (keeping its subject_ref)."""
+    return await conn.fetchrow(
+        """
+        INSERT INTO operator_links (operator_id, subject_ref, resident_id, scope)
+        VALUES ($1, $2, $3, $4)
+        ON CONFLICT (resident_id, operator_id) DO UPDATE SET scope = EXCLUDED.scope,
+            granted_at = CASE WHEN operator_links.revoked_at IS NULL
+                              THEN operator_links.granted_at ELSE now() END,
+            revoked_at = NULL
+        RETURNING operator_id, subject_ref, resident_id::text, scope, granted_at, revoked_at
+        """,
+        operator_id,
+        subject_ref,
+        resident_id,
+        scope,
+    )
+
+
+async def revoke_link(conn: Any, resident_id: str, operator_id: str) -> bool:
+    done = await conn.fetchval(
+        "UPDATE operator_links SET revoked_at = now() WHERE resident_id = $1 "
+        "AND operator_id = $2 AND revoked_at IS NULL RETURNING true",
+        resident_id,
+        operator_id,
+    )
+    return bool(done)
+
+
+async def resident_links(conn: Any, resident_id: str) -> list[Any]:
+    return list(
+        await conn.fetch(
+            """
+            SELECT l.operator_id, o.name AS operator_name, l.subject_ref, l.resident_id::text,
+                   l.scope, l.granted_at, l.revoked_at
+            FROM operator_links l JOIN operators o ON o.id = l.operator_id
+            WHERE l.resident_id = $1 ORDER BY l.operator_id
+            """,
+            resident_id,
+        )
+    )
+
+
+async def resolve_subjects(conn: Any, operator_id: str, subjects: Sequence[str]) -> list[Any]:
+    """Links of the batch's subjects, with the resident's home district (one query)."""
+    return list(
+        await conn.fetch(
+            """
+            SELECT l.subject_ref, l.resident_id::text AS resident_id, l.scope, l.granted_at,
+                   l.revoked_at, r.district_code, r.deleted_at
+            FROM operator_links l JOIN residents r ON r.id = l.resident_id
+            WHERE l.operator_id = $1 AND l.subject_ref = ANY($2::text[])
+            """,
+            operator_id,
+            list(subjects),
+        )
+    )
+
+
+async def resident_home(conn: Any, resident_id: str) -> Any:
+    return await conn.fetchrow(
+        "SELECT district_code, deleted_at FROM residents WHERE id = $1", resident_id
+    )
+
+
+# --- the batch path --------------------------------------------------------------------------
+
+
+async def lock_usage(conn: Any, resident_ids: Sequence[str]) -> dict[str, str]:
+    """Create-or-lock the usage rows of these residents in id order (the per-resident lock that
+    serialises concurrent batches) and return their current ``used`` JSON text."""
+    if not resident_ids:
+        return {}
+    rows = await conn.fetch(
+        """
+        INSERT INTO behaviour_usage AS u (resident_id)
+        SELECT r FROM unnest($1::uuid[]) AS r ORDER BY r
+        ON CONFLICT (resident_id) DO UPDATE SET used = u.used
+        RETURNING resident_id::text, used::text
+        """,
+        sorted(resident_ids),
+    )
+    return {r[0]: r[1] for r in rows}
+
+
+async def save_usage(conn: Any, resident_ids: Sequence[str], used: Sequence[str]) -> None:
+    if not resident_ids:
+        return
+    await conn.execute(
+        """
+        UPDATE behaviour_usage u SET used = v.used::jsonb
+        FROM unnest($1::uuid[], $2::text[]) AS v(r, used) WHERE u.resident_id = v.r
+        """,
+        list(resident_ids),
+        list(used),
+    )
+
+
+async def existing_records(conn: Any, operator_id: str, record_ids: Sequence[str]) -> list[Any]:
+    return list(
+        await conn.fetch(
+            """
+            SELECT record_id, id::text, status, reduction_g, points, reason_code, reason_message
+            FROM behaviour_events WHERE operator_id = $1 AND record_id = ANY($2::text[])
+            """,
+            operator_id,
+            list(record_ids),
+        )
+    )
+
+
+async def overlapping(conn: Any, trip_keys: Sequence[str]) -> list[int]:
+    """Positions (0-based) of ``trip_keys`` overlapping an accepted trip already stored."""
+    if not trip_keys:
+        return []
+    rows = await conn.fetch(
+        """
+        SELECT q.i - 1 FROM unnest($1::text[]) WITH ORDINALITY AS q(k, i)
+        WHERE EXISTS (SELECT 1 FROM behaviour_events e
+                      WHERE e.trip_key && q.k::numrange AND e.status = 'accepted'
+                        AND e.trip_key IS NOT NULL)
+        """,
+        list(trip_keys),
+    )
+    return [r[0] for r in rows]
+
+
+async def existing_activities(conn: Any, keys: Sequence[str]) -> set[str]:
+    if not keys:
+        return set()
+    rows = await conn.fetch(
+        "SELECT activity_key FROM behaviour_events WHERE activity_key = ANY($1::text[]) "
+        "AND status = 'accepted'",
+        list(keys),
+    )
+    return {r[0] for r in rows}
+
+
+async def meter_history(
+    conn: Any,
+    operator_id: str,
+    modes: Sequence[str],
+    accounts: Sequence[str],
+    since: datetime,
+    until: datetime,
+) -> list[Any]:
+    """Earlier readings of the batch's utility accounts (any status), for baselines."""
+    return list(
+        await conn.fetch(
+            """
+            SELECT mode, account, started_at, ended_at, quantity FROM behaviour_events
+            WHERE kind = 'meter_reading' AND operator_id = $1
+              AND (mode, account) IN (SELECT * FROM unnest($2::text[], $3::text[]))
+              AND started_at >= $4 AND started_at < $5
+            """,
+            operator_id,
+            list(modes),
+            list(accounts),
+            since,
+            until,
+        )
+    )
+
+
+EVENT_COLUMNS = (
+    "id",
+    "operator_id",
+    "record_id",
+    "subject_ref",
+    "resident_id",
+    "kind",
+    "mode",
+    "behaviour",
+    "started_at",
+    "ended_at",
+    "received_at",
+    "status",
+    "reason_code",
+    "reason_message",
+    "distance_m",
+    "distance_source",
+    "quantity",
+    "account",
+    "district_code",
+    "methodology_code",
+    "methodology_version",
+    "factor_g",
+    "reduction_g",
+    "points",
+    "trip_key",
+    "activity_key",
+)
+_TYPES = (
+    "uuid",
+    "text",
+    "text",
+    "text",
+    "uuid",
+    "text",
+    "text",
+    "text",
+    "timestamptz",
+    "timestamptz",
+    "timestamptz",
+    "text",
+    "text",
+    "text",
+    "int4",
+    "text",
+    "float8",
+    "text",
+    "text",
+    "text",
+    "int4",
+    "float8",
+    "int8",
+    "int8",
+    "text",
+    "text",
+)
+_SELECT = ", ".join(
+    f"${i + 1}::{t}[]" if c != "trip_key" else f"${i + 1}::text[]"
+    for i, (c, t) in enumerate(zip(EVENT_COLUMNS, _TYPES, strict=True))
+)
+_INSERT_EVENTS = f"""
+    INSERT INTO behaviour_events ({", ".join(EVENT_COLUMNS)})
+    SELECT {", ".join(c if c != "trip_key" else "trip_key::numrange" for c in EVENT_COLUMNS)}
+    FROM unnest({_SELECT}) AS v({", ".join(EVENT_COLUMNS)})
+    ON CONFLICT DO NOTHING
+    RETURNING id::text
+"""
+
+
+async def insert_events(conn: Any, columns: Sequence[Sequence[Any]]) -> set[str]:
+    """Insert events given column-wise (``EVENT_COLUMNS`` order); the ids actually inserted.
+
+    ``ON CONFLICT DO NOTHING`` arbitrates every unique index and the exclusion constraint: a row
+    another transaction got in first (same record, overlapping accepted trip, same activity)
+    is simply not returned, and the caller decides what that means.
+    """
+    rows = await conn.fetch(_INSERT_EVENTS, *columns)
+    return {r[0] for r in rows}
+
+
+async def resident_events(
+    conn: Any, resident_id: str, before: datetime | None, limit: int
+) -> list[Any]:
+    return list(
+        await conn.fetch(
+            """
+            SELECT id::text, operator_id, record_id, kind, mode, behaviour, started_at, ended_at,
+                   status, reason_code, reason_message, distance_m, district_code,
+                   methodology_code, methodology_version, factor_g, reduction_g, points
+            FROM behaviour_events
+            WHERE resident_id = $1 AND ($2::timestamptz IS NULL OR started_at < $2)
+            ORDER BY started_at DESC LIMIT $3
+            """,
+            resident_id,
+            before,
+            limit,
+        )
+    )
+
+
+# --- files -----------------------------------------------------------------------------------
+
+
+async def insert_file(
+    conn: Any, file_id: str, operator_id: str, fmt: str, content: bytes, sha256: str
+) -> tuple[str, bool]:
+    """The file's id, and whether it is new (the same content uploaded again is the same file)."""
+    row = await conn.fetchrow(
+        """
+        WITH ins AS (
+            INSERT INTO ingest_files (id, operator_id, format, content, sha256)
+            VALUES ($1, $2, $3, $4, $5) ON CONFLICT (operator_id, sha256) DO NOTHING
+            RETURNING id::text
+        )
+        SELECT id, true FROM ins
+        UNION ALL
+        SELECT id::text, false FROM ingest_files WHERE operator_id = $2 AND sha256 = $5
+        LIMIT 1
+        """,
+        file_id,
+        operator_id,
+        fmt,
+        content,
+        sha256,
+    )
+    return row[0], row[1]
+
+
+async def file_status(conn: Any, file_id: str) -> Any:
+    return await conn.fetchrow(
+        """
+        SELECT id::text, operator_id, format, status, records, accepted, duplicates, rejected,
+               error, created_at, finished_at, length(content) AS size_bytes
+        FROM ingest_files WHERE id = $1
+        """,
+        file_id,
+    )
+
+
+async def claim_file(conn: Any, file_id: str) -> Any:
+    """Lock the file row for this worker (skip if another holds it)."""
+    return await conn.fetchrow(
+        """
+        SELECT id::text, operator_id, format, status, content, next_line FROM ingest_files
+        WHERE id = $1 AND status IN ('queued', 'processing') FOR UPDATE SKIP LOCKED
+        """,
+        file_id,
+    )
+
+
+async def file_progress(
+    conn: Any,
+    file_id: str,
+    *,
+    next_line: int,
+    records: int,
+    accepted: int,
+    duplicates: int,
+    rejected: int,
+    results: bytes,
+    done: bool,
+) -> None:
+    await conn.execute(
+        """
+        UPDATE ingest_files SET next_line = $2, records = records + $3, accepted = accepted + $4,
+            duplicates = duplicates + $5, rejected = rejected + $6, results = results || $7,
+            status = CASE WHEN $8 THEN 'done' ELSE 'processing' END,
+            finished_at = CASE WHEN $8 THEN now() END
+        WHERE id = $1
+        """,
+        file_id,
+        next_line,
+        records,
+        accepted,
+        duplicates,
+        rejected,
+        results,
+        done,
+    )
+
+
+async def file_failed(conn: Any, file_id: str, error: str) -> None:
+    await conn.execute(
+        "UPDATE ingest_files SET status = 'failed', error = $2, finished_at = now() WHERE id = $1",
+        file_id,
+        error,
+    )
+
+
+async def file_results(conn: Any, file_id: str) -> Any:
+    return await conn.fetchrow(
+        "SELECT operator_id, status, results FROM ingest_files WHERE id = $1", file_id
+    )
+
+
+async def pending_files(conn: Any) -> list[str]:
+    rows = await conn.fetch(
+        "SELECT id::text FROM ingest_files WHERE status IN ('queued', 'processing') "
+        "AND created_at < now() - interval '2 minutes' ORDER BY created_at LIMIT 100"
+    )
+    return [r[0] for r in rows]
+
+
+UniqueViolation = asyncpg.UniqueViolationError
+ExclusionViolation = asyncpg.ExclusionViolationError

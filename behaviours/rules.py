@@ -1,0 +1,307 @@
+"""Verification rules: each with a stable reason code (the table in docs/behaviours.md).
+
+Events are first *normalised* into :class:`Item` (one shape for every kind: times, mode,
+behaviour, distance, points, activity keys); the rules then run over lists of items in Python,
+with everything they need from the database loaded beforehand, set-wise, by the pipeline.
+"""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, date, datetime, time, timedelta, timezone
+from enum import StrEnum
+from typing import Any
+
+from behaviours.events import (
+    BikeTrip,
+    CanonicalEvent,
+    DailySteps,
+    MeterReading,
+    TransitTrip,
+    VehicleMileage,
+    Walk,
+)
+from behaviours.reference import Factor, Reference, haversine_m
+
+# Programme time (China Standard Time, no daylight saving): days and years for caps.
+PROGRAMME_TZ = timezone(timedelta(hours=8), "CST")
+
+
+class Reason(StrEnum):
+    UNKNOWN_SUBJECT = "unknown_subject"
+    CONSENT_REVOKED = "consent_revoked"
+    SCOPE_NOT_GRANTED = "scope_not_granted"
+    BEFORE_CONSENT = "before_consent"
+    INVALID_TIME_RANGE = "invalid_time_range"
+    IN_FUTURE = "in_future"
+    TOO_OLD = "too_old"
+    NO_METHODOLOGY = "no_methodology"
+    DISTANCE_UNKNOWN = "distance_unknown"
+    DISTANCE_TOO_SHORT = "distance_too_short"
+    DISTANCE_TOO_LONG = "distance_too_long"
+    SPEED_IMPLAUSIBLE = "speed_implausible"
+    OUTSIDE_REGION = "outside_region"
+    OVERLAPPING_ACTIVITY = "overlapping_activity"
+    ALREADY_CREDITED = "activity_already_credited"
+    NO_REDUCTION = "no_reduction"
+    DAILY_EVENTS_CAP = "daily_events_cap"
+    DAILY_CAP_REACHED = "daily_cap_reached"
+    YEARLY_CAP_REACHED = "yearly_cap_reached"
+
+
+REASON_TEXT: dict[Reason, str] = {
+    Reason.UNKNOWN_SUBJECT: "The subject is not linked to any resident of the programme.",
+    Reason.CONSENT_REVOKED: "The resident revoked this operator's link.",
+    Reason.SCOPE_NOT_GRANTED: "The resident's consent does not cover this behaviour.",
+    Reason.BEFORE_CONSENT: "The activity happened before the resident linked this operator.",
+    Reason.INVALID_TIME_RANGE: "The activity ends before it starts.",
+    Reason.IN_FUTURE: "The activity ends in the future (beyond the allowed clock skew).",
+    Reason.TOO_OLD: "The activity is older than the claim window.",
+    Reason.NO_METHODOLOGY: "No methodology in force covers this mode at the activity's time.",
+    Reason.DISTANCE_UNKNOWN: "No distance given and none derivable (unknown stops or route).",
+    Reason.DISTANCE_TOO_SHORT: "The distance is below the minimum for the mode.",
+    Reason.DISTANCE_TOO_LONG: "The distance is above the maximum for the mode.",
+    Reason.SPEED_IMPLAUSIBLE: "The average speed is implausible for the mode.",
+    Reason.OUTSIDE_REGION: "The activity starts or ends outside the programme's region.",
+    Reason.OVERLAPPING_ACTIVITY: (
+        "The resident already has a credited trip overlapping this time (another source "
+        "reported the same trip)."
+    ),
+    Reason.ALREADY_CREDITED: "This meter period, vehicle period or day was already credited.",
+    Reason.NO_REDUCTION: "The activity avoided no emissions against its baseline.",
+    Reason.DAILY_EVENTS_CAP: "The resident reached the most rewarded activities for the day.",
+    Reason.DAILY_CAP_REACHED: "The resident reached the daily cap for this behaviour.",
+    Reason.YEARLY_CAP_REACHED: "The resident reached the yearly cap for this behaviour.",
+}
+
+BEHAVIOUR_OF_MODE = {
+    "bus": "transit",
+    "metro": "transit",
+    "tram": "transit",
+    "ferry": "transit",
+    "shared_bike": "cycling",
+    "e_bike": "cycling",
+    "own_bike": "cycling",
+    "walk": "walking",
+    "steps": "walking",
+    "electricity": "household",
+    "gas": "household",
+    "water": "household",
+    "nev": "vehicle",
+}
+TRIP_KINDS = frozenset({"transit_trip", "bike_trip", "walk"})
+
+
+class Item:
+    """One event on its way through the pipeline (mutable, slot-based: hot path)."""
+
+    __slots__ = (
+        "account",
+        "activity_key",
+        "behaviour",
+        "distance_m",
+        "distance_source",
+        "district",
+        "end_pt",
+        "ended_at",
+        "event",
+        "event_id",
+        "factor",
+        "household_size",
+        "kind",
+        "kwh",
+        "message",
+        "mode",
+        "points",
+        "pos",
+        "quantity",
+        "reason",
+        "reduction_g",
+        "resident_id",
+        "start_pt",
+        "started_at",
+        "trip_key",
+    )
+
+    def __init__(self, pos: int, event: CanonicalEvent) -> None:
+        self.pos = pos
+        self.event = event
+        self.event_id = ""
+        self.resident_id: str | None = None
+        self.reason: Reason | None = None
+        self.message: str | None = None
+        self.distance_m: int | None = None
+        self.distance_source: str | None = None
+        self.quantity: float | None = None
+        self.account: str | None = None
+        self.kwh = 0.0
+        self.household_size = 1
+        self.start_pt: tuple[float, float] | None = None  # (lon, lat)
+        self.end_pt: tuple[float, float] | None = None
+        self.district: str | None = None
+        self.factor: Factor | None = None
+        self.reduction_g = 0
+        self.points = 0
+        self.trip_key: str | None = None
+        self.activity_key: str | None = None
+        self.kind = ""
+        self.mode = ""
+        self.started_at = _EPOCH
+        self.ended_at = _EPOCH
+        _normalise(self, event)
+        self.behaviour = BEHAVIOUR_OF_MODE[self.mode]
+
+    def reject(self, reason: Reason, message: str | None = None) -> None:
+        if self.reason is None:
+            self.reason = reason
+            self.message = message or REASON_TEXT[reason]
+
+    @property
+    def ok(self) -> bool:
+        return self.reason is None
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _route_length(route: list[Any]) -> float:
+    return sum(haversine_m(a.lat, a.lon, b.lat, b.lon) for a, b in itertools.pairwise(route))
+
+
+def _normalise(it: Item, ev: CanonicalEvent) -> None:
+    if isinstance(ev, TransitTrip):
+        it.kind, it.mode = "transit_trip", ev.mode
+        it.started_at, it.ended_at = ev.boarded_at, ev.alighted_at
+        if ev.distance_m is not None:
+            it.distance_m, it.distance_source = ev.distance_m, "operator"
+    elif isinstance(ev, BikeTrip | Walk):
+        it.kind = "bike_trip" if isinstance(ev, BikeTrip) else "walk"
+        it.mode = ev.mode if isinstance(ev, BikeTrip) else "walk"
+        it.started_at, it.ended_at = ev.started_at, ev.ended_at
+        it.start_pt, it.end_pt = (ev.start.lon, ev.start.lat), (ev.end.lon, ev.end.lat)
+        if ev.distance_m is not None:
+            it.distance_m, it.distance_source = ev.distance_m, "operator"
+        elif ev.route and len(ev.route) > 1:
+            it.distance_m, it.distance_source = int(_route_length(ev.route)), "route"
+        else:
+            # No route: the straight line, which never overstates the distance.
+            it.distance_m = int(haversine_m(ev.start.lat, ev.start.lon, ev.end.lat, ev.end.lon))
+            it.distance_source = "straight_line"
+    elif isinstance(ev, DailySteps):
+        it.kind, it.mode = "daily_steps", "steps"
+        it.started_at = datetime.combine(ev.day, time(0), tzinfo=PROGRAMME_TZ)
+        it.ended_at = it.started_at + timedelta(days=1)
+        it.quantity = float(ev.steps)
+    elif isinstance(ev, MeterReading):
+        it.kind, it.mode = "meter_reading", ev.utility
+        it.started_at, it.ended_at = ev.period_start, ev.period_end
+        it.quantity, it.account, it.household_size = ev.quantity, ev.account, ev.household_size
+    elif isinstance(ev, VehicleMileage):
+        it.kind, it.mode = "ev_mileage", "nev"
+        it.started_at, it.ended_at = ev.period_start, ev.period_end
+        it.quantity, it.kwh, it.account = ev.km, ev.kwh, ev.vehicle
+
+
+def check_times(items: list[Item], now: datetime, skew_s: int, window_days: int) -> None:
+    latest = now + timedelta(seconds=skew_s)
+    oldest = now - timedelta(days=window_days)
+    for it in items:
+        if not it.ok:
+            continue
+        if it.ended_at < it.started_at:
+            it.reject(Reason.INVALID_TIME_RANGE)
+        elif (it.ended_at > latest and it.kind != "daily_steps") or (
+            it.kind == "daily_steps" and it.started_at > latest
+        ):
+            it.reject(Reason.IN_FUTURE)
+        elif it.ended_at < oldest:
+            it.reject(Reason.TOO_OLD, f"The activity is older than the {window_days}-day window.")
+
+
+def attach_methodology(items: list[Item], ref: Reference) -> None:
+    for it in items:
+        if it.ok:
+            it.factor = ref.methodologies.factor(it.mode, it.started_at)
+            if it.factor is None:
+                it.reject(Reason.NO_METHODOLOGY)
+
+
+def derive_transit(items: list[Item], ref: Reference, feed: str | None) -> None:
+    """Stop coordinates and in-vehicle distances along GTFS shapes for transit trips."""
+    net = ref.networks.get(feed) if feed else None
+    if net is None and len(ref.networks) == 1:
+        net = next(iter(ref.networks.values()))
+    for it in items:
+        ev = it.event
+        if not it.ok or not isinstance(ev, TransitTrip):
+            continue
+        if net is not None and ev.boarding_stop and ev.alighting_stop:
+            it.start_pt = net.stops.get(ev.boarding_stop)
+            it.end_pt = net.stops.get(ev.alighting_stop)
+            if it.distance_m is None:
+                d = net.distance_m(
+                    ev.boarding_stop, ev.alighting_stop, ev.route_id, ev.gtfs_trip_id
+                )
+                if d is not None:
+                    it.distance_m, it.distance_source = d, "gtfs"
+        if it.distance_m is None:
+            it.reject(Reason.DISTANCE_UNKNOWN)
+
+
+def check_distance_speed(items: list[Item]) -> None:
+    for it in items:
+        f = it.factor
+        if not it.ok or f is None or it.kind not in TRIP_KINDS or it.distance_m is None:
+            continue
+        if f.min_distance_m is not None and it.distance_m < f.min_distance_m:
+            it.reject(
+                Reason.DISTANCE_TOO_SHORT,
+                f"{it.distance_m} m is below the {f.min_distance_m} m minimum for {it.mode}.",
+            )
+        elif f.max_distance_m is not None and it.distance_m > f.max_distance_m:
+            it.reject(
+                Reason.DISTANCE_TOO_LONG,
+                f"{it.distance_m} m is above the {f.max_distance_m} m maximum for {it.mode}.",
+            )
+        elif f.max_speed_kmh is not None:
+            seconds = (it.ended_at - it.started_at).total_seconds()
+            kmh = it.distance_m / 1000 / (seconds / 3600) if seconds > 0 else float("inf")
+            if kmh > f.max_speed_kmh:
+                shown = "instantaneous" if seconds <= 0 else f"{kmh:.1f} km/h"
+                it.reject(
+                    Reason.SPEED_IMPLAUSIBLE,
+                    f"Average speed {shown} is above {f.max_speed_kmh:g} km/h for {it.mode}.",
+                )
+
+
+def attribute_districts(items: list[Item], ref: Reference, homes: dict[str, str | None]) -> None:
+    """District of each start point; outside every district -> ``outside_region``. Items
+    without a location take the resident's home district (the caller's default otherwise)."""
+    located = [it for it in items if it.ok and it.start_pt is not None]
+    if not ref.districts.empty and located:
+        lons = [p[0] for it in located for p in (it.start_pt, it.end_pt or it.start_pt) if p]
+        lats = [p[1] for it in located for p in (it.start_pt, it.end_pt or it.start_pt) if p]
+        found = ref.districts.locate(lons, lats)
+        for i, it in enumerate(located):
+            start, end = found[2 * i], found[2 * i + 1]
+            if start is None or end is None:
+                it.reject(Reason.OUTSIDE_REGION)
+            else:
+                it.district = start
+    for it in items:
+        if it.ok and it.district is None and it.resident_id is not None:
+            it.district = homes.get(it.resident_id)
+
+
+def programme_day(at: datetime) -> date:
+    return at.astimezone(PROGRAMME_TZ).date()
+
+
+def trip_key(resident_id: str, started_at: datetime, ended_at: datetime) -> str:
+    """numrange literal: (resident as a 128-bit number) << 32 + Unix seconds."""
+    import uuid
+
+    base = uuid.UUID(resident_id).int << 32
+    lo = base + int(started_at.timestamp())
+    hi = base + max(int(ended_at.timestamp()), int(started_at.timestamp()) + 1)
+    return f"[{lo},{hi})"

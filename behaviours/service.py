@@ -1,0 +1,372 @@
+"""Behaviours' service: the operator registry and signing keys, residents' links to operators,
+the ingestion entry point, daily files, methodology seeding, history reads. No HTTP, no SQL."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+from behaviours import repository as repo
+from behaviours.errors import (
+    FileNotFound,
+    InvalidScope,
+    LinkNotFound,
+    UnknownOperator,
+)
+from behaviours.events import BatchResult, CanonicalEvent, Source, Verdict
+from behaviours.pipeline import APP_OPERATOR_ID, ReferenceCache, default_cache
+from behaviours.pipeline import ingest as _ingest
+from server.db import Tx
+from server.settings import Settings
+
+DATA_DIR = Path(__file__).parent / "data"
+SCOPES = ("transit", "cycling", "walking", "household", "vehicle")
+OperatorKind = Literal["transit", "bike_share", "utility", "vehicle", "app", "platform"]
+
+
+class OperatorInfo(msgspec.Struct, frozen=True):
+    id: str
+    name: str
+    kind: str
+    region_code: str
+
+
+class Link(msgspec.Struct, frozen=True):
+    operator_id: str
+    operator_name: str
+    subject_ref: str  # what the operator uses for this resident (pseudonymous)
+    resident_id: str
+    scope: list[str]
+    granted_at: datetime
+    revoked_at: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+class EventRecord(msgspec.Struct, frozen=True):
+    """One event as the resident's history shows it."""
+
+    id: str
+    operator_id: str
+    record_id: str
+    kind: str
+    mode: str
+    behaviour: str
+    started_at: datetime
+    ended_at: datetime
+    status: str
+    reason_code: str | None
+    reason_message: str | None
+    distance_m: int | None
+    district_code: str | None
+    methodology_code: str | None
+    methodology_version: int | None
+    factor_g: float | None
+    reduction_g: int
+    points: int
+
+
+class FileStatus(msgspec.Struct, frozen=True):
+    id: str
+    operator_id: str
+    format: str
+    status: str
+    records: int
+    accepted: int
+    duplicates: int
+    rejected: int
+    size_bytes: int
+    created_at: datetime
+    finished_at: datetime | None
+    error: str | None
+
+
+# --- ingestion -------------------------------------------------------------------------------
+
+
+async def ingest(
+    tx: Tx,
+    source: Source,
+    events: Sequence[CanonicalEvent],
+    *,
+    settings: Settings,
+    cache: ReferenceCache | None = None,
+    now: datetime | None = None,
+) -> list[Verdict]:
+    """The one pipeline for operators and the residents' app (``Source(APP_OPERATOR_ID,
+    resident_id=...)``): one verdict per event, in order; accepted events credited in ``tx``."""
+    return await _ingest(tx, source, events, settings=settings, cache=cache, now=now)
+
+
+def app_source(resident_id: str) -> Source:
+    """The source of a resident's self-reported events (GPS tracks, step counts)."""
+    return Source(operator_id=APP_OPERATOR_ID, resident_id=resident_id)
+
+
+def summarise(verdicts: list[Verdict]) -> BatchResult:
+    counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
+    for v in verdicts:
+        counts[v.status] += 1
+    return BatchResult(
+        accepted=counts["accepted"],
+        duplicates=counts["duplicate"],
+        rejected=counts["rejected"],
+        results=verdicts,
+    )
+
+
+# --- operators and keys ----------------------------------------------------------------------
+
+
+async def register_operator(
+    tx: Tx,
+    operator_id: str,
+    *,
+    name: str,
+    kind: OperatorKind,
+    region_code: str,
+    gtfs_feed: str | None = None,
+) -> None:
+    await repo.insert_operator(tx.conn, operator_id, name, kind, region_code, gtfs_feed)
+    await repo.touch_reference(tx.conn)
+
+
+async def add_signing_key(tx: Tx, operator_id: str, key_id: str, secret: str | None = None) -> str:
+    """Add a key (rotation: add the new one, move the operator over, then revoke the old).
+    Returns the secret, generated when not given. Stored as given: HMAC needs it."""
+    if await repo.get_operator(tx.conn, operator_id) is None:
+        raise UnknownOperator(f"No operator {operator_id!r}.")
+    secret = secret or secrets.token_urlsafe(32)
+    await repo.add_key(tx.conn, operator_id, key_id, secret)
+    return secret
+
+
+async def revoke_signing_key(tx: Tx, operator_id: str, key_id: str) -> bool:
+    return await repo.revoke_key(tx.conn, operator_id, key_id)
+
+
+def secret_lookup(conn: Any) -> Any:
+    """``lookup_secret(operator_id, key_id)`` for :func:`server.auth.verify_signature`."""
+
+    async def lookup_secret(operator_id: str, key_id: str) -> str | None:
+        return await repo.key_secret(conn, operator_id, key_id)
+
+    return lookup_secret
+
+
+# --- residents' links ------------------------------------------------------------------------
+
+
+async def list_operators(conn: Any) -> list[OperatorInfo]:
+    return [
+        OperatorInfo(id=r["id"], name=r["name"], kind=r["kind"], region_code=r["region_code"])
+        for r in await repo.list_operators(conn)
+    ]
+
+
+def _link(row: Any, name: str) -> Link:
+    return Link(
+        operator_id=row["operator_id"],
+        operator_name=name,
+        subject_ref=row["subject_ref"],
+        resident_id=row["resident_id"],
+        scope=list(row["scope"]),
+        granted_at=row["granted_at"],
+        revoked_at=row["revoked_at"],
+    )
+
+
+async def link_operator(tx: Tx, resident_id: str, operator_id: str, scope: list[str]) -> Link:
+    """Consent to ``operator_id``'s data for the behaviours in ``scope`` (a subset of
+    :data:`SCOPES`, or ``["*"]``). Creates the pseudonymous ``subject_ref`` the operator will
+    use; linking again (after a revocation too) keeps it and renews the consent."""
+    bad = [s for s in scope if s not in SCOPES and s != "*"]
+    if not scope or bad:
+        raise InvalidScope(f"Scope must be some of {', '.join(SCOPES)} (or *); got {bad or scope}.")
+    operator = await repo.get_operator(tx.conn, operator_id)
+    if operator is None or operator["disabled_at"] is not None or operator["kind"] == "app":
+        raise UnknownOperator(f"No operator {operator_id!r}.")
+    subject_ref = "s_" + secrets.token_urlsafe(18)
+    row = await repo.upsert_link(tx.conn, operator_id, resident_id, subject_ref, sorted(set(scope)))
+    return _link(row, operator["name"])
+
+
+async def unlink_operator(tx: Tx, resident_id: str, operator_id: str) -> None:
+    """Revoke at once: events of this subject are rejected (`consent_revoked`) from now on."""
+    if not await repo.revoke_link(tx.conn, resident_id, operator_id):
+        raise LinkNotFound(f"No active link to {operator_id!r}.")
+
+
+async def resident_links(conn: Any, resident_id: str) -> list[Link]:
+    return [_link(r, r["operator_name"]) for r in await repo.resident_links(conn, resident_id)]
+
+
+async def resident_events(
+    conn: Any, resident_id: str, *, before: datetime | None = None, limit: int = 50
+) -> list[EventRecord]:
+    """The resident's events, newest first (cursor: ``before`` = last ``started_at`` seen)."""
+    rows = await repo.resident_events(conn, resident_id, before, limit)
+    return [EventRecord(**dict(r)) for r in rows]
+
+
+# --- daily files -----------------------------------------------------------------------------
+
+
+async def create_file(
+    tx: Tx, operator_id: str, fmt: Literal["ndjson", "csv"], content: bytes
+) -> tuple[str, bool]:
+    """Store an uploaded file; (file id, whether new). The same content again is the same
+    file (safe to retry the upload)."""
+    digest = hashlib.sha256(content).hexdigest()
+    return await repo.insert_file(tx.conn, str(uuid.uuid4()), operator_id, fmt, content, digest)
+
+
+async def file_status(conn: Any, operator_id: str, file_id: str) -> FileStatus:
+    row = await repo.file_status(conn, _uuid(file_id)) if _uuid(file_id) else None
+    if row is None or row["operator_id"] != operator_id:
+        raise FileNotFound(f"No file {file_id!r} of this operator.")
+    return FileStatus(**dict(row))
+
+
+async def file_results(conn: Any, operator_id: str, file_id: str) -> bytes:
+    row = await repo.file_results(conn, _uuid(file_id)) if _uuid(file_id) else None
+    if row is None or row["operator_id"] != operator_id:
+        raise FileNotFound(f"No file {file_id!r} of this operator.")
+    return bytes(row["results"])
+
+
+def _uuid(value: str) -> str:
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        return ""
+
+
+# --- reference data --------------------------------------------------------------------------
+
+
+async def seed(conn: Any) -> None:
+    """Seeder (server.seeds.SEEDERS): default methodologies from data/methodologies.json, and
+    the pseudo-operator of residents' own app. Never overwrites existing versions."""
+    data = json.loads((DATA_DIR / "methodologies.json").read_text(encoding="utf-8"))
+    async with conn.transaction():
+        for m in data["methodologies"]:
+            m = {
+                **m,
+                "effective_from": datetime.fromisoformat(m["effective_from"]),
+                "effective_to": datetime.fromisoformat(m["effective_to"])
+                if m.get("effective_to")
+                else None,
+            }
+            await repo.insert_methodology(conn, m)
+        await repo.ensure_operator(conn, APP_OPERATOR_ID, "Residents' app", "app", _region())
+        await repo.touch_reference(conn)
+
+
+def _region() -> str:
+    from server.settings import SettingsError
+
+    try:
+        return Settings.from_env().region_code
+    except SettingsError:
+        return "440300"
+
+
+async def methodologies(conn: Any) -> list[dict[str, Any]]:
+    return [dict(r) for r in await repo.list_methodologies(conn)]
+
+
+async def import_districts(tx: Tx, rows: Sequence[tuple[str, str, str | None, bytes]]) -> int:
+    await repo.upsert_districts(tx.conn, rows)
+    await repo.touch_reference(tx.conn)
+    return len(rows)
+
+
+async def import_gtfs(
+    tx: Tx,
+    feed: str,
+    stops: Sequence[tuple[str, str, float, float]],
+    shapes: Sequence[tuple[str, bytes]],
+    trips: Sequence[tuple[str, str, str | None]],
+    stop_times: Sequence[tuple[str, int, str, float | None]],
+) -> None:
+    await repo.replace_gtfs(tx.conn, feed, stops, shapes, trips, stop_times)
+    await repo.touch_reference(tx.conn)
+
+
+__all__ = [
+    "APP_OPERATOR_ID",
+    "Link",
+    "OperatorInfo",
+    "ReferenceCache",
+    "default_cache",
+    "ingest",
+    "link_operator",
+    "list_operators",
+    "resident_links",
+    "unlink_operator",
+]
+
+
+class FileWork(msgspec.Struct, frozen=True):
+    id: str
+    operator_id: str
+    format: str
+    content: bytes
+    next_line: int
+
+
+async def claim_file(tx: Tx, file_id: str) -> FileWork | None:
+    """Lock a queued or half-done file for this worker (None: done, or another worker has it)."""
+    row = await repo.claim_file(tx.conn, file_id)
+    if row is None:
+        return None
+    return FileWork(
+        id=row["id"],
+        operator_id=row["operator_id"],
+        format=row["format"],
+        content=bytes(row["content"]),
+        next_line=row["next_line"],
+    )
+
+
+async def record_file_progress(
+    tx: Tx, file_id: str, next_line: int, verdicts: list[tuple[int, Verdict]], *, done: bool
+) -> None:
+    """Append a chunk's verdicts (NDJSON with the line number) and move the resume point."""
+    enc = msgspec.json.Encoder()
+    lines = b"".join(
+        enc.encode({"line": n, **msgspec.structs.asdict(v)}) + b"\n" for n, v in verdicts
+    )
+    counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
+    for _, v in verdicts:
+        counts[v.status] += 1
+    await repo.file_progress(
+        tx.conn,
+        file_id,
+        next_line=next_line,
+        records=len(verdicts),
+        accepted=counts["accepted"],
+        duplicates=counts["duplicate"],
+        rejected=counts["rejected"],
+        results=lines,
+        done=done,
+    )
+
+
+async def fail_file(tx: Tx, file_id: str, error: str) -> None:
+    await repo.file_failed(tx.conn, file_id, error)
+
+
+async def stalled_files(conn: Any) -> list[str]:
+    return await repo.pending_files(conn)

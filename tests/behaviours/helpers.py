@@ -1,0 +1,157 @@
+"""Factories for behaviour tests: operators with keys, residents, links, events, runs."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from behaviours import service
+from behaviours.events import BikeTrip, DailySteps, Point, Source, TransitTrip, Walk
+from server.db import transaction
+
+DATA = Path(__file__).parent.parent / "integrations" / "data"
+SECRET = "op-secret-0123456789abcdef"
+
+
+def now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+async def operator(pool: Any, op_id: str = "metro", kind: str = "transit", feed: str | None = None):
+    async with transaction(pool) as tx:
+        await service.register_operator(
+            tx, op_id, name=op_id.title(), kind=kind, region_code="440300", gtfs_feed=feed
+        )
+        await service.add_signing_key(tx, op_id, "k1", SECRET)
+
+
+async def resident(pool: Any, district: str | None = "440303") -> str:
+    rid = str(uuid.uuid4())
+    async with pool.acquire() as conn:
+        await conn.execute(
+            "INSERT INTO residents (id, district_code) VALUES ($1, $2)", rid, district
+        )
+    return rid
+
+
+async def link(pool: Any, rid: str, op_id: str, scope: list[str] | None = None, days: int = 30):
+    """Link and backdate the consent by ``days`` (events in tests happen in the past)."""
+    async with transaction(pool) as tx:
+        ln = await service.link_operator(tx, rid, op_id, scope or ["*"])
+        await tx.conn.execute(
+            "UPDATE operator_links SET granted_at = now() - make_interval(days => $3) "
+            "WHERE resident_id = $1 AND operator_id = $2",
+            rid,
+            op_id,
+            days,
+        )
+    return ln.subject_ref
+
+
+async def linked(pool: Any, op_id: str = "metro", **kw: Any) -> tuple[str, str]:
+    rid = await resident(pool)
+    return rid, await link(pool, rid, op_id, **kw)
+
+
+async def run(pool, settings, events, op_id="metro", resident_id=None, at=None):
+    async with transaction(pool) as tx:
+        return await service.ingest(
+            tx,
+            Source(operator_id=op_id, resident_id=resident_id),
+            events,
+            settings=settings,
+            now=at,
+        )
+
+
+def metro(
+    subject: str,
+    rid: str = "r1",
+    start: datetime | None = None,
+    minutes: int = 20,
+    distance_m: int | None = 10_000,
+    mode: str = "metro",
+    **kw: Any,
+) -> TransitTrip:
+    start = start or now() - timedelta(hours=2)
+    return TransitTrip(
+        record_id=rid,
+        subject=subject,
+        mode=mode,
+        boarded_at=start,  # type: ignore[arg-type]
+        alighted_at=start + timedelta(minutes=minutes),
+        distance_m=distance_m,
+        **kw,
+    )
+
+
+def bike(
+    subject: str,
+    rid: str = "b1",
+    start: datetime | None = None,
+    minutes: int = 20,
+    distance_m: int | None = 4000,
+    a=(22.55, 114.02),
+    b=(22.55, 114.05),
+    mode="shared_bike",
+):
+    start = start or now() - timedelta(hours=2)
+    return BikeTrip(
+        record_id=rid,
+        subject=subject,
+        mode=mode,
+        started_at=start,
+        ended_at=start + timedelta(minutes=minutes),
+        start=Point(*a),
+        end=Point(*b),
+        distance_m=distance_m,
+    )
+
+
+def walk(
+    subject: str,
+    rid: str = "w1",
+    start: datetime | None = None,
+    minutes: int = 40,
+    distance_m: int = 3000,
+) -> Walk:
+    start = start or now() - timedelta(hours=2)
+    return Walk(
+        record_id=rid,
+        subject=subject,
+        started_at=start,
+        ended_at=start + timedelta(minutes=minutes),
+        start=Point(22.55, 114.02),
+        end=Point(22.56, 114.03),
+        distance_m=distance_m,
+    )
+
+
+def steps(subject: str, rid: str = "st1", steps_n: int = 8000, day=None) -> DailySteps:
+    return DailySteps(
+        record_id=rid, subject=subject, day=day or (now() - timedelta(days=1)).date(), steps=steps_n
+    )
+
+
+async def co2e_balance(pool: Any, rid: str) -> tuple[int, int]:
+    from points.service import balances
+
+    async with pool.acquire() as conn:
+        b = {x.asset: x.posted for x in await balances(conn, "resident", rid)}
+    return b["CO2E_G"], b["POINT"]
+
+
+async def import_districts(pool: Any) -> None:
+    from integrations.districts import import_file
+
+    async with transaction(pool) as tx:
+        await import_file(tx, DATA / "districts.geojson")
+
+
+async def import_gtfs(pool: Any, feed: str = "city") -> None:
+    from integrations.gtfs import import_feed
+
+    async with transaction(pool) as tx:
+        await import_feed(tx, feed, DATA / "gtfs")
