@@ -1,0 +1,172 @@
+"""Reads are the caller's own; activities with track checks; idempotency; pagination; boards."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from server.mobile.tracks import Fix, check_track
+from tests.mobile.conftest import API, bearer, sign_in
+
+
+def track(points: int = 12, step_deg: float = 0.0009, seconds: int = 20, start=None):
+    """A ride northwards in Shenzhen: ~100 m per step."""
+    t0 = start or datetime.now(UTC) - timedelta(hours=1)
+    return [
+        {
+            "t": (t0 + timedelta(seconds=i * seconds)).isoformat(),
+            "lat": 22.54 + i * step_deg,
+            "lon": 114.05,
+        }
+        for i in range(points)
+    ]
+
+
+def ride(**kw):
+    pts = kw.pop("points", None) or track()
+    return {"type": "track", "mode": "cycling", "claimed_distance_m": 1100, "points": pts, **kw}
+
+
+class TestTrackChecks:
+    def _fixes(self, pts):
+        return [Fix(datetime.fromisoformat(p["t"]), p["lat"], p["lon"]) for p in pts]
+
+    def test_plausible_track(self):
+        report = check_track("cycling", self._fixes(track()), 1100)
+        assert report.ok and 1050 < report.measured_m < 1150
+
+    def test_jump_spike_length_outside(self):
+        pts = track()
+        pts[5] = {**pts[5], "lat": pts[5]["lat"] + 0.05}  # 5.5 km away and back
+        codes = [f.code for f in check_track("cycling", self._fixes(pts), 1100).findings]
+        assert "track_jump" in codes and "track_length_mismatch" in codes
+        fast = track(seconds=5)  # 100 m in 5 s = 72 km/h
+        assert [f.code for f in check_track("cycling", self._fixes(fast), 1100).findings] == [
+            "track_speed_spike"
+        ]
+        assert [f.code for f in check_track("cycling", self._fixes(track()), 3000).findings] == [
+            "track_length_mismatch"
+        ]
+        outside = check_track(
+            "cycling", self._fixes(track()), 1100, lambda lons, lats: [False] * len(lons)
+        )
+        assert [f.code for f in outside.findings] == ["track_outside_region"]
+
+
+class TestActivities:
+    async def test_ride_credited_with_verdict_and_idempotent(self, mclient, upstreams):
+        auth = bearer(await sign_in(mclient, upstreams))
+        body = ride()
+        headers = {**auth, "Idempotency-Key": "ride-1"}
+        r = await mclient.post(f"{API}/activities", json=body, headers=headers)
+        assert r.status_code == 200, r.text
+        v = r.json()
+        assert v["status"] == "accepted", v
+        assert v["reduction_g"] > 0 and v["points"] >= 0 and v["event_id"]
+        assert v["methodology_version"] == "low-carbon-travel@1"
+        again = await mclient.post(f"{API}/activities", json=body, headers=headers)
+        assert again.json() == v
+        other = await mclient.post(
+            f"{API}/activities", json=ride(claimed_distance_m=1150), headers=headers
+        )
+        assert other.status_code == 409 and other.json()["code"] == "idempotency_key_reused"
+        items = (await mclient.get(f"{API}/history?kind=bike_trip", headers=auth)).json()["items"]
+        assert [i["event_id"] for i in items] == [v["event_id"]]
+
+    async def test_bad_track_rejected_with_reason(self, mclient, upstreams):
+        auth = bearer(await sign_in(mclient, upstreams))
+        r = await mclient.post(
+            f"{API}/activities", json=ride(points=track(seconds=5)), headers=auth
+        )
+        v = r.json()
+        assert v["status"] == "rejected" and v["reason_code"] == "track_speed_spike"
+        assert v["reduction_g"] == 0 and v["findings"][0]["message"]
+
+    async def test_steps_capped_and_once_a_day(self, mclient, upstreams):
+        auth = bearer(await sign_in(mclient, upstreams))
+        day = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
+        r = await mclient.post(
+            f"{API}/activities", json={"type": "steps", "day": day, "steps": 150_000}, headers=auth
+        )
+        v = r.json()
+        assert v["status"] == "accepted", v
+        assert 0 < v["reduction_g"] <= 296  # the walking cap of the methodology
+        r = await mclient.post(
+            f"{API}/activities", json={"type": "steps", "day": day, "steps": 9000}, headers=auth
+        )
+        again = r.json()  # one step count per day: the day's first verdict, not a second credit
+        assert again["duplicate"] is True and again["reduction_g"] == v["reduction_g"]
+
+
+class TestOwnDataOnly:
+    async def test_every_read_is_the_callers_own(self, mclient, upstreams):
+        alice = await sign_in(mclient, upstreams, "13800000001")
+        bob = await sign_in(mclient, upstreams, "13800000002")
+        r = await mclient.post(f"{API}/activities", json=ride(), headers=bearer(alice))
+        alice_event = r.json()["event_id"]
+        assert alice_event
+        b = bearer(bob)
+        # Bob's reads show none of Alice's data, whatever ids he passes.
+        r = await mclient.get(f"{API}/history/{alice_event}", headers=b)
+        assert r.status_code == 404 and r.json()["code"] == "not_found"
+        assert (await mclient.get(f"{API}/history/not-a-uuid", headers=b)).status_code == 404
+        for path in (
+            f"/history?resident_id={alice['resident_id']}",
+            f"/summary?resident_id={alice['resident_id']}",
+            f"/monthly?resident_id={alice['resident_id']}",
+            f"/me/export?resident_id={alice['resident_id']}",
+            f"/data-sources?resident_id={alice['resident_id']}",
+        ):
+            r = await mclient.get(API + path, headers=b)
+            assert r.status_code == 200, path
+            assert alice_event not in r.text and alice["resident_id"] not in r.text, path
+        summary = (await mclient.get(f"{API}/summary", headers=b)).json()
+        assert summary["total_reduction_g"] == 0
+        board = (await mclient.get(f"{API}/leaderboard", headers=b)).json()
+        assert alice["resident_id"] not in str(board)
+        assert [e["me"] for e in board["entries"]] == [False, True]
+        # Alice's own history does have it.
+        r = await mclient.get(f"{API}/history/{alice_event}", headers=bearer(alice))
+        assert r.status_code == 200
+
+
+class TestPaginationAndBoards:
+    async def test_cursor_pagination_and_filters(self, mclient, upstreams):
+        auth = bearer(await sign_in(mclient, upstreams))
+        base = datetime.now(UTC) - timedelta(hours=5)
+        ids = []
+        for i in range(5):
+            r = await mclient.post(
+                f"{API}/activities",
+                json=ride(points=track(start=base + timedelta(minutes=30 * i))),
+                headers=auth,
+            )
+            ids.append(r.json()["event_id"])
+        seen, cursor = [], None
+        while True:
+            q = f"?limit=2&cursor={cursor}" if cursor else "?limit=2"
+            page = (await mclient.get(f"{API}/history{q}", headers=auth)).json()
+            seen += [i["event_id"] for i in page["items"]]
+            cursor = page["next_cursor"]
+            if not cursor:
+                break
+        assert len(seen) == 5 and set(seen) == {i for i in ids if i}
+        rejected = (await mclient.get(f"{API}/history?status=rejected", headers=auth)).json()
+        assert all(i["status"] == "rejected" for i in rejected["items"])
+        r = await mclient.get(f"{API}/history?cursor=garbage", headers=auth)
+        assert r.status_code == 400 and r.json()["code"] == "cursor_invalid"
+
+    async def test_board_rebuilt_from_ledger_when_lost(self, mclient, upstreams, redis):
+        alice = await sign_in(mclient, upstreams, "13800000001")
+        bob = await sign_in(mclient, upstreams, "13800000002")
+        await mclient.post(f"{API}/activities", json=ride(), headers=bearer(alice))
+        await redis.flushdb()  # Redis lost everything
+        s = (await mclient.get(f"{API}/summary", headers=bearer(bob))).json()
+        assert s["district_rank"] == 2 and s["district_residents"] == 2
+        board = (await mclient.get(f"{API}/leaderboard", headers=bearer(bob))).json()
+        assert board["entries"][0]["reduction_g"] > 0 and board["my_rank"] == 2
+
+    async def test_levels_are_data(self, mclient, upstreams):
+        auth = bearer(await sign_in(mclient, upstreams))
+        levels = (await mclient.get(f"{API}/levels", headers=auth)).json()["levels"]
+        assert levels[0]["min_grams"] == 0
+        assert [lv["min_grams"] for lv in levels] == sorted(lv["min_grams"] for lv in levels)
