@@ -106,6 +106,52 @@ async def lock_accounts(
     return out
 
 
+_ENSURE_ACCOUNTS = """
+WITH input AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[])
+        AS u(owner_type, owner_id, asset, flags)
+),
+ins AS (
+    INSERT INTO ledger_accounts (owner_type, owner_id, asset, flags)
+    SELECT owner_type, owner_id, asset, flags FROM input
+    ON CONFLICT (owner_type, owner_id, asset) DO NOTHING
+    RETURNING id, owner_type, owner_id, asset, flags, posted, pending_debits, carry_g
+)
+SELECT id, owner_type, owner_id, asset, flags, posted, pending_debits, carry_g FROM ins
+UNION ALL
+SELECT a.id, a.owner_type, a.owner_id, a.asset, a.flags, a.posted, a.pending_debits, a.carry_g
+FROM ledger_accounts a JOIN input i USING (owner_type, owner_id, asset)
+"""
+
+
+async def ensure_accounts(
+    conn: Any, keys: Sequence[AccountKey], flags: Sequence[int]
+) -> dict[AccountKey, AccountRow]:
+    """Create missing accounts *without* locking existing ones (their balances are not read).
+
+    An account created concurrently by another transaction is invisible to this statement's
+    snapshot until that transaction commits; the statement is then simply run again.
+    """
+    out: dict[AccountKey, AccountRow] = {}
+    for _ in range(5):
+        missing = [(k, f) for k, f in zip(keys, flags, strict=True) if k not in out]
+        if not missing:
+            break
+        rows = await conn.fetch(
+            _ENSURE_ACCOUNTS,
+            [k.owner_type for k, _ in missing],
+            [k.owner_id for k, _ in missing],
+            [k.asset for k, _ in missing],
+            [f for _, f in missing],
+        )
+        for r in rows:
+            key = AccountKey(r["owner_type"], r["owner_id"], r["asset"])
+            out[key] = AccountRow(
+                r["id"], key, r["flags"], r["posted"], r["pending_debits"], r["carry_g"]
+            )
+    return out
+
+
 async def new_batch(conn: Any) -> int:
     batch_id: int = await conn.fetchval("INSERT INTO ledger_batches DEFAULT VALUES RETURNING id")
     return batch_id

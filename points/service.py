@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import random
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
@@ -69,7 +70,21 @@ __all__ = [
     "void_timed_out_holds",
 ]
 
-ISSUANCE = Owner("system", "issuance")  # may go negative: where grams and points come from
+# Issuance accounts may go negative: they are where grams and points come from. They are split
+# into sub-accounts so that concurrent batches do not queue on one hot row; each batch draws
+# from one sub-account chosen at random, and their sum is the programme's total issuance.
+ISSUANCE_SHARDS = 8
+
+
+def issuance_owner(shard: int) -> Owner:
+    return Owner("system", f"issuance.{shard}")
+
+
+def is_issuance(owner: Owner) -> bool:
+    return owner.owner_type == "system" and owner.owner_id.startswith("issuance.")
+
+
+ISSUANCE = issuance_owner(0)  # where clawed-back grams and points return
 EXPIRY = Owner("system", "expiry")  # expired points end here
 
 ISSUANCE_REASON = "verified_reduction"
@@ -117,7 +132,7 @@ class _Spec(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def _flags(key: AccountKey) -> int:
-    return FLAG_ISSUANCE if key.owner == ISSUANCE else 0
+    return FLAG_ISSUANCE if is_issuance(key.owner) else 0
 
 
 def _has_lots(key: AccountKey) -> bool:
@@ -145,8 +160,13 @@ async def _apply(
     now: datetime,
     *,
     carry: dict[AccountKey, int] | None = None,
+    lock_credit: bool = True,
 ) -> list[Transfer]:
-    """Apply ``specs`` atomically; replays (same key, same content) return the original."""
+    """Apply ``specs`` atomically; replays (same key, same content) return the original.
+
+    ``lock_credit=False`` (holds) only makes sure the credit accounts exist: a hold changes
+    nothing on them, so holds towards one merchant do not queue on the merchant's row.
+    """
     conn = tx.conn
     unique: dict[str, tuple[_Spec, bytes]] = {}
     for spec in specs:
@@ -157,9 +177,14 @@ async def _apply(
                 f"idempotency key {spec.idempotency_key!r} used twice with different content"
             )
         unique[spec.idempotency_key] = (spec, digest)
-    keys = [s.key(s.debit) for s in specs] + [s.key(s.credit) for s in specs]
-    keys += list(carry or ())
+    keys = [s.key(s.debit) for s in specs] + list(carry or ())
+    credit_keys = [s.key(s.credit) for s in specs]
+    if lock_credit:
+        keys += credit_keys
     accounts = await _lock(tx, keys)
+    unlocked = sorted({k for k in credit_keys if k not in accounts})
+    if unlocked:
+        accounts.update(await repo.ensure_accounts(conn, unlocked, [_flags(k) for k in unlocked]))
     batch_id = await repo.new_batch(conn)
     lot_expiry = policy.expires_at(now)
     rows = [
@@ -301,6 +326,7 @@ async def issue_reductions(
         by_ref[item.source_ref] = item
     unique = list(by_ref.values())
     conn = tx.conn
+    source = issuance_owner(random.randrange(ISSUANCE_SHARDS))
 
     co2e = [
         _Spec(
@@ -309,7 +335,7 @@ async def issue_reductions(
             kind="issuance",
             reason_code=ISSUANCE_REASON,
             asset="CO2E_G",
-            debit=ISSUANCE,
+            debit=source,
             credit=Owner("resident", i.resident_id),
             amount=i.reduction_g,
             source_ref=i.source_ref,
@@ -318,14 +344,14 @@ async def issue_reductions(
         )
         for i in unique
     ]
-    keys: list[AccountKey] = [AccountKey("system", ISSUANCE.owner_id, a) for a in ASSETS]
+    keys: list[AccountKey] = [AccountKey("system", source.owner_id, a) for a in ASSETS]
     for i in unique:
         keys.append(AccountKey("resident", i.resident_id, "CO2E_G"))
         keys.append(AccountKey("resident", i.resident_id, "POINT"))
     accounts = await _lock(tx, keys)
     batch_id = await repo.new_batch(conn)
-    iss_g = accounts[AccountKey("system", ISSUANCE.owner_id, "CO2E_G")]
-    iss_p = accounts[AccountKey("system", ISSUANCE.owner_id, "POINT")]
+    iss_g = accounts[AccountKey("system", source.owner_id, "CO2E_G")]
+    iss_p = accounts[AccountKey("system", source.owner_id, "POINT")]
     co2e_hashes = [s.leaf() for s in co2e]
     inserted = await repo.insert_transfers(
         conn,
@@ -366,6 +392,9 @@ async def issue_reductions(
         for s, h in replays:
             ref = s.source_ref or ""
             original = existing.get(s.idempotency_key)
+            if original is not None and original.transfer.debit != s.debit:
+                # The original drew from another issuance sub-account; that is not content.
+                h = msgspec.structs.replace(s, debit=original.transfer.debit).leaf()
             if original is None or original.hash != h:
                 raise IdempotencyConflict(
                     f"behaviour event {ref!r} was already issued with different content"
@@ -399,7 +428,7 @@ async def issue_reductions(
                     kind="issuance",
                     reason_code=ISSUANCE_REASON,
                     asset="POINT",
-                    debit=ISSUANCE,
+                    debit=source,
                     credit=Owner("resident", i.resident_id),
                     amount=points,
                     source_ref=i.source_ref,
@@ -464,7 +493,7 @@ async def transfer(
     for r in requests:
         if r.amount <= 0:
             raise InvalidTransfer("amount must be positive")
-        if r.debit == ISSUANCE:
+        if is_issuance(r.debit):
             raise InvalidTransfer("only issuance may debit the system issuance account")
         if r.debit == r.credit:
             raise InvalidTransfer("debit and credit must be different accounts")
@@ -507,7 +536,7 @@ async def place_hold(
     now = now or utcnow()
     if request.amount <= 0:
         raise InvalidTransfer("amount must be positive")
-    if request.debit == ISSUANCE or request.debit == request.credit:
+    if is_issuance(request.debit) or request.debit == request.credit:
         raise InvalidTransfer("a hold needs a debit account other than issuance and the credit")
     _check_aware(request.occurred_at, "occurred_at")
     spec = _Spec(
@@ -524,7 +553,7 @@ async def place_hold(
         occurred_at=request.occurred_at,
         timeout_at=now + timedelta(seconds=timeout_s or policy.hold_timeout_s),
     )
-    (hold,) = await _apply(tx, [spec], policy, now)
+    (hold,) = await _apply(tx, [spec], policy, now, lock_credit=False)
     return hold
 
 

@@ -61,8 +61,8 @@ class TestBulkBatches:
         totals = await asyncio.gather(*(batch(i) for i in range(16)))
         async with pool.acquire() as conn:
             issued = await conn.fetchval(
-                "SELECT -posted FROM ledger_accounts "
-                "WHERE owner_type = 'system' AND owner_id = 'issuance' AND asset = 'CO2E_G'"
+                "SELECT -sum(posted) FROM ledger_accounts "
+                "WHERE owner_type = 'system' AND owner_id LIKE 'issuance.%' AND asset = 'CO2E_G'"
             )
             assert issued == sum(totals)
             await invariants(conn)
