@@ -4,11 +4,12 @@ calls one service function."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Request, Response, Router, get, post
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import FromPath, QueryParameter
 
 from behaviours import service
 from behaviours.errors import BodyTooLarge, InvalidRecords, TooManyRecords
@@ -42,7 +43,11 @@ async def _read_limited(request: Request[Any, Any, Any], limit: int, what: str) 
 
 
 async def _caller(
-    request: Request[Any, Any, Any], tx: Tx, redis: Any, settings: Settings, body: bytes
+    request: Request[Any, Any, Any],
+    tx: NamedDependency[Tx],
+    redis: NamedDependency[Any],
+    settings: NamedDependency[Settings],
+    body: bytes,
 ) -> SignedCaller:
     return await verify_signature(
         method=request.method,
@@ -66,7 +71,10 @@ def _json(obj: Any, status: int = 200) -> Response[bytes]:
     status_code=200,
 )
 async def push_events(
-    request: Request[Any, Any, Any], tx: Tx, redis: Any, settings: Settings
+    request: Request[Any, Any, Any],
+    tx: NamedDependency[Tx],
+    redis: NamedDependency[Any],
+    settings: NamedDependency[Settings],
 ) -> Response[bytes]:
     limits = settings.ingest
     body = await _read_limited(request, limits.max_batch_bytes, "The batch body")
@@ -99,10 +107,10 @@ async def push_events(
 )
 async def upload_file(
     request: Request[Any, Any, Any],
-    tx: Tx,
-    redis: Any,
-    settings: Settings,
-    file_format: Literal["ndjson", "csv"] = Parameter(query="format", default="ndjson"),
+    tx: NamedDependency[Tx],
+    redis: NamedDependency[Any],
+    settings: NamedDependency[Settings],
+    file_format: Annotated[Literal["ndjson", "csv"], QueryParameter(query="format")] = "ndjson",
 ) -> Response[bytes]:
     from integrations.tasks import process_file
     from server.worker import enqueue_after_commit
@@ -118,7 +126,11 @@ async def upload_file(
 
 @get("/files/{file_id:str}", summary="Status and counts of an uploaded file")
 async def file_status(
-    request: Request[Any, Any, Any], tx: Tx, redis: Any, settings: Settings, file_id: str
+    request: Request[Any, Any, Any],
+    tx: NamedDependency[Tx],
+    redis: NamedDependency[Any],
+    settings: NamedDependency[Settings],
+    file_id: FromPath[str],
 ) -> Response[bytes]:
     caller = await _caller(request, tx, redis, settings, b"")
     return _json(await service.file_status(tx.conn, caller.operator_id, file_id))
@@ -126,7 +138,11 @@ async def file_status(
 
 @get("/files/{file_id:str}/results", summary="Per-record verdicts of a file, as NDJSON")
 async def file_results(
-    request: Request[Any, Any, Any], tx: Tx, redis: Any, settings: Settings, file_id: str
+    request: Request[Any, Any, Any],
+    tx: NamedDependency[Tx],
+    redis: NamedDependency[Any],
+    settings: NamedDependency[Settings],
+    file_id: FromPath[str],
 ) -> Response[bytes]:
     caller = await _caller(request, tx, redis, settings, b"")
     content = await service.file_results(tx.conn, caller.operator_id, file_id)

@@ -1,0 +1,147 @@
+"""The signed operator API end to end through the real app: batches, replays, limits, files."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import msgspec
+
+from integrations.operator_files import process_file
+from server.auth import sign_request
+from tests.behaviours.helpers import SECRET, linked, metro, now, operator
+
+PATH = "/api/operators/v1/events"
+
+
+def signed(method: str, path: str, body: bytes = b"", op: str = "metro") -> dict[str, str]:
+    return sign_request(SECRET, method, path, body, operator_id=op, key_id="k1")
+
+
+def batch(*events) -> bytes:
+    return msgspec.json.encode({"events": list(events)})
+
+
+async def test_signed_batch_answers_per_record_and_is_safe_to_retry(client, pool, settings):
+    await operator(pool, "metro")
+    _, subject = await linked(pool)
+    body = batch(metro(subject, "r1"), metro("stranger", "r2"))
+    r = await client.post(PATH, content=body, headers=signed("POST", PATH, body))
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert (out["accepted"], out["rejected"]) == (1, 1)
+    first, second = out["results"]
+    assert first["status"] == "accepted" and first["reduction_g"] == 467 and first["points"] == 46
+    assert second["reason_code"] == "unknown_subject" and second["message"]
+    again = await client.post(PATH, content=body, headers=signed("POST", PATH, body))
+    assert [x["status"] for x in again.json()["results"]] == ["duplicate", "duplicate"]
+    assert again.json()["results"][0]["points"] == 46
+
+
+async def test_replayed_signature_is_refused(client, pool, settings):
+    await operator(pool, "metro")
+    body = batch()
+    headers = signed("POST", PATH, body)
+    assert (await client.post(PATH, content=body, headers=headers)).status_code == 200
+    r = await client.post(PATH, content=body, headers=headers)
+    assert r.status_code == 401
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["code"] == "signature_replayed"
+
+
+async def test_bad_signature_and_revoked_key(client, pool, settings):
+    from behaviours import service
+    from server.db import transaction
+
+    await operator(pool, "metro")
+    body = batch()
+    headers = signed("POST", PATH, body + b" ")
+    r = await client.post(PATH, content=body, headers=headers)
+    assert r.json()["code"] == "signature_invalid"
+    async with transaction(pool) as tx:
+        await service.revoke_signing_key(tx, "metro", "k1")
+    r = await client.post(PATH, content=body, headers=signed("POST", PATH, body))
+    assert r.status_code == 401
+
+
+async def test_limits_and_schema_errors_are_problem_json(client, pool, settings):
+    await operator(pool, "metro")
+    many = batch(*[metro("s", f"r{i}") for i in range(settings.ingest.max_batch_records + 1)])
+    r = await client.post(PATH, content=many, headers=signed("POST", PATH, many))
+    assert r.status_code == 413 and r.json()["code"] == "too_many_records"
+    huge = b'{"events": [' + b" " * settings.ingest.max_batch_bytes + b"]}"
+    r = await client.post(PATH, content=huge, headers=signed("POST", PATH, huge))
+    assert r.status_code == 413 and r.json()["code"] == "body_too_large"
+    bad = b'{"events": [{"type": "transit_trip", "record_id": "1"}]}'
+    r = await client.post(PATH, content=bad, headers=signed("POST", PATH, bad))
+    assert r.status_code == 400 and r.json()["code"] == "invalid_records"
+    assert r.json()["errors"][0]["path"].startswith("$.events[0]")
+
+
+async def test_daily_file_upload_task_status_and_results(client, pool, settings):
+    await operator(pool, "metro")
+    _, subject = await linked(pool)
+    start = now() - timedelta(hours=6)
+    ndjson = b"\n".join(
+        [
+            msgspec.json.encode(metro(subject, "f1", start=start)),
+            b'{"type": "transit_trip", "record_id": "f2"}',
+            msgspec.json.encode(metro(subject, "f3", start=start + timedelta(hours=2))),
+        ]
+    )
+    path = "/api/operators/v1/files?format=ndjson"
+    r = await client.post(path, content=ndjson, headers=signed("POST", path, ndjson))
+    assert r.status_code == 202, r.text
+    file_id = r.json()["id"]
+    assert r.json()["status"] == "queued"
+    # the Celery task's body, run directly on this loop
+    assert await process_file(pool, settings, file_id) == "done"
+    status_path = f"/api/operators/v1/files/{file_id}"
+    s = (await client.get(status_path, headers=signed("GET", status_path))).json()
+    assert (s["status"], s["records"], s["accepted"], s["rejected"]) == ("done", 3, 2, 1)
+    results_path = status_path + "/results"
+    r = await client.get(results_path, headers=signed("GET", results_path))
+    lines = [msgspec.json.decode(x) for x in r.content.splitlines()]
+    assert [(x["line"], x["status"]) for x in lines] == [
+        (1, "accepted"),
+        (2, "rejected"),
+        (3, "accepted"),
+    ]
+    assert lines[1]["reason_code"] == "invalid_record"
+    # the same file again is the same file
+    r = await client.post(path, content=ndjson, headers=signed("POST", path, ndjson))
+    assert r.status_code == 200 and r.json()["id"] == file_id
+    # another operator cannot read it
+    await operator(pool, "other")
+    r = await client.get(status_path, headers=signed("GET", status_path, op="other"))
+    assert r.status_code == 404
+
+
+async def test_csv_file(pool, settings):
+    from behaviours import service
+    from server.db import transaction
+
+    await operator(pool, "metro")
+    _, subject = await linked(pool)
+    start = (now() - timedelta(hours=3)).isoformat()
+    end = (now() - timedelta(hours=2, minutes=30)).isoformat()
+    csv = (
+        "type,record_id,subject,mode,started_at,ended_at,distance_m\n"
+        f"transit_trip,c1,{subject},bus,{start},{end},5000\n"
+        f"transit_trip,c2,{subject},rocket,{start},{end},5000\n"
+    ).encode()
+    async with transaction(pool) as tx:
+        file_id, new = await service.create_file(tx, "metro", "csv", csv)
+    assert new
+    assert await process_file(pool, settings, file_id) == "done"
+    async with pool.acquire() as conn:
+        results = await service.file_results(conn, "metro", file_id)
+    lines = [msgspec.json.decode(x) for x in results.splitlines()]
+    assert lines[0]["status"] == "accepted" and lines[0]["reduction_g"] == 134  # 26.9 g x 5 km
+    assert lines[1]["reason_code"] == "invalid_record"
+
+
+async def test_celery_task_is_registered(settings):
+    from integrations import tasks
+
+    assert tasks.process_file.name == "integrations.process_file"
+    assert "integrations.resume_files" in tasks.BEAT
