@@ -1,0 +1,213 @@
+"""Mobile API benchmark: GET /summary and GET /history with valid resident tokens, 32 connections.
+
+    flock /tmp/tph-bench.lock .venv/bin/python bench/bench_mobile.py
+
+Starts an embedded PostgreSQL and Redis in a temporary directory (or uses ``BENCH_DATABASE_URL``
+/ ``BENCH_REDIS_URL``: a fresh database is created there), migrates, seeds ``BENCH_RESIDENTS``
+(1,000) residents in one district with ``BENCH_EVENTS`` (20) credited activities each through the
+real pipeline, then serves the app with uvicorn (``BENCH_WORKERS`` = 2 processes, as
+`tanpuhui serve`) and drives it with wrk (``-t2 -c32 -d BENCH_SECONDS`` = 15 s, ``--latency``),
+each request with a token picked at random among the residents. Prints one line per endpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import asyncpg
+
+from behaviours import service as behaviours
+from behaviours.events import DailySteps, Point, Walk
+from server.auth import JwtKeys, Role
+from server.db import create_pool, transaction
+from server.embedded import EmbeddedPostgres, EmbeddedRedis
+from server.migrate import migrate
+from server.seeds import apply_seeds
+from server.settings import Settings
+
+JWT_KEYS = "bench:bench-secret-key-0123456789abcdef"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def seed(db_url: str, residents: int, events: int) -> list[str]:
+    conn = await asyncpg.connect(db_url)
+    try:
+        await migrate(conn)
+        await apply_seeds(conn)
+        ids = [str(uuid.uuid4()) for _ in range(residents)]
+        await conn.execute(
+            "INSERT INTO residents (id, district_code) SELECT unnest($1::uuid[]), '440305'", ids
+        )
+    finally:
+        await conn.close()
+    settings = Settings.from_env({"DATABASE_URL": db_url, "REDIS_URL": "redis://x/0"})
+    pool = await create_pool(db_url, min_size=1, max_size=4)
+    now = datetime.now(UTC).replace(microsecond=0)
+    try:
+        for rid in ids:
+            evs: list[Any] = []
+            for j in range(events - 1):
+                start = now - timedelta(hours=2 + 2 * j)
+                evs.append(
+                    Walk(
+                        record_id=f"w{j}",
+                        subject=rid,
+                        started_at=start,
+                        ended_at=start + timedelta(minutes=15),
+                        start=Point(lat=22.54, lon=114.05),
+                        end=Point(lat=22.55, lon=114.05),
+                        distance_m=1200,
+                    )
+                )
+            evs.append(
+                DailySteps(
+                    record_id="s", subject=rid, day=(now - timedelta(days=1)).date(), steps=8000
+                )
+            )
+            async with transaction(pool) as tx:
+                await behaviours.ingest(tx, behaviours.app_source(rid), evs, settings=settings)
+        async with pool.acquire() as conn:
+            await conn.execute("VACUUM ANALYZE")
+    finally:
+        await pool.close()
+    return ids
+
+
+LUA = """
+local tokens = {}
+for line in io.lines("%s") do tokens[#tokens + 1] = line end
+math.randomseed(os.time())
+request = function()
+  local t = tokens[math.random(#tokens)]
+  return wrk.format("GET", nil, {["Authorization"] = "Bearer " .. t})
+end
+"""
+
+
+def wrk(url: str, tokens_file: Path, seconds: int) -> tuple[float, float, str]:
+    script = tokens_file.with_suffix(".lua")
+    script.write_text(LUA % tokens_file)
+    cmd = ["wrk", "-t2", "-c32", f"-d{seconds}s", "--latency", "-s", str(script), url]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p99_raw = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+    assert p99_raw, out
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99_raw.group(2)]
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if non2xx:
+        raise SystemExit(f"{non2xx.group(1)} failed answers:\n{out}")
+    return rps, float(p99_raw.group(1)) * scale, " ".join(cmd)
+
+
+def main() -> int:
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is needed (Debian: apt-get install -y wrk)")
+    residents, events = _env("BENCH_RESIDENTS", 1000), _env("BENCH_EVENTS", 20)
+    seconds, workers = _env("BENCH_SECONDS", 15), _env("BENCH_WORKERS", 2)
+    tmp = Path(tempfile.mkdtemp(prefix="tph-bench-mobile-"))
+    pg = rd = None
+    base = os.environ.get("BENCH_DATABASE_URL")
+    if base:
+        name = f"tph_bench_mobile_{os.getpid()}"
+        admin = base
+        db_url = urlunsplit(urlsplit(base)._replace(path="/" + name))
+    else:
+        pg = EmbeddedPostgres(tmp / "pg", database="postgres")
+        pg.start()
+        admin, name = pg.admin_url(), "tph_bench_mobile"
+        db_url = f"postgresql://postgres@/{name}?host={pg.data_dir}"
+    redis_url = os.environ.get("BENCH_REDIS_URL")
+    if not redis_url:
+        rd = EmbeddedRedis(tmp / "redis", persist=False)
+        redis_url = rd.start()
+
+    async def create() -> None:
+        conn = await asyncpg.connect(admin)
+        await conn.execute(f'CREATE DATABASE "{name}"')
+        await conn.close()
+
+    server = None
+    try:
+        asyncio.run(create())
+        t0 = time.perf_counter()
+        ids = asyncio.run(seed(db_url, residents, events))
+        print(
+            f"seeded {residents} residents x {events} activities "
+            f"in {time.perf_counter() - t0:.1f} s"
+        )
+        keys = JwtKeys([("bench", JWT_KEYS.split(":", 1)[1])])
+        tokens = tmp / "tokens.txt"
+        tokens.write_text(
+            "\n".join(
+                keys.issue(r, Role.RESIDENT, 3600, extra={"typ": "access", "fam": "f"}) for r in ids
+            )
+            + "\n"
+        )
+        port = _free_port()
+        env = {
+            **os.environ,
+            "DATABASE_URL": db_url,
+            "REDIS_URL": redis_url,
+            "TANPUHUI_AUTH_JWT_KEYS": JWT_KEYS,
+            "TANPUHUI_HTTP_PORT": str(port),
+            "TANPUHUI_HTTP_WORKERS": str(workers),
+            "TANPUHUI_LOG_LEVEL": "WARNING",
+            "PYTHONPATH": str(ROOT),
+        }
+        server = subprocess.Popen(
+            [str(Path(sys.executable).parent / "tanpuhui"), "serve"],
+            env=env,
+            cwd=ROOT,
+            start_new_session=True,
+        )
+        base_url = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        time.sleep(1.0)
+        for path in ("/api/mobile/v1/summary", "/api/mobile/v1/history?limit=20"):
+            wrk(base_url + path, tokens, 3)  # warm-up: connections, plans, the district board
+            rps, p99, cmd = wrk(base_url + path, tokens, seconds)
+            print(f"{path}: {rps:,.0f} req/s, p99 {p99:.1f} ms  ({cmd})")
+    finally:
+        if server is not None:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=20)
+        if rd:
+            rd.stop()
+        if pg:
+            pg.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
