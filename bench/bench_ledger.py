@@ -1,0 +1,231 @@
+"""Ledger benchmark: bulk issuance over many resident accounts, and single holds.
+
+    .venv/bin/python bench/bench_ledger.py
+
+Uses ``BENCH_DATABASE_URL`` when set (a fresh database is created on that server and dropped
+afterwards), otherwise starts an embedded PostgreSQL in a temporary directory. Knobs:
+``BENCH_RESIDENTS`` (1,000,000), ``BENCH_BATCHES`` (60 batches of ``BENCH_BATCH_SIZE`` = 1,000
+issuances), ``BENCH_WRITERS`` (2 concurrent batch writers), ``BENCH_HOLD_CLIENTS`` (32),
+``BENCH_HOLD_SECONDS`` (10). Prints one line per measurement.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import secrets
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import asyncpg
+
+from points import journal, service
+from points.errors import InsufficientFunds
+from points.schemas import Issuance, Owner, PointsPolicy, TransferRequest
+from server.db import create_pool, transaction
+from server.migrate import migrate
+
+POLICY = PointsPolicy(grams_per_point=10, expiry_years=2, hold_timeout_s=900)
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+def _env(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+def _resident(i: int) -> str:
+    return str(uuid.UUID(int=i + 1))
+
+
+async def seed_accounts(url: str, residents: int) -> float:
+    """Create both accounts of ``residents`` residents (as if they had signed up)."""
+    started = time.perf_counter()
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(
+            """
+            INSERT INTO ledger_accounts (owner_type, owner_id, asset)
+            SELECT 'resident', lpad(to_hex(i + 1), 32, '0')::uuid::text, a
+            FROM generate_series(0, $1 - 1) AS i, unnest(ARRAY['CO2E_G', 'POINT']) AS a
+            """,
+            residents,
+        )
+        await conn.execute("VACUUM ANALYZE ledger_accounts")
+    finally:
+        await conn.close()
+    return time.perf_counter() - started
+
+
+async def bulk_issuance(
+    pool: Any, residents: int, batches: int, size: int, writers: int
+) -> tuple[int, int, float]:
+    rng = random.Random(1)
+    work = [
+        [
+            Issuance(
+                resident_id=_resident(rng.randrange(residents)),
+                reduction_g=rng.randrange(20, 2000),
+                source_ref=f"evt-{b}-{j}-{secrets.token_hex(4)}",
+                region_code="440305",
+                occurred_at=NOW,
+            )
+            for j in range(size)
+        ]
+        for b in range(batches)
+    ]
+    queue: asyncio.Queue[list[Issuance]] = asyncio.Queue()
+    for batch in work:
+        queue.put_nowait(batch)
+    transfers = 0
+    items = 0
+
+    async def writer() -> None:
+        nonlocal transfers, items
+        while not queue.empty():
+            batch = queue.get_nowait()
+            async with transaction(pool) as tx:
+                results = await service.issue_reductions(tx, batch, POLICY)
+            items += len(results)
+            transfers += len(results) + sum(1 for r in results if r.points)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(writer() for _ in range(writers)))
+    return items, transfers, time.perf_counter() - started
+
+
+async def seal_all(pool: Any) -> tuple[int, float]:
+    started = time.perf_counter()
+    total = 0
+    while True:
+        async with transaction(pool) as tx:
+            n = await journal.seal(tx)
+        total += n
+        if n == 0:
+            return total, time.perf_counter() - started
+
+
+async def holds(pool: Any, funded: list[str], clients: int, seconds: float) -> tuple[int, float]:
+    done = 0
+    refused = 0
+    deadline = time.perf_counter() + seconds
+
+    async def client(c: int) -> None:
+        nonlocal done, refused
+        rng = random.Random(c)
+        while time.perf_counter() < deadline:
+            request = TransferRequest(
+                idempotency_key=f"hold-{uuid.uuid4()}",
+                debit=Owner("resident", rng.choice(funded)),
+                credit=Owner("merchant", "bench-merchant"),
+                asset="POINT",
+                amount=1,
+                kind="redemption",
+                reason_code="reward",
+                region_code="440305",
+                occurred_at=NOW,
+            )
+            try:
+                async with transaction(pool) as tx:
+                    await service.place_hold(tx, request, POLICY)
+                done += 1
+            except InsufficientFunds:
+                refused += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client(c) for c in range(clients)))
+    return done, time.perf_counter() - started
+
+
+async def run(url: str) -> None:
+    residents = _env("BENCH_RESIDENTS", 1_000_000)
+    batches = _env("BENCH_BATCHES", 60)
+    size = _env("BENCH_BATCH_SIZE", 1000)
+    writers = _env("BENCH_WRITERS", 2)
+    clients = _env("BENCH_HOLD_CLIENTS", 32)
+    seconds = float(_env("BENCH_HOLD_SECONDS", 10))
+
+    conn = await asyncpg.connect(url)
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+    took = await seed_accounts(url, residents)
+    print(f"seed: {2 * residents:,} resident accounts in {took:.1f} s")
+
+    pool = await create_pool(url, min_size=clients, max_size=clients + 2)
+    try:
+        # Warm-up (also funds the residents the hold benchmark spends from).
+        funded = [_resident(i) for i in range(0, residents, max(1, residents // 2000))][:2000]
+        async with transaction(pool) as tx:
+            await service.issue_reductions(
+                tx,
+                [
+                    Issuance(
+                        resident_id=r,
+                        reduction_g=100_000,
+                        source_ref=f"fund-{r}",
+                        region_code="440305",
+                        occurred_at=NOW,
+                    )
+                    for r in funded
+                ],
+                POLICY,
+            )
+        items, transfers, elapsed = await bulk_issuance(pool, residents, batches, size, writers)
+        print(
+            f"bulk issuance: {items:,} issuances = {transfers:,} transfers in {elapsed:.2f} s "
+            f"with {writers} writers, batches of {size}: {transfers / elapsed:,.0f} transfers/s "
+            f"({items / elapsed:,.0f} issuances/s)"
+        )
+        sealed, seal_s = await seal_all(pool)
+        print(f"journal: sealed {sealed:,} blocks in {seal_s:.2f} s")
+        done, elapsed = await holds(pool, funded, clients, seconds)
+        print(
+            f"holds: {done:,} single holds from {clients} clients in {elapsed:.2f} s: "
+            f"{done / elapsed:,.0f} holds/s"
+        )
+    finally:
+        await pool.close()
+
+
+def main() -> None:
+    base = os.environ.get("BENCH_DATABASE_URL")
+    name = f"tanpuhui_bench_{secrets.token_hex(4)}"
+    if base:
+        parts = urlsplit(base)
+        url = urlunsplit(parts._replace(path="/" + name))
+
+        async def admin(sql: str) -> None:
+            conn = await asyncpg.connect(base)
+            try:
+                await conn.execute(sql)
+            finally:
+                await conn.close()
+
+        asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+        try:
+            asyncio.run(run(url))
+        finally:
+            asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        return
+    from server.embedded import EmbeddedPostgres
+
+    pg = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="tph-bench-")) / "pg", database=name)
+    url = pg.start()
+    try:
+        asyncio.run(run(url))
+    finally:
+        pg.stop()
+
+
+if __name__ == "__main__":
+    main()
