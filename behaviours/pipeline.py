@@ -148,7 +148,13 @@ async def _double_counting(conn: Any, items: list[Item], operator_id: str) -> No
         assert it.resident_id is not None
         it.trip_key = trip_key(it.resident_id, it.started_at, it.ended_at)
     if trips:
-        for pos in await repo.overlapping(conn, [it.trip_key or "" for it in trips]):
+        found = await repo.overlapping(
+            conn,
+            [it.resident_id or "" for it in trips],
+            [it.started_at for it in trips],
+            [max(it.ended_at, it.started_at + timedelta(seconds=1)) for it in trips],
+        )
+        for pos in found:
             trips[pos].reject(Reason.OVERLAPPING_ACTIVITY)
         last_end: dict[str, datetime] = {}
         for it in sorted(trips, key=lambda i: (i.resident_id or "", i.started_at)):

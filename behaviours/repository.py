@@ -385,18 +385,24 @@ async def existing_records(conn: Any, operator_id: str, record_ids: Sequence[str
     )
 
 
-async def overlapping(conn: Any, trip_keys: Sequence[str]) -> list[int]:
-    """Positions (0-based) of ``trip_keys`` overlapping an accepted trip already stored."""
-    if not trip_keys:
+async def overlapping(
+    conn: Any, residents: Sequence[str], starts: Sequence[datetime], ends: Sequence[datetime]
+) -> list[int]:
+    """Positions (0-based) of trips overlapping an accepted trip of the same resident already
+    stored (btree on resident; the exclusion constraint stays the guarantee)."""
+    if not residents:
         return []
     rows = await conn.fetch(
         """
-        SELECT q.i - 1 FROM unnest($1::text[]) WITH ORDINALITY AS q(k, i)
+        SELECT q.i - 1 FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[])
+            WITH ORDINALITY AS q(r, s, t, i)
         WHERE EXISTS (SELECT 1 FROM behaviour_events e
-                      WHERE e.trip_key && q.k::numrange AND e.status = 'accepted'
-                        AND e.trip_key IS NOT NULL)
+                      WHERE e.resident_id = q.r AND e.started_at < q.t AND e.ended_at > q.s
+                        AND e.status = 'accepted' AND e.trip_key IS NOT NULL)
         """,
-        list(trip_keys),
+        list(residents),
+        list(starts),
+        list(ends),
     )
     return [r[0] for r in rows]
 

@@ -19,10 +19,15 @@ def now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
-async def operator(pool: Any, op_id: str = "metro", kind: str = "transit", feed: str | None = None):
+async def operator(pool: Any, op_id: str = "metro", kind: Any = "transit", feed: str | None = None):
     async with transaction(pool) as tx:
         await service.register_operator(
-            tx, op_id, name=op_id.title(), kind=kind, region_code="440300", gtfs_feed=feed
+            tx,
+            op_id,
+            name=op_id.title(),
+            kind=kind,
+            region_code="440300",
+            gtfs_feed=feed,
         )
         await service.add_signing_key(tx, op_id, "k1", SECRET)
 
@@ -79,8 +84,8 @@ def metro(
     return TransitTrip(
         record_id=rid,
         subject=subject,
-        mode=mode,
-        boarded_at=start,  # type: ignore[arg-type]
+        mode=mode,  # type: ignore[arg-type]
+        boarded_at=start,
         alighted_at=start + timedelta(minutes=minutes),
         distance_m=distance_m,
         **kw,

@@ -179,7 +179,7 @@ class TestRegion:
     async def test_outside_region_and_district_attribution(self, pool, settings):
         await import_districts(pool)
         await operator(pool, "bikes", "bike_share")
-        rid, subject = await linked(pool, "bikes")
+        _rid, subject = await linked(pool, "bikes")
         inside, outside = await run(
             pool,
             settings,
@@ -428,7 +428,7 @@ class TestHousehold:
         )
 
     async def test_per_capita_baseline_without_history(self, pool, settings):
-        rid, subject = await self._setup(pool)
+        _rid, subject = await self._setup(pool)
         start = now() - timedelta(days=31)
         [v] = await run(
             pool, settings, [self.reading(subject, "m1", start, 30, 100.0, 2)], op_id="grid"
@@ -441,7 +441,7 @@ class TestHousehold:
         assert w.reason_code == "activity_already_credited"
 
     async def test_same_months_of_previous_two_years(self, pool, settings):
-        rid, subject = await self._setup(pool)
+        _rid, subject = await self._setup(pool)
         start = now() - timedelta(days=31)
         history = [
             self.reading(subject, f"h{k}", start.replace(year=start.year - k), 30, q)
