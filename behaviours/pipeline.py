@@ -141,12 +141,13 @@ def _activity_key(it: Item, operator_id: str) -> str | None:
     return None
 
 
-async def _double_counting(conn: Any, items: list[Item], operator_id: str) -> None:
+async def _double_counting(
+    conn: Any, items: list[Item], operator_id: str, seqs: dict[str, int]
+) -> None:
     """Overlapping trips and already-credited activities, in the database and in the batch."""
     trips = [it for it in items if it.ok and it.kind in TRIP_KINDS and it.resident_id]
     for it in trips:
-        assert it.resident_id is not None
-        it.trip_key = trip_key(it.resident_id, it.started_at, it.ended_at)
+        it.trip_key = trip_key(seqs[it.resident_id or ""], it.started_at, it.ended_at)
     if trips:
         found = await repo.overlapping(
             conn,
@@ -233,13 +234,13 @@ async def ingest(
 
     # From here on, per resident, one batch at a time: lock their usage rows (id order).
     residents = sorted({it.resident_id for it in items if it.resident_id})
-    usage_text = await repo.lock_usage(conn, residents)
+    locked = await repo.lock_usage(conn, residents)
     known = {
         r["record_id"]: r
         for r in await repo.existing_records(conn, source.operator_id, list(first_of))
     }
     fresh = [it for it in items if it.event.record_id not in known]
-    await _double_counting(conn, fresh, source.operator_id)
+    await _double_counting(conn, fresh, source.operator_id, {r: s for r, (_, s) in locked.items()})
 
     meters = [it for it in fresh if it.ok and it.kind == "meter_reading"]
     if meters:
@@ -255,7 +256,7 @@ async def ingest(
         )
         household(meters, history, ingest_settings)
 
-    usage: dict[str, Usage] = {r: decode_usage(usage_text.get(r)) for r in residents}
+    usage: dict[str, Usage] = {r: decode_usage(locked[r][0]) for r in residents}
     changed = apply_caps([it for it in fresh if it.ok], ref, usage)
 
     # Credit, then store (the stored rows carry the points the ledger gave).

@@ -342,9 +342,9 @@ async def resident_home(conn: Any, resident_id: str) -> Any:
 # --- the batch path --------------------------------------------------------------------------
 
 
-async def lock_usage(conn: Any, resident_ids: Sequence[str]) -> dict[str, str]:
+async def lock_usage(conn: Any, resident_ids: Sequence[str]) -> dict[str, tuple[str, int]]:
     """Create-or-lock the usage rows of these residents in id order (the per-resident lock that
-    serialises concurrent batches) and return their current ``used`` JSON text."""
+    serialises concurrent batches); their current ``used`` JSON text and sequence number."""
     if not resident_ids:
         return {}
     rows = await conn.fetch(
@@ -352,11 +352,11 @@ async def lock_usage(conn: Any, resident_ids: Sequence[str]) -> dict[str, str]:
         INSERT INTO behaviour_usage AS u (resident_id)
         SELECT r FROM unnest($1::uuid[]) AS r ORDER BY r
         ON CONFLICT (resident_id) DO UPDATE SET used = u.used
-        RETURNING resident_id::text, used::text
+        RETURNING resident_id::text, used::text, seq
         """,
         sorted(resident_ids),
     )
-    return {r[0]: r[1] for r in rows}
+    return {r[0]: (r[1], r[2]) for r in rows}
 
 
 async def save_usage(conn: Any, resident_ids: Sequence[str], used: Sequence[str]) -> None:
@@ -500,13 +500,14 @@ _TYPES = (
     "text",
     "text",
 )
+_TRIP_KEY = EVENT_COLUMNS.index("trip_key")
 _SELECT = ", ".join(
-    f"${i + 1}::{t}[]" if c != "trip_key" else f"${i + 1}::text[]"
+    f"${i + 1}::{t}[]" if c != "trip_key" else f"${i + 1}::int8range[]"
     for i, (c, t) in enumerate(zip(EVENT_COLUMNS, _TYPES, strict=True))
 )
 _INSERT_EVENTS = f"""
     INSERT INTO behaviour_events ({", ".join(EVENT_COLUMNS)})
-    SELECT {", ".join(c if c != "trip_key" else "trip_key::numrange" for c in EVENT_COLUMNS)}
+    SELECT {", ".join(EVENT_COLUMNS)}
     FROM unnest({_SELECT}) AS v({", ".join(EVENT_COLUMNS)})
     ON CONFLICT DO NOTHING
     RETURNING id::text
@@ -520,7 +521,9 @@ async def insert_events(conn: Any, columns: Sequence[Sequence[Any]]) -> set[str]
     another transaction got in first (same record, overlapping accepted trip, same activity)
     is simply not returned, and the caller decides what that means.
     """
-    rows = await conn.fetch(_INSERT_EVENTS, *columns)
+    cols = list(columns)
+    cols[_TRIP_KEY] = [asyncpg.Range(*k) if k is not None else None for k in cols[_TRIP_KEY]]
+    rows = await conn.fetch(_INSERT_EVENTS, *cols)
     return {r[0] for r in rows}
 
 

@@ -142,7 +142,7 @@ class Item:
         self.factor: Factor | None = None
         self.reduction_g = 0
         self.points = 0
-        self.trip_key: str | None = None
+        self.trip_key: tuple[int, int] | None = None
         self.activity_key: str | None = None
         self.kind = ""
         self.mode = ""
@@ -297,11 +297,13 @@ def programme_day(at: datetime) -> date:
     return at.astimezone(PROGRAMME_TZ).date()
 
 
-def trip_key(resident_id: str, started_at: datetime, ended_at: datetime) -> str:
-    """numrange literal: (resident as a 128-bit number) << 32 + Unix seconds."""
-    import uuid
+_KEY_EPOCH = 1_577_836_800  # 2020-01-01T00:00:00Z
 
-    base = uuid.UUID(resident_id).int << 32
-    lo = base + int(started_at.timestamp())
-    hi = base + max(int(ended_at.timestamp()), int(started_at.timestamp()) + 1)
-    return f"[{lo},{hi})"
+
+def trip_key(seq: int, started_at: datetime, ended_at: datetime) -> tuple[int, int]:
+    """int8range bounds [lo, hi): (resident sequence << 31) + seconds since 2020: two trips of
+    one person overlap exactly when their keys overlap."""
+    base = seq << 31
+    start = int(started_at.timestamp()) - _KEY_EPOCH
+    end = max(int(ended_at.timestamp()) - _KEY_EPOCH, start + 1)
+    return base + start, base + end

@@ -311,13 +311,15 @@ class TestDoubleCounting:
         from behaviours.rules import trip_key
 
         start = now() - timedelta(hours=1)
-        key1 = trip_key(rid, start, start + timedelta(minutes=20))
-        key2 = trip_key(rid, start + timedelta(minutes=10), start + timedelta(minutes=30))
+        key1 = asyncpg.Range(*trip_key(7, start, start + timedelta(minutes=20)))
+        key2 = asyncpg.Range(
+            *trip_key(7, start + timedelta(minutes=10), start + timedelta(minutes=30))
+        )
         sql = (
             "INSERT INTO behaviour_events (id, operator_id, record_id, subject_ref, resident_id, "
             "kind, mode, behaviour, started_at, ended_at, received_at, status, trip_key) VALUES "
             "(gen_random_uuid(), 'metro', $1, 's', $2, 'transit_trip', 'metro', 'transit', $3, "
-            "$3, now(), 'accepted', $4::text::numrange)"
+            "$3, now(), 'accepted', $4)"
         )
         async with pool.acquire() as conn:
             await conn.execute(sql, "x1", rid, start, key1)
