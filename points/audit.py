@@ -8,7 +8,8 @@ Read-only. Checks, in order:
    re-build its Merkle root and count (so an edited, deleted or inserted row is caught);
 3. every account's posted and pending balance equals the one re-derived from the transfers, per
    asset the balances sum to zero, no account without the issuance flag is negative, and each
-   resident's unspent point lots add up to their posted points.
+   resident's unspent point lots add up to their posted points;
+4. no transfer or lot points at a missing account, batch or transfer.
 
 Exit status 0 when everything holds, 1 with a report of every mismatch otherwise.
 """
@@ -118,6 +119,7 @@ async def audit(conn: Any) -> AuditReport:
                 f"posted {m['posted']} pending {m['pending_debits']}, re-derived posted "
                 f"{m['derived_posted']} pending {m['derived_pending']}"
             )
+        problems.extend(await repo.dangling_references(conn))
         for asset, total in (await repo.asset_sums(conn)).items():
             if total != 0:
                 problems.append(f"asset {asset}: balances sum to {total}, not 0")

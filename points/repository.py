@@ -75,34 +75,61 @@ def _map_errors(exc: asyncpg.PostgresError) -> Exception:
     return error
 
 
+# Creates the missing accounts and locks the existing ones, in the order given (sorted keys).
+# ``WHERE false``: an existing row is locked (FOR UPDATE strength) but not rewritten, so locking
+# costs no new row version; only the created rows come back, the others are read next.
 _LOCK_ACCOUNTS = """
 INSERT INTO ledger_accounts (owner_type, owner_id, asset, flags)
 SELECT u.owner_type, u.owner_id, u.asset, u.flags
 FROM unnest($1::text[], $2::text[], $3::text[], $4::int[])
      WITH ORDINALITY AS u(owner_type, owner_id, asset, flags, ord)
 ORDER BY u.ord
-ON CONFLICT (owner_type, owner_id, asset) DO UPDATE SET flags = ledger_accounts.flags
+ON CONFLICT (owner_type, owner_id, asset) DO UPDATE SET flags = ledger_accounts.flags WHERE false
 RETURNING id, owner_type, owner_id, asset, flags, posted, pending_debits, carry_g
 """
+
+# Run after _LOCK_ACCOUNTS in the same transaction: a new statement (read committed), so it
+# sees the latest committed version of every row this transaction now holds locked.
+_READ_ACCOUNTS = """
+SELECT a.id, a.owner_type, a.owner_id, a.asset, a.flags, a.posted, a.pending_debits, a.carry_g
+FROM unnest($1::text[], $2::text[], $3::text[]) AS u(owner_type, owner_id, asset)
+JOIN ledger_accounts a USING (owner_type, owner_id, asset)
+"""
+
+
+def _account_rows(rows: Any, out: dict[AccountKey, AccountRow]) -> None:
+    for r in rows:
+        key = AccountKey(r["owner_type"], r["owner_id"], r["asset"])
+        out[key] = AccountRow(
+            r["id"], key, r["flags"], r["posted"], r["pending_debits"], r["carry_g"]
+        )
 
 
 async def lock_accounts(
     conn: Any, keys: Sequence[AccountKey], flags: Sequence[int]
 ) -> dict[AccountKey, AccountRow]:
     """Create missing accounts and lock all of them, in the given (sorted, distinct) order."""
-    rows = await conn.fetch(
-        _LOCK_ACCOUNTS,
-        [k.owner_type for k in keys],
-        [k.owner_id for k in keys],
-        [k.asset for k in keys],
-        list(flags),
-    )
     out: dict[AccountKey, AccountRow] = {}
-    for r in rows:
-        key = AccountKey(r["owner_type"], r["owner_id"], r["asset"])
-        out[key] = AccountRow(
-            r["id"], key, r["flags"], r["posted"], r["pending_debits"], r["carry_g"]
-        )
+    _account_rows(
+        await conn.fetch(
+            _LOCK_ACCOUNTS,
+            [k.owner_type for k in keys],
+            [k.owner_id for k in keys],
+            [k.asset for k in keys],
+            list(flags),
+        ),
+        out,
+    )
+    rest = [k for k in keys if k not in out]  # sent even when empty: a constant statement count
+    _account_rows(
+        await conn.fetch(
+            _READ_ACCOUNTS,
+            [k.owner_type for k in rest],
+            [k.owner_id for k in rest],
+            [k.asset for k in rest],
+        ),
+        out,
+    )
     return out
 
 
@@ -157,6 +184,20 @@ async def new_batch(conn: Any) -> int:
     return batch_id
 
 
+class Deltas(msgspec.Struct, frozen=True):
+    """Balance changes, one entry per account id (sorted): posted, pending debits, carry."""
+
+    ids: list[int]
+    posted: list[int]
+    pending: list[int]
+    carry_g: list[int | None]  # None: unchanged
+
+
+NO_DELTAS = Deltas([], [], [], [])
+
+# One statement: the batch row (when $1 is NULL), the transfers whose keys are new, the lots of
+# the POINT credits among them, and (when given) the balance deltas. Lock order is not at stake:
+# every account touched here was locked by _LOCK_ACCOUNTS first.
 _INSERT_TRANSFERS = """
 WITH input AS (
     SELECT * FROM unnest(
@@ -167,32 +208,48 @@ WITH input AS (
         credit_account_id, amount, source_ref, region_code, occurred_at, pending_id,
         reverses_id, timeout_at, hash, lot_expires_at, ord)
 ),
+b AS (
+    INSERT INTO ledger_batches (created_at) SELECT now() WHERE $1::bigint IS NULL RETURNING id
+),
 t AS (
     INSERT INTO ledger_transfers (
         batch_id, idempotency_key, phase, kind, reason_code, asset, debit_account_id,
         credit_account_id, amount, source_ref, region_code, occurred_at, pending_id,
         reverses_id, timeout_at, hash)
-    SELECT $1, idempotency_key, phase, kind, reason_code, asset, debit_account_id,
-        credit_account_id, amount, source_ref, region_code, occurred_at, pending_id,
-        reverses_id, timeout_at, hash
+    SELECT coalesce($1, (SELECT id FROM b)), idempotency_key, phase, kind, reason_code, asset,
+        debit_account_id, credit_account_id, amount, source_ref, region_code, occurred_at,
+        pending_id, reverses_id, timeout_at, hash
     FROM input ORDER BY ord
     ON CONFLICT (idempotency_key) DO NOTHING
-    RETURNING id, idempotency_key, credit_account_id, amount, recorded_at
+    RETURNING id, batch_id, idempotency_key, credit_account_id, amount, recorded_at
 ),
 lots AS (
     INSERT INTO point_lots (account_id, transfer_id, amount, remaining, earned_at, expires_at)
     SELECT t.credit_account_id, t.id, t.amount, t.amount, t.recorded_at, i.lot_expires_at
     FROM t JOIN input i ON i.idempotency_key = t.idempotency_key
     WHERE i.lot_expires_at IS NOT NULL
+),
+bal AS (
+    UPDATE ledger_accounts a
+    SET posted = a.posted + u.d_posted,
+        pending_debits = a.pending_debits + u.d_pending,
+        carry_g = coalesce(u.carry_g, a.carry_g)
+    FROM unnest($18::bigint[], $19::bigint[], $20::bigint[], $21::bigint[])
+         AS u(id, d_posted, d_pending, carry_g)
+    WHERE a.id = u.id
 )
-SELECT id, idempotency_key, recorded_at FROM t
+SELECT id, batch_id, idempotency_key, recorded_at FROM t
 """
 
 
 async def insert_transfers(
-    conn: Any, batch_id: int, rows: Sequence[NewTransfer]
-) -> dict[str, tuple[int, datetime]]:
-    """Insert the transfers whose keys are new (and their lots); {key: (id, recorded_at)}."""
+    conn: Any, batch_id: int | None, rows: Sequence[NewTransfer], deltas: Deltas = NO_DELTAS
+) -> tuple[int | None, dict[str, tuple[int, datetime]]]:
+    """Insert the transfers whose keys are new (and their lots), and apply ``deltas``.
+
+    ``batch_id`` None creates the batch in the same statement. Returns the batch id (None when
+    nothing was inserted into a new batch) and {key: (id, recorded_at)} of the inserted rows.
+    """
     try:
         result = await conn.fetch(
             _INSERT_TRANSFERS,
@@ -213,10 +270,16 @@ async def insert_transfers(
             [r.timeout_at for r in rows],
             [r.hash for r in rows],
             [r.lot_expires_at for r in rows],
+            deltas.ids,
+            deltas.posted,
+            deltas.pending,
+            deltas.carry_g,
         )
     except asyncpg.PostgresError as exc:
         raise _map_errors(exc) from exc
-    return {r["idempotency_key"]: (r["id"], r["recorded_at"]) for r in result}
+    if result:
+        batch_id = result[0]["batch_id"]
+    return batch_id, {r["idempotency_key"]: (r["id"], r["recorded_at"]) for r in result}
 
 
 _APPLY_BALANCES = """
@@ -230,19 +293,90 @@ WHERE a.id = u.id
 """
 
 
-async def apply_balances(
-    conn: Any,
-    ids: Sequence[int],
-    d_posted: Sequence[int],
-    d_pending: Sequence[int],
-    carry_g: Sequence[int | None],
-) -> None:
-    if not ids:
+async def apply_balances(conn: Any, deltas: Deltas) -> None:
+    if not deltas.ids:
         return
     try:
-        await conn.execute(_APPLY_BALANCES, list(ids), list(d_posted), list(d_pending), carry_g)
+        await conn.execute(
+            _APPLY_BALANCES, deltas.ids, deltas.posted, deltas.pending, deltas.carry_g
+        )
     except asyncpg.PostgresError as exc:
         raise _map_errors(exc) from exc
+
+
+# A hold in one statement (the common case: both accounts exist, the key is new). The debit
+# account is locked by the UPDATE itself, the only row lock a hold takes, so holds cannot
+# deadlock; the CHECK constraint refuses an overdraft. Nothing is written when an account is
+# missing or the key exists: the caller then takes the general path.
+_PLACE_HOLD = """
+WITH d AS (
+    SELECT id FROM ledger_accounts WHERE owner_type = $1 AND owner_id = $2 AND asset = $5
+),
+c AS (
+    SELECT id FROM ledger_accounts WHERE owner_type = $3 AND owner_id = $4 AND asset = $5
+),
+fresh AS (
+    SELECT d.id AS debit_id, c.id AS credit_id FROM d, c
+    WHERE NOT EXISTS (SELECT 1 FROM ledger_transfers WHERE idempotency_key = $6)
+),
+b AS (
+    INSERT INTO ledger_batches (created_at) SELECT now() FROM fresh RETURNING id
+),
+t AS (
+    INSERT INTO ledger_transfers (
+        batch_id, idempotency_key, phase, kind, reason_code, asset, debit_account_id,
+        credit_account_id, amount, source_ref, region_code, occurred_at, timeout_at, hash)
+    SELECT b.id, $6, 'pending', $7, $8, $5, fresh.debit_id, fresh.credit_id, $9, $10, $11,
+        $12, $13, $14
+    FROM b, fresh
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING id, debit_account_id, amount, recorded_at
+),
+u AS (
+    UPDATE ledger_accounts a SET pending_debits = a.pending_debits + t.amount
+    FROM t WHERE a.id = t.debit_account_id
+)
+SELECT id, recorded_at FROM t
+"""
+
+
+async def place_hold(
+    conn: Any,
+    debit: AccountKey,
+    credit: AccountKey,
+    *,
+    idempotency_key: str,
+    kind: str,
+    reason_code: str,
+    amount: int,
+    source_ref: str | None,
+    region_code: str,
+    occurred_at: datetime,
+    timeout_at: datetime,
+    hash: bytes,
+) -> tuple[int, datetime] | None:
+    """Place a hold in one statement; None when the general path must do it (see above)."""
+    try:
+        r = await conn.fetchrow(
+            _PLACE_HOLD,
+            debit.owner_type,
+            debit.owner_id,
+            credit.owner_type,
+            credit.owner_id,
+            debit.asset,
+            idempotency_key,
+            kind,
+            reason_code,
+            amount,
+            source_ref,
+            region_code,
+            occurred_at,
+            timeout_at,
+            hash,
+        )
+    except asyncpg.PostgresError as exc:
+        raise _map_errors(exc) from exc
+    return None if r is None else (r["id"], r["recorded_at"])
 
 
 _CONSUME_LOTS = """
@@ -330,11 +464,12 @@ async def transfer_by_id(conn: Any, transfer_id: int) -> TransferRow | None:
     return None if r is None else _transfer_row(r)
 
 
-async def issuance_transfers(conn: Any, source_ref: str) -> list[TransferRow]:
+async def issuance_transfers(conn: Any, keys: Sequence[str]) -> list[TransferRow]:
+    """The issuance transfers of one event, by their idempotency keys (no source_ref index)."""
     rows = await conn.fetch(
         f"SELECT {_TRANSFER_COLUMNS} FROM {_TRANSFER_FROM} "
-        "WHERE t.source_ref = $1 AND t.kind = 'issuance' ORDER BY t.id",
-        source_ref,
+        "WHERE t.idempotency_key = ANY($1) AND t.kind = 'issuance' ORDER BY t.id",
+        list(keys),
     )
     return [_transfer_row(r) for r in rows]
 
@@ -673,6 +808,30 @@ async def balance_mismatches(conn: Any) -> list[dict[str, Any]]:
         """
     )
     return [dict(r) for r in rows]
+
+
+async def dangling_references(conn: Any) -> list[str]:
+    """Transfers or lots pointing at a missing account, batch or transfer (never expected: the
+    schema's set-wise reference triggers refuse them; this re-checks what they guarantee)."""
+    rows = await conn.fetch(
+        """
+        SELECT 'transfer ' || t.id || ': its batch or an account of its asset is missing' AS p
+        FROM ledger_transfers t
+        WHERE NOT EXISTS (SELECT 1 FROM ledger_accounts a
+                          WHERE a.id = t.debit_account_id AND a.asset = t.asset)
+           OR NOT EXISTS (SELECT 1 FROM ledger_accounts a
+                          WHERE a.id = t.credit_account_id AND a.asset = t.asset)
+           OR NOT EXISTS (SELECT 1 FROM ledger_batches b WHERE b.id = t.batch_id)
+        UNION ALL
+        SELECT 'lot ' || l.id || ': no POINT transfer crediting its account'
+        FROM point_lots l
+        WHERE NOT EXISTS (SELECT 1 FROM ledger_transfers t
+                          WHERE t.id = l.transfer_id AND t.credit_account_id = l.account_id
+                            AND t.asset = 'POINT')
+        LIMIT 50
+        """
+    )
+    return [r["p"] for r in rows]
 
 
 async def asset_sums(conn: Any) -> dict[str, int]:

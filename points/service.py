@@ -185,7 +185,6 @@ async def _apply(
     unlocked = sorted({k for k in credit_keys if k not in accounts})
     if unlocked:
         accounts.update(await repo.ensure_accounts(conn, unlocked, [_flags(k) for k in unlocked]))
-    batch_id = await repo.new_batch(conn)
     lot_expiry = policy.expires_at(now)
     rows = [
         repo.NewTransfer(
@@ -210,7 +209,7 @@ async def _apply(
         )
         for s, digest in unique.values()
     ]
-    inserted = await repo.insert_transfers(conn, batch_id, rows)
+    _, inserted = await repo.insert_transfers(conn, None, rows)
     replayed: dict[str, Transfer] = {}
     missing = [k for k in unique if k not in inserted]
     if missing:
@@ -247,10 +246,12 @@ async def _apply(
     ids = sorted(set(d_posted) | set(d_pending) | set(carry_by_id))
     await repo.apply_balances(
         conn,
-        ids,
-        [d_posted.get(i, 0) for i in ids],
-        [d_pending.get(i, 0) for i in ids],
-        [carry_by_id.get(i) for i in ids],
+        repo.Deltas(
+            ids,
+            [d_posted.get(i, 0) for i in ids],
+            [d_pending.get(i, 0) for i in ids],
+            [carry_by_id.get(i) for i in ids],
+        ),
     )
     lot_ids = sorted(consumed)
     await repo.consume_lots(conn, lot_ids, [consumed[i] for i in lot_ids])
@@ -349,13 +350,12 @@ async def issue_reductions(
         keys.append(AccountKey("resident", i.resident_id, "CO2E_G"))
         keys.append(AccountKey("resident", i.resident_id, "POINT"))
     accounts = await _lock(tx, keys)
-    batch_id = await repo.new_batch(conn)
     iss_g = accounts[AccountKey("system", source.owner_id, "CO2E_G")]
     iss_p = accounts[AccountKey("system", source.owner_id, "POINT")]
     co2e_hashes = [s.leaf() for s in co2e]
-    inserted = await repo.insert_transfers(
+    batch_id, inserted = await repo.insert_transfers(
         conn,
-        batch_id,
+        None,
         [
             repo.NewTransfer(
                 idempotency_key=s.idempotency_key,
@@ -436,9 +436,14 @@ async def issue_reductions(
                     occurred_at=i.occurred_at,
                 )
             )
+    carry_ids = {accounts[AccountKey("resident", r, "CO2E_G")].id: c for r, c in carry.items()}
+    ids = sorted(set(d_posted) | set(carry_ids))
+    deltas = repo.Deltas(
+        ids, [d_posted.get(i, 0) for i in ids], [0] * len(ids), [carry_ids.get(i) for i in ids]
+    )
     if point_specs:
         expires = policy.expires_at(now)
-        done = await repo.insert_transfers(
+        _, done = await repo.insert_transfers(
             conn,
             batch_id,
             [
@@ -462,18 +467,12 @@ async def issue_reductions(
                 )
                 for s in point_specs
             ],
+            deltas,
         )
         if len(done) != len(point_specs):
             raise IdempotencyConflict("a points issuance key was already used")
-    carry_ids = {accounts[AccountKey("resident", r, "CO2E_G")].id: c for r, c in carry.items()}
-    ids = sorted(set(d_posted) | set(carry_ids))
-    await repo.apply_balances(
-        conn,
-        ids,
-        [d_posted.get(i, 0) for i in ids],
-        [0] * len(ids),
-        [carry_ids.get(i) for i in ids],
-    )
+    else:
+        await repo.apply_balances(conn, deltas)
     return [results[i.source_ref] for i in items]
 
 
@@ -553,6 +552,24 @@ async def place_hold(
         occurred_at=request.occurred_at,
         timeout_at=now + timedelta(seconds=timeout_s or policy.hold_timeout_s),
     )
+    assert spec.timeout_at is not None
+    placed = await repo.place_hold(
+        tx.conn,
+        spec.key(spec.debit),
+        spec.key(spec.credit),
+        idempotency_key=spec.idempotency_key,
+        kind=spec.kind,
+        reason_code=spec.reason_code,
+        amount=spec.amount,
+        source_ref=spec.source_ref,
+        region_code=spec.region_code,
+        occurred_at=spec.occurred_at,
+        timeout_at=spec.timeout_at,
+        hash=spec.leaf(),
+    )
+    if placed is not None:
+        return _transfer_of(spec, *placed)
+    # A first use of an account, or a replay: the general path (creates, compares).
     (hold,) = await _apply(tx, [spec], policy, now, lock_credit=False)
     return hold
 
@@ -793,7 +810,8 @@ async def reverse(
         raise NotReversible(f"a {original.phase} {original.kind} transfer cannot be reversed")
     group = [original]
     if original.kind == "issuance" and original.source_ref is not None:
-        group = [r.transfer for r in await repo.issuance_transfers(tx.conn, original.source_ref)]
+        event_keys = [_co2e_key(original.source_ref), _point_key(original.source_ref)]
+        group = [r.transfer for r in await repo.issuance_transfers(tx.conn, event_keys)]
     specs = [
         _Spec(
             idempotency_key=f"{idempotency_key}:{t.id}",

@@ -5,6 +5,11 @@
 --   * an idempotency key names one transfer; a hold is posted or voided once; a transfer is
 --     reversed at most once;
 --   * a lot never holds more than it was credited, nor less than nothing.
+--
+-- References from transfers and lots to accounts, batches and transfers are checked once per
+-- statement (set-wise triggers over the transition table) instead of by per-row foreign keys:
+-- the same guarantee, since the referenced rows can never be deleted nor re-keyed (guard
+-- triggers below), at a fraction of the cost on the bulk path (docs/ledger.md, "Performance").
 
 CREATE TABLE ledger_accounts (
     id             bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -21,7 +26,7 @@ CREATE TABLE ledger_accounts (
     UNIQUE (id, asset),
     CONSTRAINT ledger_accounts_issuance_is_system CHECK (flags & 1 = 0 OR owner_type = 'system'),
     CONSTRAINT ledger_accounts_not_overdrawn CHECK (flags & 1 = 1 OR posted - pending_debits >= 0)
-);
+) WITH (fillfactor = 80);  -- room on each page for HOT balance updates (no index churn)
 
 -- One row per committed batch of transfers; sealed into the hash chain after commit (the block).
 CREATE TABLE ledger_batches (
@@ -57,8 +62,8 @@ CREATE TABLE ledger_transfers (
     region_code       text        NOT NULL,
     occurred_at       timestamptz NOT NULL,
     recorded_at       timestamptz NOT NULL DEFAULT now(),
-    pending_id        bigint      UNIQUE,   -- post_pending / void_pending: the hold, settled once
-    reverses_id       bigint      UNIQUE,   -- a reversal: its original, reversed at most once
+    pending_id        bigint,   -- post_pending / void_pending: the hold, settled once (index)
+    reverses_id       bigint,   -- a reversal: its original, reversed at most once (index)
     timeout_at        timestamptz,          -- pending: when the hold is voided automatically
     hash              bytea       NOT NULL CHECK (length(hash) = 32),
     CHECK (debit_account_id <> credit_account_id),
@@ -66,23 +71,28 @@ CREATE TABLE ledger_transfers (
     CHECK ((phase = 'pending') = (timeout_at IS NOT NULL)),
     CHECK (amount > 0 OR phase = 'void_pending'),
     CHECK (kind <> 'issuance' OR source_ref IS NOT NULL),
-    FOREIGN KEY (batch_id) REFERENCES ledger_batches (id),
-    FOREIGN KEY (debit_account_id, asset) REFERENCES ledger_accounts (id, asset),
-    FOREIGN KEY (credit_account_id, asset) REFERENCES ledger_accounts (id, asset),
+    -- Only settlements and reversals carry these: per-row checks, but none on the bulk path.
     FOREIGN KEY (pending_id) REFERENCES ledger_transfers (id),
     FOREIGN KEY (reverses_id) REFERENCES ledger_transfers (id)
 );
+-- Partial (most rows have neither): same names as the UNIQUE constraints they replace, which is
+-- how a violation is reported (hold_already_settled, already_reversed).
+CREATE UNIQUE INDEX ledger_transfers_pending_id_key ON ledger_transfers (pending_id)
+    WHERE pending_id IS NOT NULL;
+CREATE UNIQUE INDEX ledger_transfers_reverses_id_key ON ledger_transfers (reverses_id)
+    WHERE reverses_id IS NOT NULL;
 CREATE INDEX ledger_transfers_debit ON ledger_transfers (debit_account_id, id);
 CREATE INDEX ledger_transfers_credit ON ledger_transfers (credit_account_id, id);
 CREATE INDEX ledger_transfers_batch ON ledger_transfers (batch_id, id);
 CREATE INDEX ledger_transfers_open_holds ON ledger_transfers (timeout_at) WHERE phase = 'pending';
-CREATE INDEX ledger_transfers_source_ref ON ledger_transfers (source_ref) WHERE source_ref IS NOT NULL;
+-- No index on source_ref: an event's issuance transfers are found by their idempotency keys
+-- (issuance:co2e:<event>, issuance:point:<event>).
 
 -- Each POINT credit to a resident forms a lot; debits consume lots nearest expiry first.
 CREATE TABLE point_lots (
     id          bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    account_id  bigint      NOT NULL REFERENCES ledger_accounts (id),
-    transfer_id bigint      NOT NULL UNIQUE REFERENCES ledger_transfers (id),
+    account_id  bigint      NOT NULL,           -- checked per statement (trigger below)
+    transfer_id bigint      NOT NULL UNIQUE,    -- checked per statement (trigger below)
     amount      bigint      NOT NULL CHECK (amount > 0),
     remaining   bigint      NOT NULL,
     earned_at   timestamptz NOT NULL,
@@ -92,3 +102,94 @@ CREATE TABLE point_lots (
 );
 CREATE INDEX point_lots_open ON point_lots (account_id, expires_at, id) WHERE remaining > 0;
 CREATE INDEX point_lots_expiring ON point_lots (expires_at) WHERE remaining > 0;
+
+-- Referential integrity, set-wise -------------------------------------------------------------
+-- One query per INSERT/UPDATE statement over its transition table replaces five per-row foreign
+-- key checks per transfer (+ two per lot). Equivalent to the foreign keys because accounts,
+-- batches and transfers referenced here can never be deleted or change id/asset (guards below),
+-- so what exists when the statement ends exists for good; `tanpuhui audit` re-checks it too.
+
+CREATE FUNCTION ledger_transfers_check_refs() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    bad bigint;
+BEGIN
+    SELECT n.id INTO bad FROM ledger_new_transfers n
+    WHERE NOT EXISTS (SELECT 1 FROM ledger_accounts a
+                      WHERE a.id = n.debit_account_id AND a.asset = n.asset)
+       OR NOT EXISTS (SELECT 1 FROM ledger_accounts a
+                      WHERE a.id = n.credit_account_id AND a.asset = n.asset)
+       OR NOT EXISTS (SELECT 1 FROM ledger_batches b WHERE b.id = n.batch_id)
+    LIMIT 1;
+    IF FOUND THEN
+        RAISE foreign_key_violation USING
+            MESSAGE = format('transfer %s: no such batch, or no account of its asset', bad),
+            TABLE = 'ledger_transfers', CONSTRAINT = 'ledger_transfers_refs';
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER ledger_transfers_refs_insert AFTER INSERT ON ledger_transfers
+    REFERENCING NEW TABLE AS ledger_new_transfers
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger_transfers_check_refs();
+CREATE TRIGGER ledger_transfers_refs_update AFTER UPDATE ON ledger_transfers
+    REFERENCING NEW TABLE AS ledger_new_transfers
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger_transfers_check_refs();
+
+CREATE FUNCTION point_lots_check_refs() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    bad bigint;
+BEGIN
+    -- A lot belongs to the POINT account its transfer credited.
+    SELECT n.id INTO bad FROM point_lots_new n
+    WHERE NOT EXISTS (SELECT 1 FROM ledger_transfers t
+                      WHERE t.id = n.transfer_id AND t.credit_account_id = n.account_id
+                        AND t.asset = 'POINT')
+    LIMIT 1;
+    IF FOUND THEN
+        RAISE foreign_key_violation USING
+            MESSAGE = format('lot %s: no POINT transfer crediting its account', bad),
+            TABLE = 'point_lots', CONSTRAINT = 'point_lots_refs';
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER point_lots_refs_insert AFTER INSERT ON point_lots
+    REFERENCING NEW TABLE AS point_lots_new
+    FOR EACH STATEMENT EXECUTE FUNCTION point_lots_check_refs();
+CREATE TRIGGER point_lots_refs_update AFTER UPDATE ON point_lots
+    REFERENCING NEW TABLE AS point_lots_new
+    FOR EACH STATEMENT EXECUTE FUNCTION point_lots_check_refs();
+
+-- A transfer that formed a lot cannot be deleted while the lot exists (as a foreign key would).
+CREATE FUNCTION ledger_transfers_check_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    bad bigint;
+BEGIN
+    SELECT l.transfer_id INTO bad FROM point_lots l JOIN ledger_old_transfers o ON o.id = l.transfer_id
+    LIMIT 1;
+    IF FOUND THEN
+        RAISE foreign_key_violation USING
+            MESSAGE = format('transfer %s formed a lot and cannot be deleted', bad),
+            TABLE = 'ledger_transfers', CONSTRAINT = 'point_lots_refs';
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER ledger_transfers_refs_delete AFTER DELETE ON ledger_transfers
+    REFERENCING OLD TABLE AS ledger_old_transfers
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger_transfers_check_delete();
+
+-- Guards: referenced rows are never deleted and never re-keyed (TRUNCATE, which empties every
+-- table at once, is still possible for tests and resets).
+CREATE FUNCTION ledger_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE restrict_violation USING
+        MESSAGE = format('%s rows are referenced by the ledger: never deleted or re-keyed',
+                         TG_TABLE_NAME),
+        TABLE = TG_TABLE_NAME;
+END
+$$;
+CREATE TRIGGER ledger_accounts_keep BEFORE DELETE OR UPDATE OF id, asset ON ledger_accounts
+    FOR EACH ROW EXECUTE FUNCTION ledger_refuse_change();
+CREATE TRIGGER ledger_batches_keep BEFORE DELETE OR UPDATE OF id ON ledger_batches
+    FOR EACH ROW EXECUTE FUNCTION ledger_refuse_change();
