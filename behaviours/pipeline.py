@@ -9,7 +9,7 @@ run in Python between them (see rules.py / quantify.py and docs/behaviours.md).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -186,9 +186,14 @@ async def ingest(
     settings: Settings,
     cache: ReferenceCache | None = None,
     now: datetime | None = None,
+    prejudged: Mapping[str, tuple[str, str]] | None = None,
 ) -> list[Verdict]:
     """Verify, quantify, store and credit ``events`` from ``source``; one verdict per event,
-    in order. Accepted events are credited through the ledger in this same transaction."""
+    in order. Accepted events are credited through the ledger in this same transaction.
+
+    ``prejudged`` (record_id -> (reason_code, message)): events the caller already judged
+    (e.g. the mobile API's GPS-track checks). They take the normal path (stored, duplicates
+    answered as duplicate) but are rejected with that code and message, never credited."""
     conn = tx.conn
     now = now or datetime.now(UTC)
     ingest_settings = settings.ingest
@@ -206,6 +211,9 @@ async def ingest(
         else:
             first_of[ev.record_id] = it
             items.append(it)
+            if prejudged and ev.record_id in prejudged:
+                code, message = prejudged[ev.record_id]
+                it.reject(code, message)
 
     # Who: links (one query) or the resident's own app.
     if source.resident_id is not None:

@@ -74,6 +74,8 @@ REASON_TEXT: dict[Reason, str] = {
     Reason.YEARLY_CAP_REACHED: "The resident reached the yearly cap for this behaviour.",
 }
 
+_TEXT_OF_CODE: dict[str, str] = {str(k): v for k, v in REASON_TEXT.items()}
+
 BEHAVIOUR_OF_MODE = {
     "bus": "transit",
     "metro": "transit",
@@ -128,7 +130,7 @@ class Item:
         self.event = event
         self.event_id = ""
         self.resident_id: str | None = None
-        self.reason: Reason | None = None
+        self.reason: str | None = None  # a Reason, or a caller's own code (prejudged)
         self.message: str | None = None
         self.distance_m: int | None = None
         self.distance_source: str | None = None
@@ -151,10 +153,11 @@ class Item:
         _normalise(self, event)
         self.behaviour = BEHAVIOUR_OF_MODE[self.mode]
 
-    def reject(self, reason: Reason, message: str | None = None) -> None:
+    def reject(self, reason: Reason | str, message: str | None = None) -> None:
         if self.reason is None:
+            reason = str(reason)
             self.reason = reason
-            self.message = message or REASON_TEXT[reason]
+            self.message = message or _TEXT_OF_CODE.get(reason, reason)
 
     @property
     def ok(self) -> bool:

@@ -7,7 +7,7 @@ import hashlib
 import json
 import secrets
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -102,10 +102,17 @@ async def ingest(
     settings: Settings,
     cache: ReferenceCache | None = None,
     now: datetime | None = None,
+    prejudged: Mapping[str, tuple[str, str]] | None = None,
 ) -> list[Verdict]:
     """The one pipeline for operators and the residents' app (``Source(APP_OPERATOR_ID,
-    resident_id=...)``): one verdict per event, in order; accepted events credited in ``tx``."""
-    return await _ingest(tx, source, events, settings=settings, cache=cache, now=now)
+    resident_id=...)``): one verdict per event, in order; accepted events credited in ``tx``.
+
+    ``prejudged``: record_id -> (reason_code, message) for events the caller has already
+    judged (the mobile API's GPS-track checks): stored like any other event (history shows
+    them, a resend is answered ``duplicate``) but rejected with that code, never credited."""
+    return await _ingest(
+        tx, source, events, settings=settings, cache=cache, now=now, prejudged=prejudged
+    )
 
 
 def app_source(resident_id: str) -> Source:

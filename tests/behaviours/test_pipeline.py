@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from behaviours import repository
-from behaviours.events import MeterReading, TransitTrip, VehicleMileage
+from behaviours.events import CanonicalEvent, MeterReading, TransitTrip, VehicleMileage
 from behaviours.pipeline import APP_OPERATOR_ID
 from server.db import transaction
 from tests.behaviours.helpers import (
@@ -577,3 +577,33 @@ def test_transit_trip_decodes_strictly():
         ),
         TransitTrip,
     )
+
+
+async def test_prejudged_events_are_stored_rejected_and_never_credited(pool, settings):
+    """The mobile API's track checks: a failed check is stored with its own code and message
+    (the resident's history shows it), a resend is a duplicate, nothing is credited."""
+    from behaviours.service import app_source, ingest
+
+    rid = await resident(pool)
+    judged = {"w1": ("track_jump", "A jump of 3.2 km between two fixes 5 s apart.")}
+    events: list[CanonicalEvent] = [walk("me", "w1"), steps("me", "st1")]
+    async with transaction(pool) as tx:
+        bad, good = await ingest(tx, app_source(rid), events, settings=settings, prejudged=judged)
+    assert bad.status == "rejected" and bad.event_id
+    assert (bad.reason_code, bad.message) == judged["w1"]
+    assert bad.reduction_g == 0 and bad.points == 0
+    assert good.status == "accepted"
+    assert await co2e_balance(pool, rid) == (good.reduction_g, good.points)
+    async with pool.acquire() as conn:
+        row = await conn.fetchrow("SELECT * FROM behaviour_events WHERE id = $1", bad.event_id)
+    assert row["status"] == "rejected" and row["resident_id"] is not None
+    assert (row["kind"], row["mode"], row["behaviour"]) == ("walk", "walk", "walking")
+    assert (row["reason_code"], row["reason_message"]) == judged["w1"]
+    assert row["distance_m"] == 3000 and row["reduction_g"] == 0 and row["points"] == 0
+    async with transaction(pool) as tx:
+        [again] = await ingest(
+            tx, app_source(rid), [walk("me", "w1")], settings=settings, prejudged=judged
+        )
+    assert again.status == "duplicate" and again.event_id == bad.event_id
+    assert again.reason_code == "track_jump"
+    assert await co2e_balance(pool, rid) == (good.reduction_g, good.points)
