@@ -56,6 +56,11 @@ class AccountGone(Unauthenticated):
     title = "Account deleted"
 
 
+class SessionRevoked(Unauthenticated):
+    code = "token_revoked"
+    title = "Authentication required"
+
+
 class BadCursor(InvalidInput):
     code = "cursor_invalid"
     title = "Invalid cursor"
@@ -96,6 +101,12 @@ CATALOGUE: dict[str, ErrorCode] = {
     ),
     "token_expired": ErrorCode(
         401, "Authentication required", "The access token expired: refresh it."
+    ),
+    "token_revoked": ErrorCode(
+        401,
+        "Authentication required",
+        "The sign-in this access token belongs to has ended (signed out, or a refresh token was "
+        "reused): sign in again.",
     ),
     "account_deleted": ErrorCode(401, "Account deleted", "The account was erased; sign in again."),
     "code_invalid": ErrorCode(

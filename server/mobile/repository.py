@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 # --- residents and their personal data -----------------------------------------------------
 
@@ -221,15 +221,52 @@ async def drop_code(redis: Any, phone_hmac: bytes) -> bool:
     return bool(await redis.delete(_code_key(phone_hmac)))
 
 
+# --- Redis: revoked sessions ---------------------------------------------------------------
+# Access tokens are stateless JWTs; these markers end them before they expire. A marker only
+# needs to outlive the tokens it stops, so each carries a TTL (the longest access-token life).
+
+
+def _revoked_family_key(family_id: str) -> str:
+    return f"mobile:revoked:fam:{family_id}"
+
+
+def _deleted_key(resident_id: str) -> str:
+    return f"mobile:revoked:res:{resident_id}"
+
+
+async def mark_family_revoked(redis: Any, family_id: str, reason: str, ttl_s: int) -> None:
+    await redis.set(_revoked_family_key(family_id), reason, ex=ttl_s)
+
+
+async def mark_resident_deleted(
+    redis: Any, resident_id: str, district_code: str | None, ttl_s: int
+) -> None:
+    """Refuse the erased resident's tokens from now on, and drop them from their board."""
+    pipe = redis.pipeline(transaction=False)
+    pipe.set(_deleted_key(resident_id), b"deleted", ex=ttl_s)
+    if district_code:
+        pipe.zrem(_board_key(district_code), resident_id)
+    await pipe.execute()
+
+
+def _revocation_keys(resident_id: str, family_id: str | None) -> list[str]:
+    return [_deleted_key(resident_id), _revoked_family_key(family_id or "-")]
+
+
+def _revocation_flags(values: list[Any]) -> tuple[bool, bool]:
+    return values[0] is not None, values[1] is not None
+
+
+async def revocations(redis: Any, resident_id: str, family_id: str | None) -> tuple[bool, bool]:
+    """(resident deleted, token family revoked): one MGET."""
+    return _revocation_flags(await redis.mget(_revocation_keys(resident_id, family_id)))
+
+
 # --- Redis: district leaderboards ----------------------------------------------------------
 
 
 def _board_key(district_code: str) -> str:
     return f"mobile:lb:{district_code}"
-
-
-async def leaderboard_remove(redis: Any, district_code: str, resident_id: str) -> None:
-    await redis.zrem(_board_key(district_code), resident_id)
 
 
 async def leaderboard_state(
@@ -244,6 +281,34 @@ async def leaderboard_state(
     pipe.zcard(key)
     built, _, rank, size = await pipe.execute()
     return bool(built), rank, int(size)
+
+
+class SessionAndBoard(NamedTuple):
+    deleted: bool
+    family_revoked: bool
+    built: bool
+    rank: int | None  # 0-based
+    size: int | None
+
+
+async def session_and_board(
+    redis: Any, resident_id: str, family_id: str | None, district_code: str | None, score: int
+) -> SessionAndBoard:
+    """One pipelined round trip: the token's revocation markers and, when the resident has a
+    district, the board state after recording their fresh score (as ``leaderboard_state``)."""
+    pipe = redis.pipeline(transaction=False)
+    pipe.mget(_revocation_keys(resident_id, family_id))
+    if district_code:
+        key = _board_key(district_code)
+        pipe.exists(key + ":built")
+        pipe.zadd(key, {resident_id: score})
+        pipe.zrevrank(key, resident_id)
+        pipe.zcard(key)
+    out = await pipe.execute()
+    deleted, revoked = _revocation_flags(out[0])
+    if not district_code:
+        return SessionAndBoard(deleted, revoked, False, None, None)
+    return SessionAndBoard(deleted, revoked, bool(out[1]), out[3], int(out[4]))
 
 
 async def leaderboard_replace(
@@ -263,11 +328,45 @@ async def leaderboard_top(redis: Any, district_code: str, limit: int) -> list[tu
     return [(m.decode() if isinstance(m, bytes) else str(m), int(s)) for m, s in rows]
 
 
-# --- reads over the ledger and the events (read-only; owned by points/ and behaviours/) ---
-# The ledger exposes balances per owner; a district board needs every resident's total at once,
-# so this one query reads ledger_accounts directly (set-wise, never per resident).
+# --- reads of other domains' tables ---------------------------------------------------------
+# Reads of the ledger (points/) and of the events (behaviours/) go through those domains'
+# services wherever they offer the read: points.service.balances / statement / expiring (export,
+# leaderboard), behaviours.service.resident_links / list_operators (data sources). The functions
+# below are the exceptions, each read-only, each saying who owns the table and why the read is
+# here. Keep their list in step with docs/mobile.md ("Reads of other domains' tables").
 
-DISTRICT_TOTALS_SQL = """
+# Owner: points/ (ledger_accounts, point_lots) + mobile (residents). The summary is the hottest
+# read of the app; points.service offers the same figures as two calls (balances, expiring), each
+# with its own account lookup: four round trips with the resident row. This one statement
+# returns the same figures: posted CO2E_G; POINT posted and pending_debits as
+# points.service.balances computes them; unspent POINT lots expiring by $2 as
+# points.service.expiring sums them. tests/mobile/test_reads_activities.py::TestSummaryRead
+# holds the two paths equal. No row: no such resident, or erased.
+LEDGER_SUMMARY_SQL = """
+SELECT r.district_code,
+       coalesce(g.posted, 0) AS grams,
+       coalesce(p.posted, 0) AS points_posted,
+       coalesce(p.pending_debits, 0) AS points_pending,
+       coalesce((SELECT sum(l.remaining) FROM point_lots l
+                 WHERE l.account_id = p.id AND l.remaining > 0 AND l.expires_at <= $2), 0)::bigint
+           AS points_expiring
+FROM residents r
+LEFT JOIN ledger_accounts g
+       ON g.owner_type = 'resident' AND g.owner_id = $1 AND g.asset = 'CO2E_G'
+LEFT JOIN ledger_accounts p
+       ON p.owner_type = 'resident' AND p.owner_id = $1 AND p.asset = 'POINT'
+WHERE r.id = $1::uuid AND r.deleted_at IS NULL
+"""
+
+
+async def ledger_summary(conn: Any, resident_id: str, expiring_until: datetime) -> Any:
+    return await conn.fetchrow(LEDGER_SUMMARY_SQL, resident_id, expiring_until)
+
+
+# Owner: points/ (ledger_accounts). The ledger exposes balances per owner; a district board needs
+# every resident's total at once, so this query reads ledger_accounts directly (set-wise, never
+# per resident). Run when a board is lost or stale (every BOARD_FRESH_S at most).
+LEDGER_DISTRICT_TOTALS_SQL = """
 SELECT a.owner_id, a.posted
 FROM residents r
 JOIN ledger_accounts a
@@ -276,10 +375,10 @@ WHERE r.district_code = $1 AND r.deleted_at IS NULL AND a.posted > 0
 """
 
 
-async def district_totals(conn: Any, district_code: str) -> dict[str, int]:
+async def ledger_district_totals(conn: Any, district_code: str) -> dict[str, int]:
     return {
         r["owner_id"]: int(r["posted"])
-        for r in await conn.fetch(DISTRICT_TOTALS_SQL, district_code)
+        for r in await conn.fetch(LEDGER_DISTRICT_TOTALS_SQL, district_code)
     }
 
 
@@ -291,8 +390,27 @@ _EVENT_COLUMNS = """
     reason_code, reason_message AS reason
 """
 
+# Owner: behaviours/ (behaviour_events). behaviours.service.resident_events pages on started_at
+# alone (ties between two events of the same second are skipped), has no kind / status filter
+# and does not return received_at; this keyset read on (started_at, id) does, and checks in the
+# same statement that the resident is not erased (no row at all: erased; one row with a null
+# event_id: no events). A tie-safe, filtered page in behaviours.service would replace it.
+EVENTS_PAGE_SQL = f"""
+WITH me AS (SELECT id FROM residents WHERE id = $1::uuid AND deleted_at IS NULL)
+SELECT e.* FROM me LEFT JOIN LATERAL (
+    SELECT {_EVENT_COLUMNS}
+    FROM behaviour_events
+    WHERE resident_id = me.id
+      AND ($2::text IS NULL OR kind = $2)
+      AND ($3::text IS NULL OR status = $3)
+      AND ($4::timestamptz IS NULL OR (started_at, id) < ($4, $5::uuid))
+    ORDER BY started_at DESC, id DESC
+    LIMIT $6
+) e ON true
+"""
 
-async def history(
+
+async def events_page(
     conn: Any,
     resident_id: str,
     *,
@@ -300,31 +418,26 @@ async def history(
     status: str | None,
     before: tuple[datetime, str] | None,
     limit: int,
-) -> list[Any]:
-    """The resident's events, newest first, keyset-paginated on (started_at, id)."""
-    return list(
-        await conn.fetch(
-            f"""
-            SELECT {_EVENT_COLUMNS}
-            FROM behaviour_events
-            WHERE resident_id = $1::uuid
-              AND ($2::text IS NULL OR kind = $2)
-              AND ($3::text IS NULL OR status = $3)
-              AND ($4::timestamptz IS NULL OR (started_at, id) < ($4, $5::uuid))
-            ORDER BY started_at DESC, id DESC
-            LIMIT $6
-            """,
-            resident_id,
-            kind,
-            status,
-            before[0] if before else None,
-            before[1] if before else None,
-            limit,
-        )
+) -> list[Any] | None:
+    """The resident's events, newest first, keyset-paginated on (started_at, id); None when the
+    resident is erased."""
+    rows = await conn.fetch(
+        EVENTS_PAGE_SQL,
+        resident_id,
+        kind,
+        status,
+        before[0] if before else None,
+        before[1] if before else None,
+        limit,
     )
+    if not rows:
+        return None
+    return [r for r in rows if r["event_id"] is not None]
 
 
-async def event_of(conn: Any, resident_id: str, event_id: str) -> Any:
+# Owner: behaviours/ (behaviour_events). behaviours.service has no read of one event by id for
+# its resident; this one is scoped to the caller (another resident's id finds nothing).
+async def event_by_id(conn: Any, resident_id: str, event_id: str) -> Any:
     return await conn.fetchrow(
         f"SELECT {_EVENT_COLUMNS} FROM behaviour_events "
         "WHERE id = $1::uuid AND resident_id = $2::uuid",
@@ -333,7 +446,9 @@ async def event_of(conn: Any, resident_id: str, event_id: str) -> Any:
     )
 
 
-async def monthly(conn: Any, resident_id: str, since: datetime) -> list[Any]:
+# Owner: behaviours/ (behaviour_events). behaviours.service has no aggregate per month and mode;
+# this one GROUP BY replaces paging through every event of the period.
+async def events_monthly(conn: Any, resident_id: str, since: datetime) -> list[Any]:
     """Accepted events per programme month (China Standard Time) and mode."""
     return list(
         await conn.fetch(

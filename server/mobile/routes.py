@@ -1,8 +1,9 @@
 """Residents' mobile API v1 (`/api/mobile/v1`): thin controllers over ``service``.
 
 Every resident route is guarded by ``roles(Role.RESIDENT)``, which verifies the bearer token
-from the headers before any body is decoded; the caller's identity always comes from the token,
-never from a path or a parameter.
+from the headers before any body is decoded, then by ``live_session``, which refuses the token of
+an erased account or of an ended sign-in (one Redis read; docs/mobile.md). The caller's identity
+always comes from the token, never from a path or a parameter.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, Request, Response, Router, delete, get, patch, post, put
+from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
+from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
 from litestar.params import Parameter
@@ -19,7 +22,7 @@ from litestar.params import Parameter
 from server.auth import JwtKeys, Principal, Role
 from server.db import Tx, transaction
 from server.errors import PROBLEM_BASE, PROBLEM_JSON, Problem
-from server.guards import provide_principal, roles
+from server.guards import authenticate, provide_principal, roles
 from server.mobile import service
 from server.mobile.errors import CATALOGUE
 from server.mobile.schemas import (
@@ -48,7 +51,17 @@ from server.mobile.wechat import code2session
 from server.settings import Settings
 
 PREFIX = "/api/mobile/v1"
-_GUARDED = ("token_missing", "token_invalid", "token_expired", "role_required", "account_deleted")
+_GUARDED = (
+    "token_missing",
+    "token_invalid",
+    "token_expired",
+    "token_revoked",
+    "role_required",
+    "account_deleted",
+)
+# Handler option: the handler reads the revocation markers itself, in a Redis pipeline it needs
+# anyway (the summary), so ``live_session`` does not read them a second time.
+SESSION_CHECKED_BY_HANDLER = "session_checked_by_handler"
 _ALWAYS = ("internal_error",)
 EventKind = Literal[
     "transit_trip", "bike_trip", "walk", "daily_steps", "meter_reading", "ev_mileage"
@@ -85,6 +98,22 @@ def errors(*codes: str) -> dict[int, ResponseSpec]:
             examples=examples,
         )
     return out
+
+
+def family_of(principal: Principal) -> str | None:
+    """The sign-in (refresh-token family) an access token belongs to."""
+    fam = principal.claims.get("fam")
+    return fam if isinstance(fam, str) else None
+
+
+async def live_session(
+    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+) -> None:
+    """Guard after ``roles(Role.RESIDENT)``: refuse tokens of erased accounts and ended sign-ins."""
+    if handler.opt.get(SESSION_CHECKED_BY_HANDLER):
+        return
+    principal = authenticate(connection)  # cached on the request by the role guard
+    await service.check_session(connection.app.state.redis, principal.subject, family_of(principal))
 
 
 def _client_ip(request: Request[Any, Any, Any]) -> str:
@@ -159,11 +188,12 @@ class AuthController(Controller):
         self,
         data: RefreshRequest,
         pool: NamedDependency[Any],
+        redis: NamedDependency[Any],
         settings: NamedDependency[Settings],
         jwt: NamedDependency[JwtKeys],
     ) -> TokenPair:
         async with transaction(pool) as tx:
-            outcome = await service.refresh(tx, settings, jwt, data.refresh_token)
+            outcome = await service.refresh(tx, redis, settings, jwt, data.refresh_token)
         if outcome.error is not None:
             raise outcome.error  # after commit: a detected reuse stays revoked
         assert outcome.pair is not None
@@ -173,7 +203,7 @@ class AuthController(Controller):
 class ResidentController(Controller):
     """Routes for a signed-in resident."""
 
-    guards = [roles(Role.RESIDENT)]  # noqa: RUF012 (Litestar's class attribute)
+    guards = [roles(Role.RESIDENT), live_session]  # noqa: RUF012 (Litestar's class attribute)
     dependencies = {"principal": provide_principal}  # noqa: RUF012
     security = [{"BearerToken": []}]  # noqa: RUF012
     tags = ["resident"]  # noqa: RUF012
@@ -182,14 +212,19 @@ class ResidentController(Controller):
         "/auth/sign-out",
         status_code=204,
         tags=["sign-in"],
-        summary="Sign out: revoke this sign-in's refresh tokens",
+        summary="Sign out: end this sign-in (its refresh and access tokens)",
         responses=errors(*_GUARDED),
     )
     async def sign_out(
-        self, principal: NamedDependency[Principal], tx: NamedDependency[Tx]
+        self,
+        principal: NamedDependency[Principal],
+        tx: NamedDependency[Tx],
+        redis: NamedDependency[Any],
+        settings: NamedDependency[Settings],
     ) -> None:
-        fam = principal.claims.get("fam")
-        await service.sign_out(tx, fam if isinstance(fam, str) else None)
+        await service.sign_out(
+            tx, redis, settings, principal.subject, family_of(principal), principal.expires_at
+        )
 
     @get("/me", summary="The caller's profile (phone masked)", responses=errors(*_GUARDED))
     async def me(
@@ -224,9 +259,9 @@ class ResidentController(Controller):
         principal: NamedDependency[Principal],
         tx: NamedDependency[Tx],
         redis: NamedDependency[Any],
+        settings: NamedDependency[Settings],
     ) -> None:
-        await service.resident_row(tx.conn, principal.subject)
-        await service.delete_account(tx, redis, principal.subject)
+        await service.delete_account(tx, redis, settings, principal.subject)
 
     @get(
         "/me/export",
@@ -244,6 +279,7 @@ class ResidentController(Controller):
         tags=["reads"],
         summary="Totals: grams, points available / pending / expiring in 30 days, district rank",
         responses=errors(*_GUARDED),
+        opt={SESSION_CHECKED_BY_HANDLER: True},
     )
     async def summary(
         self,
@@ -252,7 +288,7 @@ class ResidentController(Controller):
         redis: NamedDependency[Any],
     ) -> Summary:
         async with pool.acquire() as conn:
-            return await service.summary(conn, redis, principal.subject)
+            return await service.summary(conn, redis, principal.subject, family_of(principal))
 
     @get(
         "/history",
@@ -323,7 +359,10 @@ class ResidentController(Controller):
         summary="Growth levels by cumulative verified grams",
         responses=errors(*_GUARDED),
     )
-    async def growth_levels(self) -> Levels:
+    async def growth_levels(
+        self, principal: NamedDependency[Principal], pool: NamedDependency[Any]
+    ) -> Levels:
+        await service.resident_row(pool, principal.subject)
         return Levels(levels=list(service.levels()))
 
     @get(

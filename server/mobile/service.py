@@ -39,6 +39,7 @@ from server.mobile.errors import (
     CodeAttemptsExceeded,
     CodeRejected,
     RefreshRejected,
+    SessionRevoked,
     SmsRateLimited,
 )
 from server.mobile.schemas import (
@@ -255,16 +256,20 @@ class RefreshOutcome(msgspec.Struct):
     error: RefreshRejected | None = None
 
 
-async def refresh(tx: Tx, settings: Settings, jwt: JwtKeys, token: str) -> RefreshOutcome:
+async def refresh(
+    tx: Tx, redis: Any, settings: Settings, jwt: JwtKeys, token: str
+) -> RefreshOutcome:
     """Rotate a refresh token. A token presented after its rotation is a stolen copy (or the
-    original after the copy was used): the whole family is revoked. The revocation must be
-    committed, so a refusal is returned, not raised; the caller raises after commit."""
+    original after the copy was used): the whole family is revoked, its access tokens too. The
+    revocation must be committed, so a refusal is returned, not raised; the caller raises after
+    commit."""
     token_hash = _refresh_hash(token)
     row = await repo.refresh_for_update(tx, token_hash)
     if row is None or row["revoked_at"] is not None:
         return RefreshOutcome(error=RefreshRejected("Unknown or revoked refresh token."))
     if row["rotated_at"] is not None:
         await repo.revoke_family(tx, row["family_id"], "reuse_detected")
+        _revoke_access_after_commit(tx, redis, settings, str(row["family_id"]), "reuse_detected")
         log.warning(
             "refresh token reused; family revoked",
             extra={"resident_id": str(row["resident_id"]), "family_id": str(row["family_id"])},
@@ -285,9 +290,52 @@ async def refresh(tx: Tx, settings: Settings, jwt: JwtKeys, token: str) -> Refre
     return RefreshOutcome(pair=pair)
 
 
-async def sign_out(tx: Tx, family_id: str | None) -> None:
+def revocation_ttl_s(settings: Settings, expires_at: int | None = None) -> int:
+    """How long a revocation marker must live: until every access token it stops has expired
+    (the longest access-token life, or the presented token's own expiry if later), plus slack
+    for clock differences between API processes."""
+    left = (expires_at - now_s()) if expires_at is not None else 0
+    return max(settings.auth.access_ttl_s, left) + 60
+
+
+def _revoke_access_after_commit(
+    tx: Tx,
+    redis: Any,
+    settings: Settings,
+    family_id: str,
+    reason: str,
+    expires_at: int | None = None,
+) -> None:
+    ttl = revocation_ttl_s(settings, expires_at)
+    tx.after_commit(lambda: repo.mark_family_revoked(redis, family_id, reason, ttl))
+
+
+async def sign_out(
+    tx: Tx,
+    redis: Any,
+    settings: Settings,
+    resident_id: str,
+    family_id: str | None,
+    expires_at: int | None,
+) -> None:
+    """End this sign-in: its refresh tokens (in PostgreSQL) and its access tokens (a revoked-
+    family marker in Redis, checked on every call). The resident's other sign-ins live on."""
+    await resident_row(tx.conn, resident_id)
     if family_id:
         await repo.revoke_family(tx, family_id, "signed_out")
+        _revoke_access_after_commit(tx, redis, settings, family_id, "signed_out", expires_at)
+
+
+def refuse_revoked(deleted: bool, family_revoked: bool) -> None:
+    if deleted:
+        raise AccountGone("This account was deleted; sign in again.")
+    if family_revoked:
+        raise SessionRevoked("This sign-in has ended; sign in again.")
+
+
+async def check_session(redis: Any, resident_id: str, family_id: str | None) -> None:
+    """Refuse an access token of an erased account or of an ended sign-in (one Redis read)."""
+    refuse_revoked(*await repo.revocations(redis, resident_id, family_id))
 
 
 # --- the resident --------------------------------------------------------------------------
@@ -317,14 +365,18 @@ async def set_district(
     await repo.set_district(tx, resident_id, district_code)
 
 
-async def delete_account(tx: Tx, redis: Any, resident_id: str) -> None:
+async def delete_account(tx: Tx, redis: Any, settings: Settings, resident_id: str) -> None:
     """Erase personal data and sessions. Ledger entries and events stay, referring to the
-    resident's uuid only, which no longer leads to a person: the region's totals stay true."""
+    resident's uuid only, which no longer leads to a person: the region's totals stay true.
+
+    Every outstanding access token is refused from the commit on: by the deleted marker in Redis
+    (checked on every call) and, should Redis lose it, by each endpoint's own check of
+    ``residents.deleted_at``."""
     row = await resident_row(tx.conn, resident_id)
     await repo.erase_resident(tx, resident_id)
     district = row["district_code"]
-    if district:
-        tx.after_commit(lambda: repo.leaderboard_remove(redis, district, resident_id))
+    ttl = revocation_ttl_s(settings)
+    tx.after_commit(lambda: repo.mark_resident_deleted(redis, resident_id, district, ttl))
     log.info("resident account erased", extra={"resident_id": resident_id})
 
 
@@ -399,24 +451,39 @@ async def _rank(
 
 async def rebuild_board(conn: Any, redis: Any, district: str) -> None:
     """Re-derive a district's board from the ledger (after Redis lost it, or when stale)."""
-    totals = await repo.district_totals(conn, district)
+    totals = await repo.ledger_district_totals(conn, district)
     await repo.leaderboard_replace(redis, district, totals, BOARD_FRESH_S)
 
 
-async def summary(conn: Any, redis: Any, resident_id: str) -> Summary:
-    row = await resident_row(conn, resident_id)
-    bals = await points_service.balances(conn, "resident", resident_id)
-    grams = _balance(bals, "CO2E_G").posted
-    pts = _balance(bals, "POINT")
-    lots = await points_service.expiring(conn, "resident", resident_id, within_days=30)
-    rank, size = await _rank(conn, redis, row["district_code"], resident_id, grams)
+EXPIRING_WITHIN = timedelta(days=30)
+
+
+async def summary(conn: Any, redis: Any, resident_id: str, family_id: str | None) -> Summary:
+    """One SQL statement (resident, balances, expiring lots) and one Redis pipeline (the token's
+    revocation markers and the district board): two round trips. The route skips the guard's
+    own revocation read, since this pipeline carries it."""
+    row = await repo.ledger_summary(conn, resident_id, datetime.now(UTC) + EXPIRING_WITHIN)
+    if row is None:
+        raise AccountGone("This account was deleted; sign in again.")
+    grams, district = int(row["grams"]), row["district_code"]
+    state = await repo.session_and_board(redis, resident_id, family_id, district, grams)
+    refuse_revoked(state.deleted, state.family_revoked)
+    rank = size = None
+    if district:
+        if state.built:
+            zero_based, size = state.rank, state.size
+        else:
+            await rebuild_board(conn, redis, district)
+            _, zero_based, size = await repo.leaderboard_state(redis, district, resident_id, grams)
+        rank = None if zero_based is None else zero_based + 1
     current, following = level_of(grams)
+    posted, pending = int(row["points_posted"]), int(row["points_pending"])
     return Summary(
         total_reduction_g=grams,
-        points_available=pts.available,
-        points_pending=pts.pending,
-        points_expiring_30d=sum(lot.amount for lot in lots),
-        district_code=row["district_code"],
+        points_available=posted - pending,
+        points_pending=pending,
+        points_expiring_30d=int(row["points_expiring"]),
+        district_code=district,
         district_rank=rank,
         district_residents=size,
         level=current,
@@ -488,9 +555,11 @@ async def history(
     limit: int,
 ) -> HistoryPage:
     before = _decode_cursor(cursor) if cursor else None
-    rows = await repo.history(
+    rows = await repo.events_page(
         conn, resident_id, kind=kind, status=status, before=before, limit=limit + 1
     )
+    if rows is None:
+        raise AccountGone("This account was deleted; sign in again.")
     items = [HistoryItem(**dict(r)) for r in rows[:limit]]
     more = len(rows) > limit
     last = items[-1] if items else None
@@ -501,22 +570,24 @@ async def history(
 
 
 async def history_item(conn: Any, resident_id: str, event_id: str) -> HistoryItem:
+    await resident_row(conn, resident_id)
     try:
         uuid.UUID(event_id)
     except ValueError:
         raise NotFound("No such event among yours.") from None
-    row = await repo.event_of(conn, resident_id, event_id)
+    row = await repo.event_by_id(conn, resident_id, event_id)
     if row is None:
         raise NotFound("No such event among yours.")
     return HistoryItem(**dict(row))
 
 
 async def monthly(conn: Any, resident_id: str, months: int) -> Monthly:
+    await resident_row(conn, resident_id)
     now = datetime.now(UTC)
     since = (now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)) - timedelta(
         days=31 * (months - 1) + 1
     )
-    rows = await repo.monthly(conn, resident_id, since)
+    rows = await repo.events_monthly(conn, resident_id, since)
     figures = [
         MonthFigure(
             month=r["month"],
@@ -568,6 +639,7 @@ async def link(tx: Tx, resident_id: str, operator_id: str, scope: list[str]) -> 
 
 
 async def unlink(tx: Tx, resident_id: str, operator_id: str) -> None:
+    await resident_row(tx.conn, resident_id)
     await behaviours.unlink_operator(tx, resident_id, operator_id)
     log.info("operator unlinked", extra={"resident_id": resident_id, "operator_id": operator_id})
 
@@ -582,13 +654,20 @@ def _track_record_id(act: TrackActivity) -> str:
     return "trk:" + digest
 
 
+MAX_EVENT_DISTANCE_M = 10_000_000  # the canonical events' bound on distance_m
+
+
 async def report_activity(
     tx: Tx, settings: Settings, resident_id: str, act: TrackActivity | StepsActivity
 ) -> Verdict:
-    """Track checks first (their findings reject at once), then the behaviours pipeline."""
+    """Track checks first, then the behaviours pipeline. A track the checks refuse still goes
+    through the pipeline, *prejudged*: stored as rejected with the first finding's code and
+    message (so history shows it and why), never credited; a resend is a duplicate."""
     await resident_row(tx.conn, resident_id)
     event: CanonicalEvent
     measured: int | None = None
+    findings: list[TrackFinding] = []
+    prejudged: dict[str, tuple[str, str]] | None = None
     if isinstance(act, TrackActivity):
         ref = await default_cache().get(tx.conn)
         districts = ref.districts
@@ -601,24 +680,21 @@ async def report_activity(
         fixes = [Fix(p.t, p.lat, p.lon) for p in act.points]
         report = check_track(act.mode, fixes, act.claimed_distance_m, inside)
         measured = round(report.measured_m)
+        findings = [TrackFinding(code=f.code, message=f.message) for f in report.findings]
+        record_id = _track_record_id(act)
         if not report.ok:
             first = report.findings[0]
-            return Verdict(
-                status="rejected",
-                reason_code=first.code,
-                reason=first.message,
-                measured_distance_m=measured,
-                findings=[TrackFinding(code=f.code, message=f.message) for f in report.findings],
-            )
+            prejudged = {record_id: (first.code, first.message)}
         start, end = act.points[0], act.points[-1]
+        times = [p.t for p in act.points]  # out of order when track_time_order: span them
         common: dict[str, Any] = {
-            "record_id": _track_record_id(act),
+            "record_id": record_id,
             "subject": resident_id,
-            "started_at": start.t,
-            "ended_at": end.t,
+            "started_at": min(times),
+            "ended_at": max(times),
             "start": Point(lat=start.lat, lon=start.lon),
             "end": Point(lat=end.lat, lon=end.lon),
-            "distance_m": measured,
+            "distance_m": min(measured, MAX_EVENT_DISTANCE_M),
             "route": [RoutePoint(lat=p.lat, lon=p.lon, t=p.t) for p in act.points],
         }
         event = BikeTrip(mode="own_bike", **common) if act.mode == "cycling" else Walk(**common)
@@ -630,21 +706,24 @@ async def report_activity(
             steps=act.steps,
         )
     [v] = await behaviours.ingest(
-        tx, behaviours.app_source(resident_id), [event], settings=settings
+        tx, behaviours.app_source(resident_id), [event], settings=settings, prejudged=prejudged
     )
     methodology = None
     if v.event_id:
-        row = await repo.event_of(tx.conn, resident_id, v.event_id)
+        row = await repo.event_by_id(tx.conn, resident_id, v.event_id)
         methodology = row["methodology_version"] if row else None
+    # A duplicate repeats the first verdict, whose reason tells whether it was a rejection.
+    rejected = v.status == "rejected" or (v.status == "duplicate" and v.reason_code is not None)
     return Verdict(
         event_id=v.event_id,
-        status="rejected" if v.status == "rejected" else "accepted",
+        status="rejected" if rejected else "accepted",
         reason_code=v.reason_code,
         reason=v.message,
         reduction_g=v.reduction_g,
         points=v.points,
         methodology_version=methodology,
         measured_distance_m=measured,
+        findings=findings,
         duplicate=v.status == "duplicate",
     )
 

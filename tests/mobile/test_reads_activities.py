@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from points import service as points_service
+from server.db import transaction
 from server.mobile.tracks import Fix, check_track
 from tests.mobile.conftest import API, bearer, sign_in
+from tests.points.factories import POLICY, issuance, spend
 
 
 def track(points: int = 12, step_deg: float = 0.0009, seconds: int = 20, start=None):
@@ -80,6 +83,36 @@ class TestActivities:
         v = r.json()
         assert v["status"] == "rejected" and v["reason_code"] == "track_speed_spike"
         assert v["reduction_g"] == 0 and v["findings"][0]["message"]
+
+    async def test_track_rejection_is_stored_and_shown_in_history(self, mclient, upstreams):
+        auth = bearer(await sign_in(mclient, upstreams))
+        body = ride(points=track(seconds=5))
+        v = (await mclient.post(f"{API}/activities", json=body, headers=auth)).json()
+        assert v["status"] == "rejected" and v["event_id"] and not v["duplicate"]
+        [item] = (await mclient.get(f"{API}/history?status=rejected", headers=auth)).json()["items"]
+        assert item["event_id"] == v["event_id"] and item["kind"] == "bike_trip"
+        assert (item["reason_code"], item["reason"]) == (v["reason_code"], v["reason"])
+        assert item["reduction_g"] == 0 and item["points"] == 0
+        one = (await mclient.get(f"{API}/history/{v['event_id']}", headers=auth)).json()
+        assert one == item
+        # Sent again: the same rejection, answered as a duplicate, stored once, never credited.
+        again = (await mclient.post(f"{API}/activities", json=body, headers=auth)).json()
+        assert again["duplicate"] is True and again["status"] == "rejected"
+        assert again["event_id"] == v["event_id"] and again["reason_code"] == "track_speed_spike"
+        assert len((await mclient.get(f"{API}/history", headers=auth)).json()["items"]) == 1
+        s = (await mclient.get(f"{API}/summary", headers=auth)).json()
+        assert s["total_reduction_g"] == 0 and s["points_available"] == 0
+
+    async def test_track_out_of_time_order_is_stored_rejected(self, mclient, upstreams):
+        auth = bearer(await sign_in(mclient, upstreams))
+        pts = track()
+        pts[0], pts[-1] = pts[-1], pts[0]  # the last fix first: time runs backwards
+        v = (await mclient.post(f"{API}/activities", json=ride(points=pts), headers=auth)).json()
+        assert v["status"] == "rejected" and v["reason_code"] == "track_time_order"
+        items = (await mclient.get(f"{API}/history", headers=auth)).json()["items"]
+        assert [(i["event_id"], i["reason_code"]) for i in items] == [
+            (v["event_id"], "track_time_order")
+        ]
 
     async def test_steps_capped_and_once_a_day(self, mclient, upstreams):
         auth = bearer(await sign_in(mclient, upstreams))
@@ -170,3 +203,31 @@ class TestPaginationAndBoards:
         levels = (await mclient.get(f"{API}/levels", headers=auth)).json()["levels"]
         assert levels[0]["min_grams"] == 0
         assert [lv["min_grams"] for lv in levels] == sorted(lv["min_grams"] for lv in levels)
+
+
+class TestSummaryRead:
+    async def test_one_statement_agrees_with_the_ledgers_own_reads(self, mclient, upstreams, pool):
+        """The summary reads the ledger in one statement (server/mobile/repository.py,
+        LEDGER_SUMMARY_SQL); it must say what points.service says."""
+        pair = await sign_in(mclient, upstreams)
+        rid = pair["resident_id"]
+        async with transaction(pool) as tx:
+            await points_service.issue_reductions(
+                tx, [issuance(rid, 1234), issuance(rid, 2000)], POLICY
+            )
+        async with transaction(pool) as tx:
+            await points_service.place_hold(tx, spend(rid, 30), POLICY)
+        async with pool.acquire() as conn:  # one lot expires within 30 days
+            await conn.execute(
+                "UPDATE point_lots SET expires_at = now() + interval '10 days' WHERE id = "
+                "(SELECT min(id) FROM point_lots)"
+            )
+        s = (await mclient.get(f"{API}/summary", headers=bearer(pair))).json()
+        grams, pts = await points_service.balances(pool, "resident", rid)
+        lots = await points_service.expiring(pool, "resident", rid, within_days=30)
+        assert (grams.asset, pts.asset) == ("CO2E_G", "POINT")
+        assert s["total_reduction_g"] == grams.posted == 3234
+        assert (s["points_available"], s["points_pending"]) == (pts.available, pts.pending)
+        assert s["points_pending"] == 30
+        assert s["points_expiring_30d"] == sum(lot.amount for lot in lots) > 0
+        assert s["district_rank"] == 1 and s["district_residents"] == 1
