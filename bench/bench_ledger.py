@@ -77,6 +77,15 @@ async def seed_accounts(url: str, residents: int) -> float:
             """,
             residents,
         )
+        # The issuance sub-accounts too, as in a ledger that has been running for a while.
+        await conn.execute(
+            """
+            INSERT INTO ledger_accounts (owner_type, owner_id, asset, flags)
+            SELECT 'system', 'issuance.' || s, a, 1
+            FROM generate_series(0, $1 - 1) AS s, unnest(ARRAY['CO2E_G', 'POINT']) AS a
+            """,
+            service.ISSUANCE_SHARDS,
+        )
         await conn.execute("VACUUM ANALYZE ledger_accounts")
     finally:
         await conn.close()

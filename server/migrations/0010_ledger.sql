@@ -113,12 +113,14 @@ CREATE FUNCTION ledger_transfers_check_refs() RETURNS trigger LANGUAGE plpgsql A
 DECLARE
     bad bigint;
 BEGIN
+    -- Scalar subqueries (never turned into joins): one primary-key probe per reference, so
+    -- the cost follows the statement's rows whatever plan the transition table would get.
     SELECT n.id INTO bad FROM ledger_new_transfers n
-    WHERE NOT EXISTS (SELECT 1 FROM ledger_accounts a
-                      WHERE a.id = n.debit_account_id AND a.asset = n.asset)
-       OR NOT EXISTS (SELECT 1 FROM ledger_accounts a
-                      WHERE a.id = n.credit_account_id AND a.asset = n.asset)
-       OR NOT EXISTS (SELECT 1 FROM ledger_batches b WHERE b.id = n.batch_id)
+    WHERE (SELECT a.asset FROM ledger_accounts a WHERE a.id = n.debit_account_id)
+              IS DISTINCT FROM n.asset
+       OR (SELECT a.asset FROM ledger_accounts a WHERE a.id = n.credit_account_id)
+              IS DISTINCT FROM n.asset
+       OR (SELECT b.id FROM ledger_batches b WHERE b.id = n.batch_id) IS NULL
     LIMIT 1;
     IF FOUND THEN
         RAISE foreign_key_violation USING
@@ -141,9 +143,8 @@ DECLARE
 BEGIN
     -- A lot belongs to the POINT account its transfer credited.
     SELECT n.id INTO bad FROM point_lots_new n
-    WHERE NOT EXISTS (SELECT 1 FROM ledger_transfers t
-                      WHERE t.id = n.transfer_id AND t.credit_account_id = n.account_id
-                        AND t.asset = 'POINT')
+    WHERE (SELECT t.credit_account_id FROM ledger_transfers t
+           WHERE t.id = n.transfer_id AND t.asset = 'POINT') IS DISTINCT FROM n.account_id
     LIMIT 1;
     IF FOUND THEN
         RAISE foreign_key_violation USING
@@ -165,7 +166,8 @@ CREATE FUNCTION ledger_transfers_check_delete() RETURNS trigger LANGUAGE plpgsql
 DECLARE
     bad bigint;
 BEGIN
-    SELECT l.transfer_id INTO bad FROM point_lots l JOIN ledger_old_transfers o ON o.id = l.transfer_id
+    SELECT o.id INTO bad FROM ledger_old_transfers o
+    WHERE (SELECT l.id FROM point_lots l WHERE l.transfer_id = o.id) IS NOT NULL
     LIMIT 1;
     IF FOUND THEN
         RAISE foreign_key_violation USING
