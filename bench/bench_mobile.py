@@ -4,8 +4,9 @@
 
 Starts an embedded PostgreSQL and Redis in a temporary directory (or uses ``BENCH_DATABASE_URL``
 / ``BENCH_REDIS_URL``: a fresh database is created there), migrates, seeds ``BENCH_RESIDENTS``
-(1,000) residents in one district with ``BENCH_EVENTS`` (20) credited activities each through the
-real pipeline, then serves the app with uvicorn (``BENCH_WORKERS`` = 2 processes, as
+(1,000) residents in one district with ``BENCH_EVENTS`` (20) activities each through the
+real pipeline (19 walks over six days and a step count; the daily cap refuses a few walks, so
+history shows both verdicts), then serves the app with uvicorn (``BENCH_WORKERS`` = 2 processes, as
 `tanpuhui serve`) and drives it with wrk (``-t2 -c32 -d BENCH_SECONDS`` = 15 s, ``--latency``),
 each request with a token picked at random among the residents. Prints one line per endpoint.
 """
@@ -73,10 +74,13 @@ async def seed(db_url: str, residents: int, events: int) -> list[str]:
         for rid in ids:
             evs: list[Any] = []
             for j in range(events - 1):
-                start = now - timedelta(hours=2 + 2 * j)
+                # Spread over the claim window (a few walks a day, under the daily cap). Record
+                # ids are unique per resident: the app is one source, and a repeated record id
+                # would be answered as a duplicate of another resident's walk.
+                start = now - timedelta(days=j % 6, hours=1 + 2 * (j // 6))
                 evs.append(
                     Walk(
-                        record_id=f"w{j}",
+                        record_id=f"{rid}:w{j}",
                         subject=rid,
                         started_at=start,
                         ended_at=start + timedelta(minutes=15),
@@ -87,7 +91,10 @@ async def seed(db_url: str, residents: int, events: int) -> list[str]:
                 )
             evs.append(
                 DailySteps(
-                    record_id="s", subject=rid, day=(now - timedelta(days=1)).date(), steps=8000
+                    record_id=f"{rid}:s",
+                    subject=rid,
+                    day=(now - timedelta(days=1)).date(),
+                    steps=8000,
                 )
             )
             async with transaction(pool) as tx:

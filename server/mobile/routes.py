@@ -1,28 +1,28 @@
 """Residents' mobile API v1 (`/api/mobile/v1`): thin controllers over ``service``.
 
-Every resident route is guarded by ``roles(Role.RESIDENT)``, which verifies the bearer token
-from the headers before any body is decoded, then by ``live_session``, which refuses the token of
-an erased account or of an ended sign-in (one Redis read; docs/mobile.md). The caller's identity
+Every resident route is guarded by ``resident_session``, which verifies the bearer token and
+its resident role from the headers before any body is decoded, then refuses the token of an
+erased account or of an ended sign-in (one Redis read; docs/mobile.md). The caller's identity
 always comes from the token, never from a path or a parameter.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 import msgspec
 from litestar import Controller, Request, Response, Router, delete, get, patch, post, put
 from litestar.connection import ASGIConnection
-from litestar.di import NamedDependency
+from litestar.di import NamedDependency, Provide
 from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
 from litestar.params import Parameter
 
-from server.auth import JwtKeys, Principal, Role
+from server.auth import JwtKeys, Principal, Role, require_role
 from server.db import Tx, transaction
 from server.errors import PROBLEM_BASE, PROBLEM_JSON, Problem
-from server.guards import authenticate, provide_principal, roles
+from server.guards import authenticate, provide_principal
 from server.mobile import service
 from server.mobile.errors import CATALOGUE
 from server.mobile.schemas import (
@@ -60,7 +60,7 @@ _GUARDED = (
     "account_deleted",
 )
 # Handler option: the handler reads the revocation markers itself, in a Redis pipeline it needs
-# anyway (the summary), so ``live_session`` does not read them a second time.
+# anyway (the summary), so ``resident_session`` does not read them a second time.
 SESSION_CHECKED_BY_HANDLER = "session_checked_by_handler"
 _ALWAYS = ("internal_error",)
 EventKind = Literal[
@@ -106,14 +106,36 @@ def family_of(principal: Principal) -> str | None:
     return fam if isinstance(fam, str) else None
 
 
-async def live_session(
+async def resident_session(
     connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
 ) -> None:
-    """Guard after ``roles(Role.RESIDENT)``: refuse tokens of erased accounts and ended sign-ins."""
+    """The resident routes' one guard: a valid access token with the resident role (checked from
+    the headers, before any body is read), of an account not erased and a sign-in not ended.
+
+    ``server.guards.roles`` does the first half, but as a sync guard, which Litestar runs in a
+    worker thread on every request; this one is async and stays on the event loop."""
+    principal = require_role(authenticate(connection), Role.RESIDENT)
     if handler.opt.get(SESSION_CHECKED_BY_HANDLER):
         return
-    principal = authenticate(connection)  # cached on the request by the role guard
     await service.check_session(connection.app.state.redis, principal.subject, family_of(principal))
+
+
+class Reader(NamedTuple):
+    """What a read handler needs, as one dependency: Litestar resolves a handler's several
+    dependencies concurrently in a task group of their own, one dependency directly."""
+
+    principal: Principal
+    pool: Any
+    redis: Any
+
+    @property
+    def resident_id(self) -> str:
+        return self.principal.subject
+
+
+def _provide_reader(request: Request[Any, Any, Any]) -> Reader:
+    state = request.app.state
+    return Reader(authenticate(request), state.pool, state.redis)
 
 
 def _client_ip(request: Request[Any, Any, Any]) -> str:
@@ -203,8 +225,11 @@ class AuthController(Controller):
 class ResidentController(Controller):
     """Routes for a signed-in resident."""
 
-    guards = [roles(Role.RESIDENT), live_session]  # noqa: RUF012 (Litestar's class attribute)
-    dependencies = {"principal": provide_principal}  # noqa: RUF012
+    guards = [resident_session]  # noqa: RUF012 (Litestar's class attribute)
+    dependencies = {  # noqa: RUF012
+        "principal": provide_principal,
+        "reader": Provide(_provide_reader, sync_to_thread=False),
+    }
     security = [{"BearerToken": []}]  # noqa: RUF012
     tags = ["resident"]  # noqa: RUF012
 
@@ -227,10 +252,8 @@ class ResidentController(Controller):
         )
 
     @get("/me", summary="The caller's profile (phone masked)", responses=errors(*_GUARDED))
-    async def me(
-        self, principal: NamedDependency[Principal], pool: NamedDependency[Any]
-    ) -> Profile:
-        return service.profile_of(await service.resident_row(pool, principal.subject))
+    async def me(self, reader: NamedDependency[Reader]) -> Profile:
+        return service.profile_of(await service.resident_row(reader.pool, reader.resident_id))
 
     @patch(
         "/me",
@@ -268,11 +291,9 @@ class ResidentController(Controller):
         summary="Everything kept about me, as one JSON document",
         responses=errors(*_GUARDED),
     )
-    async def export_me(
-        self, principal: NamedDependency[Principal], pool: NamedDependency[Any]
-    ) -> Export:
-        async with pool.acquire() as conn:
-            return await service.export(conn, principal.subject)
+    async def export_me(self, reader: NamedDependency[Reader]) -> Export:
+        async with reader.pool.acquire() as conn:
+            return await service.export(conn, reader.resident_id)
 
     @get(
         "/summary",
@@ -281,14 +302,11 @@ class ResidentController(Controller):
         responses=errors(*_GUARDED),
         opt={SESSION_CHECKED_BY_HANDLER: True},
     )
-    async def summary(
-        self,
-        principal: NamedDependency[Principal],
-        pool: NamedDependency[Any],
-        redis: NamedDependency[Any],
-    ) -> Summary:
-        async with pool.acquire() as conn:
-            return await service.summary(conn, redis, principal.subject, family_of(principal))
+    async def summary(self, reader: NamedDependency[Reader]) -> Summary:
+        async with reader.pool.acquire() as conn:
+            return await service.summary(
+                conn, reader.redis, reader.resident_id, family_of(reader.principal)
+            )
 
     @get(
         "/history",
@@ -298,16 +316,15 @@ class ResidentController(Controller):
     )
     async def history(
         self,
-        principal: NamedDependency[Principal],
-        pool: NamedDependency[Any],
+        reader: NamedDependency[Reader],
         kind: EventKind | None = None,
         status: Literal["accepted", "rejected"] | None = None,
         cursor: Annotated[str | None, Parameter(max_length=512)] = None,
         limit: Annotated[int, Parameter(ge=1, le=100)] = 20,
     ) -> HistoryPage:
-        async with pool.acquire() as conn:
+        async with reader.pool.acquire() as conn:
             return await service.history(
-                conn, principal.subject, kind=kind, status=status, cursor=cursor, limit=limit
+                conn, reader.resident_id, kind=kind, status=status, cursor=cursor, limit=limit
             )
 
     @get(
@@ -316,11 +333,9 @@ class ResidentController(Controller):
         summary="One of my activities",
         responses=errors(*_GUARDED, "validation_failed", "not_found"),
     )
-    async def history_item(
-        self, principal: NamedDependency[Principal], pool: NamedDependency[Any], event_id: str
-    ) -> HistoryItem:
-        async with pool.acquire() as conn:
-            return await service.history_item(conn, principal.subject, event_id)
+    async def history_item(self, reader: NamedDependency[Reader], event_id: str) -> HistoryItem:
+        async with reader.pool.acquire() as conn:
+            return await service.history_item(conn, reader.resident_id, event_id)
 
     @get(
         "/monthly",
@@ -330,12 +345,11 @@ class ResidentController(Controller):
     )
     async def monthly(
         self,
-        principal: NamedDependency[Principal],
-        pool: NamedDependency[Any],
+        reader: NamedDependency[Reader],
         months: Annotated[int, Parameter(ge=1, le=24)] = 12,
     ) -> Monthly:
-        async with pool.acquire() as conn:
-            return await service.monthly(conn, principal.subject, months)
+        async with reader.pool.acquire() as conn:
+            return await service.monthly(conn, reader.resident_id, months)
 
     @get(
         "/leaderboard",
@@ -345,13 +359,11 @@ class ResidentController(Controller):
     )
     async def leaderboard(
         self,
-        principal: NamedDependency[Principal],
-        pool: NamedDependency[Any],
-        redis: NamedDependency[Any],
+        reader: NamedDependency[Reader],
         limit: Annotated[int, Parameter(ge=1, le=100)] = 20,
     ) -> Leaderboard:
-        async with pool.acquire() as conn:
-            return await service.leaderboard(conn, redis, principal.subject, limit)
+        async with reader.pool.acquire() as conn:
+            return await service.leaderboard(conn, reader.redis, reader.resident_id, limit)
 
     @get(
         "/levels",
@@ -359,10 +371,8 @@ class ResidentController(Controller):
         summary="Growth levels by cumulative verified grams",
         responses=errors(*_GUARDED),
     )
-    async def growth_levels(
-        self, principal: NamedDependency[Principal], pool: NamedDependency[Any]
-    ) -> Levels:
-        await service.resident_row(pool, principal.subject)
+    async def growth_levels(self, reader: NamedDependency[Reader]) -> Levels:
+        await service.resident_row(reader.pool, reader.resident_id)
         return Levels(levels=list(service.levels()))
 
     @get(
@@ -371,12 +381,10 @@ class ResidentController(Controller):
         summary="Operators I can link, and my links",
         responses=errors(*_GUARDED),
     )
-    async def data_sources(
-        self, principal: NamedDependency[Principal], pool: NamedDependency[Any]
-    ) -> list[DataSource]:
-        async with pool.acquire() as conn:
-            await service.resident_row(conn, principal.subject)
-            return await service.data_sources(conn, principal.subject)
+    async def data_sources(self, reader: NamedDependency[Reader]) -> list[DataSource]:
+        async with reader.pool.acquire() as conn:
+            await service.resident_row(conn, reader.resident_id)
+            return await service.data_sources(conn, reader.resident_id)
 
     @put(
         "/data-sources/{operator_id:str}/link",
