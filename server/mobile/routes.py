@@ -8,6 +8,8 @@ always comes from the token, never from a path or a parameter.
 
 from __future__ import annotations
 
+import functools
+import time
 from typing import Annotated, Any, Literal, NamedTuple
 
 import msgspec
@@ -19,10 +21,9 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
 from litestar.params import Parameter
 
-from server.auth import JwtKeys, Principal, Role, require_role
+from server.auth import JwtKeys, Principal, Role, bearer_token, require_role
 from server.db import Tx, transaction
-from server.errors import PROBLEM_BASE, PROBLEM_JSON, Problem
-from server.guards import authenticate, provide_principal
+from server.errors import PROBLEM_BASE, PROBLEM_JSON, Problem, Unauthenticated
 from server.mobile import service
 from server.mobile.errors import CATALOGUE
 from server.mobile.schemas import (
@@ -106,6 +107,39 @@ def family_of(principal: Principal) -> str | None:
     return fam if isinstance(fam, str) else None
 
 
+_PRINCIPAL = "mobile_principal"  # request-scope state key
+clock = time.time  # the expiry check's clock (tests move it)
+
+
+@functools.lru_cache(maxsize=8192)
+def _verified(keys: JwtKeys, token: str) -> Principal:
+    """Signature, issuer and claims of a token, checked once per process while it stays in this
+    cache (an app reuses its access token for many calls). Only successes are cached; expiry
+    and the token's type are checked again on every call by ``resident_principal``. Keys are
+    fixed for a process's life, so a cached verdict cannot outlive its key."""
+    return keys.verify(token)
+
+
+def resident_principal(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
+    """The caller's verified resident access token (kept on the request once checked)."""
+    state = connection.scope.setdefault("state", {})
+    found = state.get(_PRINCIPAL)
+    if isinstance(found, Principal):
+        return found
+    token = bearer_token(connection.headers.get("authorization"))
+    principal = _verified(connection.app.state.jwt, token)
+    if principal.expires_at <= clock():
+        raise Unauthenticated("The token has expired.", code="token_expired")
+    if principal.claims.get("typ", "access") != "access":
+        raise Unauthenticated("This token cannot be used for API calls.", code="token_invalid")
+    state[_PRINCIPAL] = require_role(principal, Role.RESIDENT)
+    return principal
+
+
+def _provide_principal(request: Request[Any, Any, Any]) -> Principal:
+    return resident_principal(request)
+
+
 async def resident_session(
     connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
 ) -> None:
@@ -113,8 +147,9 @@ async def resident_session(
     the headers, before any body is read), of an account not erased and a sign-in not ended.
 
     ``server.guards.roles`` does the first half, but as a sync guard, which Litestar runs in a
-    worker thread on every request; this one is async and stays on the event loop."""
-    principal = require_role(authenticate(connection), Role.RESIDENT)
+    worker thread on every request (and without the verified-token cache); this one is async and
+    stays on the event loop."""
+    principal = resident_principal(connection)
     if handler.opt.get(SESSION_CHECKED_BY_HANDLER):
         return
     await service.check_session(connection.app.state.redis, principal.subject, family_of(principal))
@@ -135,7 +170,7 @@ class Reader(NamedTuple):
 
 def _provide_reader(request: Request[Any, Any, Any]) -> Reader:
     state = request.app.state
-    return Reader(authenticate(request), state.pool, state.redis)
+    return Reader(resident_principal(request), state.pool, state.redis)
 
 
 def _client_ip(request: Request[Any, Any, Any]) -> str:
@@ -227,7 +262,7 @@ class ResidentController(Controller):
 
     guards = [resident_session]  # noqa: RUF012 (Litestar's class attribute)
     dependencies = {  # noqa: RUF012
-        "principal": provide_principal,
+        "principal": Provide(_provide_principal, sync_to_thread=False),
         "reader": Provide(_provide_reader, sync_to_thread=False),
     }
     security = [{"BearerToken": []}]  # noqa: RUF012

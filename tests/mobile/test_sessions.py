@@ -3,11 +3,13 @@ deleted account is refused by every resident endpoint, even after Redis lost its
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mobile_api_spec.generate import build
+from server.mobile import routes
 from server.mobile.routes import PREFIX
 from tests.mobile.conftest import API, bearer, sign_in
 
@@ -105,3 +107,13 @@ class TestDeletedAccount:
         assert (await mclient.delete(f"{API}/me", headers=auth)).status_code == 204
         await redis.flushdb()
         await refused_everywhere(mclient, auth, "account_deleted")
+
+
+class TestVerifiedTokenCache:
+    async def test_a_cached_token_still_expires(self, mclient, upstreams, monkeypatch):
+        auth = bearer(await sign_in(mclient, upstreams))
+        assert (await mclient.get(f"{API}/summary", headers=auth)).status_code == 200
+        later = time.time() + 3600  # past the access token's life; its verdict is cached
+        monkeypatch.setattr(routes, "clock", lambda: later)
+        r = await mclient.get(f"{API}/summary", headers=auth)
+        assert (r.status_code, r.json()["code"]) == (401, "token_expired")
