@@ -20,9 +20,11 @@ import asyncpg
 import pytest
 from litestar.testing import AsyncTestClient
 
+from points.audit import audit
+from points.journal import seal
 from server.app import create_app
 from server.auth import JwtKeys
-from server.db import create_pool
+from server.db import create_pool, transaction_on
 from server.embedded import EmbeddedPostgres, EmbeddedRedis
 from server.migrate import migrate
 from server.redis import create_redis
@@ -126,8 +128,12 @@ async def redis(settings: Settings) -> AsyncIterator[Any]:
 
 
 @pytest.fixture
-async def clean_stores(pool: Any, redis: Any) -> None:
-    """Empty tables (reference data re-seeded) and an empty Redis database."""
+async def clean_stores(
+    pool: Any, redis: Any, request: pytest.FixtureRequest
+) -> AsyncIterator[None]:
+    """Empty tables (reference data re-seeded) and an empty Redis database before the test;
+    after it, the ledger audit (hash chain, re-derived balances, zero sums) must pass, unless the
+    test tampers with the ledger on purpose (``@pytest.mark.tampers_ledger``)."""
     async with pool.acquire() as conn:
         tables = await conn.fetch(
             """
@@ -140,6 +146,13 @@ async def clean_stores(pool: Any, redis: Any) -> None:
             await conn.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
         await apply_seeds(conn)
     await redis.flushdb()
+    yield
+    if request.node.get_closest_marker("tampers_ledger") is None:
+        async with pool.acquire() as conn:
+            async with transaction_on(conn) as tx:
+                await seal(tx)
+            report = await audit(conn)
+        assert report.ok, f"ledger audit failed after the test: {report.problems}"
 
 
 @pytest.fixture(autouse=True)

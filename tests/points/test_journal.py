@@ -71,6 +71,7 @@ class TestAudit:
         assert settings.database.url
         assert await run_audit_cli(settings.database.url) == 0
 
+    @pytest.mark.tampers_ledger
     async def test_edited_transfer_row_fails_the_cli(self, pool, settings):
         await ledger_with_blocks(pool)
         async with pool.acquire() as conn:
@@ -91,6 +92,7 @@ class TestAudit:
         assert "content does not match its hash" in done.stderr
         assert "re-derived posted" in done.stderr
 
+    @pytest.mark.tampers_ledger
     async def test_edit_with_a_recomputed_hash_breaks_the_merkle_root(self, pool):
         await ledger_with_blocks(pool)
         async with pool.acquire() as conn:
@@ -107,6 +109,7 @@ class TestAudit:
         assert not any("content does not match" in p for p in report.problems)
         assert any("Merkle root" in p for p in report.problems)
 
+    @pytest.mark.tampers_ledger
     async def test_broken_chain_link_is_reported(self, pool):
         await ledger_with_blocks(pool)
         async with pool.acquire() as conn:
@@ -116,6 +119,7 @@ class TestAudit:
             report = await audit(conn)
         assert any("prev_hash" in p for p in report.problems)
 
+    @pytest.mark.tampers_ledger
     async def test_deleted_transfer_is_reported(self, pool):
         await ledger_with_blocks(pool)
         async with pool.acquire() as conn:

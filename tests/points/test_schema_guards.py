@@ -85,6 +85,7 @@ class TestReferences:
                 await conn.execute("DELETE FROM ledger_batches WHERE id = $1", row["batch_id"])
             await invariants(conn)
 
+    @pytest.mark.tampers_ledger
     async def test_audit_reports_a_dangling_reference(self, pool):
         """With the triggers bypassed (as a restore or a superuser could), the audit catches it."""
         _, row, _ = await one_issuance(pool)
