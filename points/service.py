@@ -110,6 +110,33 @@ class _Spec(msgspec.Struct, frozen=True, kw_only=True):
     def key(self, owner: Owner) -> AccountKey:
         return AccountKey(owner.owner_type, owner.owner_id, self.asset)
 
+    def row(
+        self,
+        debit_account_id: int,
+        credit_account_id: int,
+        digest: bytes,
+        lot_expires_at: datetime | None,
+    ) -> repo.NewTransfer:
+        """The transfer row this spec writes, between the resolved accounts."""
+        return repo.NewTransfer(
+            idempotency_key=self.idempotency_key,
+            phase=self.phase,
+            kind=self.kind,
+            reason_code=self.reason_code,
+            asset=self.asset,
+            debit_account_id=debit_account_id,
+            credit_account_id=credit_account_id,
+            amount=self.amount,
+            source_ref=self.source_ref,
+            region_code=self.region_code,
+            occurred_at=self.occurred_at,
+            pending_id=self.pending_id,
+            reverses_id=self.reverses_id,
+            timeout_at=self.timeout_at,
+            hash=digest,
+            lot_expires_at=lot_expires_at,
+        )
+
     def leaf(self) -> bytes:
         return merkle.leaf_hash(
             idempotency_key=self.idempotency_key,
@@ -187,25 +214,11 @@ async def _apply(
         accounts.update(await repo.ensure_accounts(conn, unlocked, [_flags(k) for k in unlocked]))
     lot_expiry = policy.expires_at(now)
     rows = [
-        repo.NewTransfer(
-            idempotency_key=s.idempotency_key,
-            phase=s.phase,
-            kind=s.kind,
-            reason_code=s.reason_code,
-            asset=s.asset,
-            debit_account_id=accounts[s.key(s.debit)].id,
-            credit_account_id=accounts[s.key(s.credit)].id,
-            amount=s.amount,
-            source_ref=s.source_ref,
-            region_code=s.region_code,
-            occurred_at=s.occurred_at,
-            pending_id=s.pending_id,
-            reverses_id=s.reverses_id,
-            timeout_at=s.timeout_at,
-            hash=digest,
-            lot_expires_at=(
-                lot_expiry if _moves_posted(s.phase) and _has_lots(s.key(s.credit)) else None
-            ),
+        s.row(
+            accounts[s.key(s.debit)].id,
+            accounts[s.key(s.credit)].id,
+            digest,
+            lot_expiry if _moves_posted(s.phase) and _has_lots(s.key(s.credit)) else None,
         )
         for s, digest in unique.values()
     ]
@@ -357,24 +370,7 @@ async def issue_reductions(
         conn,
         None,
         [
-            repo.NewTransfer(
-                idempotency_key=s.idempotency_key,
-                phase=s.phase,
-                kind=s.kind,
-                reason_code=s.reason_code,
-                asset=s.asset,
-                debit_account_id=iss_g.id,
-                credit_account_id=accounts[s.key(s.credit)].id,
-                amount=s.amount,
-                source_ref=s.source_ref,
-                region_code=s.region_code,
-                occurred_at=s.occurred_at,
-                pending_id=None,
-                reverses_id=None,
-                timeout_at=None,
-                hash=h,
-                lot_expires_at=None,
-            )
+            s.row(iss_g.id, accounts[s.key(s.credit)].id, h, None)
             for s, h in zip(co2e, co2e_hashes, strict=True)
         ],
     )
@@ -446,27 +442,7 @@ async def issue_reductions(
         _, done = await repo.insert_transfers(
             conn,
             batch_id,
-            [
-                repo.NewTransfer(
-                    idempotency_key=s.idempotency_key,
-                    phase=s.phase,
-                    kind=s.kind,
-                    reason_code=s.reason_code,
-                    asset=s.asset,
-                    debit_account_id=iss_p.id,
-                    credit_account_id=accounts[s.key(s.credit)].id,
-                    amount=s.amount,
-                    source_ref=s.source_ref,
-                    region_code=s.region_code,
-                    occurred_at=s.occurred_at,
-                    pending_id=None,
-                    reverses_id=None,
-                    timeout_at=None,
-                    hash=s.leaf(),
-                    lot_expires_at=expires,
-                )
-                for s in point_specs
-            ],
+            [s.row(iss_p.id, accounts[s.key(s.credit)].id, s.leaf(), expires) for s in point_specs],
             deltas,
         )
         if len(done) != len(point_specs):
