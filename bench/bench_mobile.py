@@ -9,6 +9,11 @@ real pipeline (19 walks over six days and a step count; the daily cap refuses a 
 history shows both verdicts), then serves the app with uvicorn (``BENCH_WORKERS`` = 2 processes, as
 `tanpuhui serve`) and drives it with wrk (``-t2 -c32 -d BENCH_SECONDS`` = 15 s, ``--latency``),
 each request with a token picked at random among the residents. Prints one line per endpoint.
+
+Then, unless ``BENCH_CPU=0``, the API's own cost per request, which other load on the machine
+barely moves: the same requests made one at a time in this process straight into the ASGI app
+(no network, uvloop), ``BENCH_CPU_REQUESTS`` (3,000) per endpoint, as CPU microseconds of this
+process (PostgreSQL's and Redis's own time not included) and wall microseconds.
 """
 
 from __future__ import annotations
@@ -132,6 +137,53 @@ def wrk(url: str, tokens_file: Path, seconds: int) -> tuple[float, float, str]:
     return rps, float(p99_raw.group(1)) * scale, " ".join(cmd)
 
 
+async def _asgi_get(app: Any, path: str, token: str) -> None:
+    route, _, query = path.partition("?")
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": route,
+        "raw_path": route.encode(),
+        "query_string": query.encode(),
+        "headers": [(b"host", b"bench"), (b"authorization", f"Bearer {token}".encode())],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }
+    statuses: list[int] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            statuses.append(message["status"])
+
+    await app(scope, receive, send)
+    if statuses != [200]:
+        raise SystemExit(f"{path}: answered {statuses}")
+
+
+async def cpu_per_request(env: dict[str, str], tokens: list[str], paths: list[str], n: int) -> None:
+    from server.app import create_app
+
+    app = create_app(Settings.from_env(env))
+    async with app.lifespan():
+        for path in paths:
+            for i in range(300):  # warm-up
+                await _asgi_get(app, path, tokens[i % len(tokens)])
+            cpu, wall = time.process_time(), time.perf_counter()
+            for i in range(n):
+                await _asgi_get(app, path, tokens[i % len(tokens)])
+            cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+            print(
+                f"{path}: {cpu / n * 1e6:.0f} us CPU, {wall / n * 1e6:.0f} us wall per request "
+                "(serial, in process)"
+            )
+
+
 def main() -> int:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed (Debian: apt-get install -y wrk)")
@@ -194,6 +246,7 @@ def main() -> int:
             start_new_session=True,
         )
         base_url = f"http://127.0.0.1:{port}"
+        paths = ["/api/mobile/v1/summary", "/api/mobile/v1/history?limit=20"]
         for _ in range(100):
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
@@ -201,10 +254,19 @@ def main() -> int:
             except OSError:
                 time.sleep(0.2)
         time.sleep(1.0)
-        for path in ("/api/mobile/v1/summary", "/api/mobile/v1/history?limit=20"):
+        for path in paths:
             wrk(base_url + path, tokens, 3)  # warm-up: connections, plans, the district board
             rps, p99, cmd = wrk(base_url + path, tokens, seconds)
             print(f"{path}: {rps:,.0f} req/s, p99 {p99:.1f} ms  ({cmd})")
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=20)
+        server = None
+        if _env("BENCH_CPU", 1):
+            import uvloop
+
+            n = _env("BENCH_CPU_REQUESTS", 3000)
+            listed = tokens.read_text().split()
+            uvloop.run(cpu_per_request(env, listed, paths, n))
     finally:
         if server is not None:
             os.killpg(server.pid, signal.SIGTERM)
