@@ -36,7 +36,8 @@ def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
 
 
 def roles(*allowed: Role) -> Guard:
-    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    # async, so Litestar runs it on the event loop instead of handing it to a worker thread
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         require_role(authenticate(connection), *allowed)
 
     return guard

@@ -146,9 +146,8 @@ async def resident_session(
     """The resident routes' one guard: a valid access token with the resident role (checked from
     the headers, before any body is read), of an account not erased and a sign-in not ended.
 
-    ``server.guards.roles`` does the first half, but as a sync guard, which Litestar runs in a
-    worker thread on every request (and without the verified-token cache); this one is async and
-    stays on the event loop."""
+    ``server.guards.roles`` does the first half for every surface; this one adds the
+    verified-token cache and the session check."""
     principal = resident_principal(connection)
     if handler.opt.get(SESSION_CHECKED_BY_HANDLER):
         return
