@@ -8,7 +8,7 @@ run in Python between them (see rules.py / quantify.py and docs/behaviours.md).
 
 from __future__ import annotations
 
-import uuid
+import secrets
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -268,8 +268,9 @@ async def ingest(
     changed = apply_caps([it for it in fresh if it.ok], ref, usage)
 
     # Credit, then store (the stored rows carry the points the ledger gave).
-    for it in fresh:
-        it.event_id = str(uuid.uuid4())
+    ids = _event_ids(len(fresh), now)
+    for it, event_id in zip(fresh, ids, strict=True):
+        it.event_id = event_id
         if it.district is None:
             it.district = settings.region_code
     accepted = [it for it in fresh if it.ok]
@@ -292,10 +293,10 @@ async def ingest(
         points = {r.source_ref: r.points for r in results}
         for it in accepted:
             it.points = points.get(it.event_id, 0)
-    inserted = await repo.insert_events(conn, _columns(fresh, source.operator_id, now))
+    inserted = await repo.insert_events(conn, _rows(fresh, source.operator_id, now))
     raced: set[str] = set()
-    for it in fresh:
-        if it.event_id not in inserted:
+    for it in fresh if inserted is not None else ():  # None: every row went in
+        if inserted is not None and it.event_id not in inserted:
             if it.ok:
                 raise ConcurrentIngest(
                     f"Record {it.event.record_id!r} collided with a concurrent batch; "
@@ -371,63 +372,54 @@ def _verdicts(
     return [v for v in out if v is not None]
 
 
-def _columns(items: list[Item], operator_id: str, now: datetime) -> list[list[Any]]:
-    cols: list[list[Any]] = [[] for _ in repo.EVENT_COLUMNS]
-    (
-        c_id,
-        c_op,
-        c_rec,
-        c_sub,
-        c_res,
-        c_kind,
-        c_mode,
-        c_beh,
-        c_start,
-        c_end,
-        c_recv,
-        c_status,
-        c_reason,
-        c_msg,
-        c_dist,
-        c_dsrc,
-        c_qty,
-        c_acct,
-        c_district,
-        c_mcode,
-        c_mver,
-        c_factor,
-        c_red,
-        c_pts,
-        c_trip,
-        c_act,
-    ) = cols
+def _event_ids(n: int, now: datetime) -> list[str]:
+    """Time-ordered UUIDs (version 7 layout: 48-bit Unix milliseconds, then random bits and
+    the position in the batch): the primary key index grows at its right edge instead of
+    taking random page writes all over a large index."""
+    ms = int(now.timestamp() * 1000) & 0xFFFF_FFFF_FFFF
+    rand = secrets.randbits(62 - 20)  # the low 20 bits number the batch's events
+    base = (ms << 80) | (0x7 << 76) | (secrets.randbits(12) << 64) | (0b10 << 62) | (rand << 20)
+    out = []
+    for i in range(n):
+        h = f"{base + i:032x}"
+        out.append(f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
+    return out
+
+
+def _rows(items: list[Item], operator_id: str, now: datetime) -> list[tuple[Any, ...]]:
+    """Rows in ``repo.EVENT_COLUMNS`` order."""
+    out = []
     for it in items:
-        ok = it.ok
+        ok = it.reason is None
         f = it.factor
-        c_id.append(it.event_id)
-        c_op.append(operator_id)
-        c_rec.append(it.event.record_id)
-        c_sub.append(it.event.subject)
-        c_res.append(it.resident_id)
-        c_kind.append(it.kind)
-        c_mode.append(it.mode)
-        c_beh.append(it.behaviour)
-        c_start.append(it.started_at)
-        c_end.append(max(it.ended_at, it.started_at))
-        c_recv.append(now)
-        c_status.append("accepted" if ok else "rejected")
-        c_reason.append(None if ok else str(it.reason))
-        c_msg.append(None if ok else it.message)
-        c_dist.append(it.distance_m)
-        c_dsrc.append(it.distance_source)
-        c_qty.append(it.quantity)
-        c_acct.append(it.account)
-        c_district.append(it.district)
-        c_mcode.append(f.code if f else None)
-        c_mver.append(f.version if f else None)
-        c_factor.append(f.factor_g if f else None)
-        c_red.append(it.reduction_g if ok else 0)
-        c_pts.append(it.points if ok else 0)
-        c_trip.append(it.trip_key if ok else None)
-        c_act.append(it.activity_key if ok else None)
-    return cols
+        out.append(
+            (
+                it.event_id,
+                operator_id,
+                it.event.record_id,
+                it.event.subject,
+                it.resident_id,
+                it.kind,
+                it.mode,
+                it.behaviour,
+                it.started_at,
+                it.ended_at if it.ended_at > it.started_at else it.started_at,
+                now,
+                "accepted" if ok else "rejected",
+                None if ok else it.reason,
+                None if ok else it.message,
+                it.distance_m,
+                it.distance_source,
+                it.quantity,
+                it.account,
+                it.district,
+                f.code if f else None,
+                f.version if f else None,
+                f.factor_g if f else None,
+                it.reduction_g if ok else 0,
+                it.points if ok else 0,
+                it.trip_key if ok else None,
+                it.activity_key if ok else None,
+            )
+        )
+    return out

@@ -502,7 +502,7 @@ _TYPES = (
 )
 _TRIP_KEY = EVENT_COLUMNS.index("trip_key")
 _SELECT = ", ".join(
-    f"${i + 1}::{t}[]" if c != "trip_key" else f"${i + 1}::int8range[]"
+    f"${i + 1}::{t}[]" if c != "trip_key" else f"${i + 1}::box[]"
     for i, (c, t) in enumerate(zip(EVENT_COLUMNS, _TYPES, strict=True))
 )
 _INSERT_EVENTS = f"""
@@ -514,17 +514,35 @@ _INSERT_EVENTS = f"""
 """
 
 
-async def insert_events(conn: Any, columns: Sequence[Sequence[Any]]) -> set[str]:
-    """Insert events given column-wise (``EVENT_COLUMNS`` order); the ids actually inserted.
+def trip_box(key: tuple[float, float, float, float] | None) -> Any:
+    """``rules.trip_key`` (x1, y1, x2, y2) as the ``box`` the exclusion constraint compares."""
+    return None if key is None else asyncpg.Box((key[2], key[3]), (key[0], key[1]))
 
-    ``ON CONFLICT DO NOTHING`` arbitrates every unique index and the exclusion constraint: a row
-    another transaction got in first (same record, overlapping accepted trip, same activity)
-    is simply not returned, and the caller decides what that means.
+
+async def insert_events(conn: Any, rows: Sequence[Sequence[Any]]) -> set[str] | None:
+    """Insert events given row-wise (``EVENT_COLUMNS`` order, ``trip_key`` as (x1, y1, x2, y2)).
+
+    Returns None when every row went in, else the ids actually inserted. The normal path is
+    one binary ``COPY`` inside a savepoint: no speculative insertion, so each index (and the
+    GiST exclusion check) is visited once per row. Only when a concurrent transaction got a
+    row in first (same record, overlapping accepted trip, same activity: a unique or
+    exclusion violation) is the batch re-sent as ``INSERT … ON CONFLICT DO NOTHING``, which
+    arbitrates every unique index and the exclusion constraint; the caller decides what a
+    missing row means.
     """
-    cols = list(columns)
-    cols[_TRIP_KEY] = [asyncpg.Range(*k) if k is not None else None for k in cols[_TRIP_KEY]]
-    rows = await conn.fetch(_INSERT_EVENTS, *cols)
-    return {r[0] for r in rows}
+    if not rows:
+        return None
+    records = [(*r[:_TRIP_KEY], trip_box(r[_TRIP_KEY]), *r[_TRIP_KEY + 1 :]) for r in rows]
+    try:
+        async with conn.transaction():
+            await conn.copy_records_to_table(
+                "behaviour_events", records=records, columns=EVENT_COLUMNS
+            )
+        return None
+    except (asyncpg.UniqueViolationError, asyncpg.ExclusionViolationError):
+        pass
+    cols = [list(c) for c in zip(*records, strict=True)]
+    return {r[0] for r in await conn.fetch(_INSERT_EVENTS, *cols)}
 
 
 async def resident_events(

@@ -26,6 +26,8 @@ from behaviours.reference import Factor, Reference, haversine_m
 # Programme time (China Standard Time, no daylight saving): days and years for caps.
 PROGRAMME_TZ = timezone(timedelta(hours=8), "CST")
 
+TripKey = tuple[float, float, float, float]  # see trip_key()
+
 
 class Reason(StrEnum):
     UNKNOWN_SUBJECT = "unknown_subject"
@@ -144,7 +146,7 @@ class Item:
         self.factor: Factor | None = None
         self.reduction_g = 0
         self.points = 0
-        self.trip_key: tuple[int, int] | None = None
+        self.trip_key: TripKey | None = None
         self.activity_key: str | None = None
         self.kind = ""
         self.mode = ""
@@ -303,10 +305,10 @@ def programme_day(at: datetime) -> date:
 _KEY_EPOCH = 1_577_836_800  # 2020-01-01T00:00:00Z
 
 
-def trip_key(seq: int, started_at: datetime, ended_at: datetime) -> tuple[int, int]:
-    """int8range bounds [lo, hi): (resident sequence << 31) + seconds since 2020: two trips of
-    one person overlap exactly when their keys overlap."""
-    base = seq << 31
+def trip_key(seq: int, started_at: datetime, ended_at: datetime) -> TripKey:
+    """The box (x1, y1, x2, y2) of migration 0021: x = [start, end - 1] whole seconds since
+    2020, y = the resident's sequence number. Two trips of one person overlap exactly when
+    their boxes (closed) intersect; different residents' boxes never do."""
     start = int(started_at.timestamp()) - _KEY_EPOCH
     end = max(int(ended_at.timestamp()) - _KEY_EPOCH, start + 1)
-    return base + start, base + end
+    return float(start), float(seq), float(end - 1), float(seq)

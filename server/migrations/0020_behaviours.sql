@@ -153,19 +153,13 @@ CREATE TABLE behaviour_events (
     factor_g            double precision,
     reduction_g         bigint      NOT NULL DEFAULT 0 CHECK (reduction_g >= 0),
     points              bigint      NOT NULL DEFAULT 0 CHECK (points >= 0),
-    -- (resident as a 128-bit number << 32) + Unix seconds: two trips of one person overlap
-    -- exactly when these ranges overlap. Core GiST handles numrange; no extension needed.
-    trip_key            numrange,
     -- one key per real activity that is not a trip (meter account + period, steps per day)
     activity_key        text,
     CHECK (status = 'accepted' OR reason_code IS NOT NULL),
     CHECK (ended_at >= started_at)
 );
 CREATE UNIQUE INDEX behaviour_events_record ON behaviour_events (operator_id, record_id);
--- The same real trip from two sources (operator + app, two operators) is credited once: the
--- database refuses a second accepted trip of the same person overlapping in time.
-ALTER TABLE behaviour_events ADD CONSTRAINT behaviour_events_no_overlap
-    EXCLUDE USING gist (trip_key WITH &&) WHERE (status = 'accepted' AND trip_key IS NOT NULL);
+-- The guard against the same real trip from two sources is `trip_key` (migration 0021).
 CREATE UNIQUE INDEX behaviour_events_activity ON behaviour_events (activity_key)
     WHERE status = 'accepted' AND activity_key IS NOT NULL;
 CREATE INDEX behaviour_events_resident ON behaviour_events (resident_id, started_at DESC)

@@ -311,10 +311,11 @@ class TestDoubleCounting:
         from behaviours.rules import trip_key
 
         start = now() - timedelta(hours=1)
-        key1 = asyncpg.Range(*trip_key(7, start, start + timedelta(minutes=20)))
-        key2 = asyncpg.Range(
-            *trip_key(7, start + timedelta(minutes=10), start + timedelta(minutes=30))
-        )
+
+        def key(seq, a, b):
+            return repository.trip_box(trip_key(seq, start + a, start + b))
+
+        m = timedelta(minutes=1)
         sql = (
             "INSERT INTO behaviour_events (id, operator_id, record_id, subject_ref, resident_id, "
             "kind, mode, behaviour, started_at, ended_at, received_at, status, trip_key) VALUES "
@@ -322,9 +323,15 @@ class TestDoubleCounting:
             "$3, now(), 'accepted', $4)"
         )
         async with pool.acquire() as conn:
-            await conn.execute(sql, "x1", rid, start, key1)
+            await conn.execute(sql, "x1", rid, start, key(7, 0 * m, 20 * m))
             with pytest.raises(asyncpg.ExclusionViolationError):
-                await conn.execute(sql, "x2", rid, start, key2)
+                await conn.execute(sql, "x2", rid, start, key(7, 10 * m, 30 * m))
+            with pytest.raises(asyncpg.ExclusionViolationError):
+                await conn.execute(sql, "x3", rid, start, key(7, 19 * m, 19 * m))  # instant
+            # touching is not overlapping; another resident (sequence) never conflicts
+            await conn.execute(sql, "x4", rid, start, key(7, 20 * m, 25 * m))
+            await conn.execute(sql, "x5", rid, start, key(8, 0 * m, 20 * m))
+            await conn.execute(sql, "x6", rid, start, key(6, 0 * m, 20 * m))
 
     async def test_daily_steps_credited_once_per_day(self, pool, settings):
         rid = await resident(pool)
@@ -607,3 +614,42 @@ async def test_prejudged_events_are_stored_rejected_and_never_credited(pool, set
     assert again.status == "duplicate" and again.event_id == bad.event_id
     assert again.reason_code == "track_jump"
     assert await co2e_balance(pool, rid) == (good.reduction_g, good.points)
+
+
+async def test_insert_falls_back_to_on_conflict_when_a_concurrent_batch_won(pool, settings):
+    """The COPY fast path fails whole on a unique/exclusion violation (a row a concurrent
+    transaction committed first); the fallback inserts the rest and names what went in."""
+    import uuid
+
+    rid = await resident(pool)
+    at = now()
+
+    def row(record_id: str, seq: int) -> tuple[object, ...]:
+        values = dict.fromkeys(repository.EVENT_COLUMNS)
+        values.update(
+            id=str(uuid.uuid4()),
+            operator_id=APP_OPERATOR_ID,
+            record_id=record_id,
+            subject_ref="me",
+            resident_id=rid,
+            kind="walk",
+            mode="walk",
+            behaviour="walking",
+            started_at=at,
+            ended_at=at,
+            received_at=at,
+            status="accepted",
+            reduction_g=1,
+            points=0,
+            trip_key=(0.0, float(seq), 10.0, float(seq)),
+        )
+        return tuple(values.values())
+
+    async with transaction(pool) as tx:
+        assert await repository.insert_events(tx.conn, [row("a", 1)]) is None
+    first, same_trip, fresh = row("a", 2), row("b", 1), row("c", 3)
+    async with transaction(pool) as tx:
+        inserted = await repository.insert_events(tx.conn, [first, same_trip, fresh])
+    assert inserted == {fresh[0]}
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM behaviour_events") == 2
