@@ -133,9 +133,6 @@ $$;
 CREATE TRIGGER ledger_transfers_refs_insert AFTER INSERT ON ledger_transfers
     REFERENCING NEW TABLE AS ledger_new_transfers
     FOR EACH STATEMENT EXECUTE FUNCTION ledger_transfers_check_refs();
-CREATE TRIGGER ledger_transfers_refs_update AFTER UPDATE ON ledger_transfers
-    REFERENCING NEW TABLE AS ledger_new_transfers
-    FOR EACH STATEMENT EXECUTE FUNCTION ledger_transfers_check_refs();
 
 CREATE FUNCTION point_lots_check_refs() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
@@ -161,25 +158,17 @@ CREATE TRIGGER point_lots_refs_update AFTER UPDATE ON point_lots
     REFERENCING NEW TABLE AS point_lots_new
     FOR EACH STATEMENT EXECUTE FUNCTION point_lots_check_refs();
 
--- A transfer that formed a lot cannot be deleted while the lot exists (as a foreign key would).
-CREATE FUNCTION ledger_transfers_check_delete() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    bad bigint;
+-- Transfers are immutable: a mistake is corrected by a compensating transfer, never by an edit.
+-- (This also keeps every lot's transfer and every transfer's references as they were checked.)
+CREATE FUNCTION ledger_transfers_immutable() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    SELECT o.id INTO bad FROM ledger_old_transfers o
-    WHERE (SELECT l.id FROM point_lots l WHERE l.transfer_id = o.id) IS NOT NULL
-    LIMIT 1;
-    IF FOUND THEN
-        RAISE foreign_key_violation USING
-            MESSAGE = format('transfer %s formed a lot and cannot be deleted', bad),
-            TABLE = 'ledger_transfers', CONSTRAINT = 'point_lots_refs';
-    END IF;
-    RETURN NULL;
+    RAISE restrict_violation USING
+        MESSAGE = 'ledger transfers are immutable: correct them with a compensating transfer',
+        TABLE = 'ledger_transfers';
 END
 $$;
-CREATE TRIGGER ledger_transfers_refs_delete AFTER DELETE ON ledger_transfers
-    REFERENCING OLD TABLE AS ledger_old_transfers
-    FOR EACH STATEMENT EXECUTE FUNCTION ledger_transfers_check_delete();
+CREATE TRIGGER ledger_transfers_immutable BEFORE UPDATE OR DELETE ON ledger_transfers
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger_transfers_immutable();
 
 -- Guards: referenced rows are never deleted and never re-keyed (TRUNCATE, which empties every
 -- table at once, is still possible for tests and resets).

@@ -52,7 +52,7 @@ class TestReferences:
                 await conn.execute(
                     _INSERT, 10**9, "k3", row["debit_account_id"], row["credit_account_id"]
                 )
-            with pytest.raises(asyncpg.ForeignKeyViolationError):
+            with pytest.raises(asyncpg.RestrictViolationError, match="immutable"):
                 await conn.execute(
                     "UPDATE ledger_transfers SET credit_account_id = $2 WHERE id = $1",
                     row["id"],
@@ -68,8 +68,20 @@ class TestReferences:
                     row["id"],
                     g_account,
                 )
-            with pytest.raises(asyncpg.ForeignKeyViolationError):
+            with pytest.raises(asyncpg.RestrictViolationError, match="immutable"):
                 await conn.execute("DELETE FROM ledger_transfers WHERE id = $1", row["id"])
+
+    async def test_transfers_are_never_edited_or_deleted(self, pool):
+        _, row, _ = await one_issuance(pool)
+        async with pool.acquire() as conn:
+            with pytest.raises(asyncpg.RestrictViolationError, match="immutable"):
+                await conn.execute(
+                    "UPDATE ledger_transfers SET amount = amount + 1 WHERE id = $1", row["id"]
+                )
+            with pytest.raises(asyncpg.RestrictViolationError, match="immutable"):
+                await conn.execute("DELETE FROM ledger_transfers")
+            assert await conn.fetchval("SELECT count(*) FROM ledger_transfers") > 0
+            await invariants(conn)
 
     async def test_accounts_and_batches_are_never_deleted_or_rekeyed(self, pool):
         r, row, _ = await one_issuance(pool)
