@@ -1,9 +1,10 @@
 """The ingestion pipeline: one batch, set-wise, inside the caller's transaction.
 
-Database round trips per batch are constant whatever its size: reference token, links, usage
-lock, known records, overlapping trips, credited activities, meter history (only when the batch
-has such events), the ledger's bulk issuance, the event insert and the usage update. The rules
-run in Python between them (see rules.py / quantify.py and docs/behaviours.md).
+Database round trips per batch are constant whatever its size: reference token, links (which
+also lock the residents' rows), usage, known records, overlapping trips, credited activities,
+meter history (only when the batch has such events), the ledger's bulk issuance, the usage
+upsert and the event COPY. The rules run in Python between them (see rules.py / quantify.py and
+docs/behaviours.md).
 """
 
 from __future__ import annotations
@@ -141,13 +142,9 @@ def _activity_key(it: Item, operator_id: str) -> str | None:
     return None
 
 
-async def _double_counting(
-    conn: Any, items: list[Item], operator_id: str, seqs: dict[str, int]
-) -> None:
+async def _double_counting(conn: Any, items: list[Item], operator_id: str) -> None:
     """Overlapping trips and already-credited activities, in the database and in the batch."""
     trips = [it for it in items if it.ok and it.kind in TRIP_KINDS and it.resident_id]
-    for it in trips:
-        it.trip_key = trip_key(seqs[it.resident_id or ""], it.started_at, it.ended_at)
     if trips:
         found = await repo.overlapping(
             conn,
@@ -240,15 +237,17 @@ async def ingest(
         if it.ok and it.kind != "meter_reading":
             quantify(it)
 
-    # From here on, per resident, one batch at a time: lock their usage rows (id order).
+    # From here on, per resident, one batch at a time: the residents' rows were locked (id
+    # order) when their links were read; every later statement sees what an earlier batch
+    # for the same people committed.
     residents = sorted({it.resident_id for it in items if it.resident_id})
-    locked = await repo.lock_usage(conn, residents)
+    stored_usage = await repo.read_usage(conn, residents)
     known = {
         r["record_id"]: r
         for r in await repo.existing_records(conn, source.operator_id, list(first_of))
     }
     fresh = [it for it in items if it.event.record_id not in known]
-    await _double_counting(conn, fresh, source.operator_id, {r: s for r, (_, s) in locked.items()})
+    await _double_counting(conn, fresh, source.operator_id)
 
     meters = [it for it in fresh if it.ok and it.kind == "meter_reading"]
     if meters:
@@ -264,7 +263,7 @@ async def ingest(
         )
         household(meters, history, ingest_settings)
 
-    usage: dict[str, Usage] = {r: decode_usage(locked[r][0]) for r in residents}
+    usage: dict[str, Usage] = {r: decode_usage(stored_usage.get(r)) for r in residents}
     changed = apply_caps([it for it in fresh if it.ok], ref, usage)
 
     # Credit, then store (the stored rows carry the points the ledger gave).
@@ -293,6 +292,19 @@ async def ingest(
         points = {r.source_ref: r.points for r in results}
         for it in accepted:
             it.points = points.get(it.event_id, 0)
+    # Usage once per resident (its sequence number keys the trips), then the events.
+    seqs: dict[str, int] = {}
+    if changed:
+        today = programme_day(now)
+        ids = sorted(changed)
+        seqs = await repo.save_usage(
+            conn,
+            ids,
+            [encode_usage(usage[r], today, ingest_settings.claim_window_days) for r in ids],
+        )
+    for it in accepted:
+        if it.ok and it.kind in TRIP_KINDS:
+            it.trip_key = trip_key(seqs[it.resident_id or ""], it.started_at, it.ended_at)
     inserted = await repo.insert_events(conn, _rows(fresh, source.operator_id, now))
     raced: set[str] = set()
     for it in fresh if inserted is not None else ():  # None: every row went in
@@ -303,14 +315,6 @@ async def ingest(
                     "nothing was kept, send the batch again."
                 )
             raced.add(it.event.record_id)
-    if changed:
-        today = programme_day(now)
-        ids = sorted(changed)
-        await repo.save_usage(
-            conn,
-            ids,
-            [encode_usage(usage[r], today, ingest_settings.claim_window_days) for r in ids],
-        )
     return _verdicts(len(events), items, repeats, known, raced)
 
 

@@ -318,7 +318,10 @@ async def resident_links(conn: Any, resident_id: str) -> list[Any]:
 
 
 async def resolve_subjects(conn: Any, operator_id: str, subjects: Sequence[str]) -> list[Any]:
-    """Links of the batch's subjects, with the resident's home district (one query)."""
+    """Links of the batch's subjects, with the resident's home district (one query), and the
+    per-resident lock: the residents' rows ``FOR NO KEY UPDATE`` in id order (so concurrent
+    batches touching one person run one after the other, without deadlocks; no row version is
+    written, and foreign-key checks, which take KEY SHARE, are not blocked)."""
     return list(
         await conn.fetch(
             """
@@ -326,6 +329,8 @@ async def resolve_subjects(conn: Any, operator_id: str, subjects: Sequence[str])
                    l.revoked_at, r.district_code, r.deleted_at
             FROM operator_links l JOIN residents r ON r.id = l.resident_id
             WHERE l.operator_id = $1 AND l.subject_ref = ANY($2::text[])
+            ORDER BY r.id
+            FOR NO KEY UPDATE OF r
             """,
             operator_id,
             list(subjects),
@@ -334,42 +339,45 @@ async def resolve_subjects(conn: Any, operator_id: str, subjects: Sequence[str])
 
 
 async def resident_home(conn: Any, resident_id: str) -> Any:
+    """The resident's home district, and their lock (see :func:`resolve_subjects`)."""
     return await conn.fetchrow(
-        "SELECT district_code, deleted_at FROM residents WHERE id = $1", resident_id
+        "SELECT district_code, deleted_at FROM residents WHERE id = $1 FOR NO KEY UPDATE",
+        resident_id,
     )
 
 
 # --- the batch path --------------------------------------------------------------------------
 
 
-async def lock_usage(conn: Any, resident_ids: Sequence[str]) -> dict[str, tuple[str, int]]:
-    """Create-or-lock the usage rows of these residents in id order (the per-resident lock that
-    serialises concurrent batches); their current ``used`` JSON text and sequence number."""
+async def read_usage(conn: Any, resident_ids: Sequence[str]) -> dict[str, str]:
+    """The residents' running usage (JSON text); read after their lock, in its own statement,
+    so it sees what a batch that held the lock before committed."""
+    if not resident_ids:
+        return {}
+    rows = await conn.fetch(
+        "SELECT resident_id::text, used::text FROM behaviour_usage "
+        "WHERE resident_id = ANY($1::uuid[])",
+        list(resident_ids),
+    )
+    return {r[0]: r[1] for r in rows}
+
+
+async def save_usage(conn: Any, resident_ids: Sequence[str], used: Sequence[str]) -> dict[str, int]:
+    """Write the residents' new usage, one row version each (created on their first credited
+    activity); their sequence numbers (``trip_key``)."""
     if not resident_ids:
         return {}
     rows = await conn.fetch(
         """
-        INSERT INTO behaviour_usage AS u (resident_id)
-        SELECT r FROM unnest($1::uuid[]) AS r ORDER BY r
-        ON CONFLICT (resident_id) DO UPDATE SET used = u.used
-        RETURNING resident_id::text, used::text, seq
-        """,
-        sorted(resident_ids),
-    )
-    return {r[0]: (r[1], r[2]) for r in rows}
-
-
-async def save_usage(conn: Any, resident_ids: Sequence[str], used: Sequence[str]) -> None:
-    if not resident_ids:
-        return
-    await conn.execute(
-        """
-        UPDATE behaviour_usage u SET used = v.used::jsonb
-        FROM unnest($1::uuid[], $2::text[]) AS v(r, used) WHERE u.resident_id = v.r
+        INSERT INTO behaviour_usage AS u (resident_id, used)
+        SELECT r, used::jsonb FROM unnest($1::uuid[], $2::text[]) AS v(r, used) ORDER BY r
+        ON CONFLICT (resident_id) DO UPDATE SET used = EXCLUDED.used
+        RETURNING resident_id::text, seq
         """,
         list(resident_ids),
         list(used),
     )
+    return {r[0]: r[1] for r in rows}
 
 
 async def existing_records(conn: Any, operator_id: str, record_ids: Sequence[str]) -> list[Any]:
