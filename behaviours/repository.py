@@ -524,7 +524,8 @@ _INSERT_EVENTS = f"""
 
 def trip_box(key: tuple[float, float, float, float] | None) -> Any:
     """``rules.trip_key`` (x1, y1, x2, y2) as the ``box`` the exclusion constraint compares."""
-    return None if key is None else asyncpg.Box((key[2], key[3]), (key[0], key[1]))
+    # asyncpg's box codec takes any pair of (x, y) pairs; a plain tuple avoids its Box type.
+    return None if key is None else ((key[2], key[3]), (key[0], key[1]))
 
 
 async def insert_events(conn: Any, rows: Sequence[Sequence[Any]]) -> set[str] | None:
