@@ -19,7 +19,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 
 from server.auth import JwtKeys, Principal, Role, bearer_token, require_role
 from server.db import Tx, transaction
@@ -189,7 +189,7 @@ class AuthController(Controller):
     async def send_code(
         self,
         request: Request[Any, Any, Any],
-        data: SmsCodeRequest,
+        data: JSONBody[SmsCodeRequest],
         redis: NamedDependency[Any],
         settings: NamedDependency[Settings],
     ) -> SmsCodeSent:
@@ -205,7 +205,7 @@ class AuthController(Controller):
     )
     async def sms_sign_in(
         self,
-        data: SmsSignIn,
+        data: JSONBody[SmsSignIn],
         tx: NamedDependency[Tx],
         redis: NamedDependency[Any],
         settings: NamedDependency[Settings],
@@ -225,7 +225,7 @@ class AuthController(Controller):
     )
     async def wechat_sign_in(
         self,
-        data: WechatSignIn,
+        data: JSONBody[WechatSignIn],
         tx: NamedDependency[Tx],
         settings: NamedDependency[Settings],
         jwt: NamedDependency[JwtKeys],
@@ -242,7 +242,7 @@ class AuthController(Controller):
     )
     async def refresh(
         self,
-        data: RefreshRequest,
+        data: JSONBody[RefreshRequest],
         pool: NamedDependency[Any],
         redis: NamedDependency[Any],
         settings: NamedDependency[Settings],
@@ -297,7 +297,7 @@ class ResidentController(Controller):
     async def update_me(
         self,
         principal: NamedDependency[Principal],
-        data: ProfileUpdate,
+        data: JSONBody[ProfileUpdate],
         tx: NamedDependency[Tx],
         settings: NamedDependency[Settings],
     ) -> Profile:
@@ -351,10 +351,10 @@ class ResidentController(Controller):
     async def history(
         self,
         reader: NamedDependency[Reader],
-        kind: EventKind | None = None,
-        status: Literal["accepted", "rejected"] | None = None,
-        cursor: Annotated[str | None, Parameter(max_length=512)] = None,
-        limit: Annotated[int, Parameter(ge=1, le=100)] = 20,
+        kind: FromQuery[EventKind | None] = None,
+        status: FromQuery[Literal["accepted", "rejected"] | None] = None,
+        cursor: Annotated[str | None, QueryParameter(max_length=512)] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
     ) -> HistoryPage:
         async with reader.pool.acquire() as conn:
             return await service.history(
@@ -367,7 +367,9 @@ class ResidentController(Controller):
         summary="One of my activities",
         responses=errors(*_GUARDED, "validation_failed", "not_found"),
     )
-    async def history_item(self, reader: NamedDependency[Reader], event_id: str) -> HistoryItem:
+    async def history_item(
+        self, reader: NamedDependency[Reader], event_id: FromPath[str]
+    ) -> HistoryItem:
         async with reader.pool.acquire() as conn:
             return await service.history_item(conn, reader.resident_id, event_id)
 
@@ -380,7 +382,7 @@ class ResidentController(Controller):
     async def monthly(
         self,
         reader: NamedDependency[Reader],
-        months: Annotated[int, Parameter(ge=1, le=24)] = 12,
+        months: Annotated[int, QueryParameter(ge=1, le=24)] = 12,
     ) -> Monthly:
         async with reader.pool.acquire() as conn:
             return await service.monthly(conn, reader.resident_id, months)
@@ -394,7 +396,7 @@ class ResidentController(Controller):
     async def leaderboard(
         self,
         reader: NamedDependency[Reader],
-        limit: Annotated[int, Parameter(ge=1, le=100)] = 20,
+        limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
     ) -> Leaderboard:
         async with reader.pool.acquire() as conn:
             return await service.leaderboard(conn, reader.redis, reader.resident_id, limit)
@@ -430,8 +432,8 @@ class ResidentController(Controller):
         self,
         principal: NamedDependency[Principal],
         tx: NamedDependency[Tx],
-        operator_id: str,
-        data: LinkRequest,
+        operator_id: FromPath[str],
+        data: JSONBody[LinkRequest],
     ) -> DataSource:
         await service.resident_row(tx.conn, principal.subject)
         return await service.link(tx, principal.subject, operator_id, data.scope)
@@ -444,7 +446,10 @@ class ResidentController(Controller):
         responses=errors(*_GUARDED, "validation_failed", "link_not_found"),
     )
     async def unlink(
-        self, principal: NamedDependency[Principal], tx: NamedDependency[Tx], operator_id: str
+        self,
+        principal: NamedDependency[Principal],
+        tx: NamedDependency[Tx],
+        operator_id: FromPath[str],
     ) -> None:
         await service.unlink(tx, principal.subject, operator_id)
 
@@ -469,10 +474,10 @@ class ResidentController(Controller):
         principal: NamedDependency[Principal],
         tx: NamedDependency[Tx],
         settings: NamedDependency[Settings],
-        data: Activity,
+        data: JSONBody[Activity],
         idempotency_key: Annotated[
             str | None,
-            Parameter(header="Idempotency-Key", min_length=1, max_length=128, required=False),
+            HeaderParameter(name="Idempotency-Key", min_length=1, max_length=128, required=False),
         ] = None,
     ) -> Response[Verdict]:
         scope = f"resident:{principal.subject}"
