@@ -47,7 +47,7 @@ from server.migrate import migrate
 from server.seeds import apply_seeds
 from server.settings import Settings
 
-JWT_KEYS = "bench:bench-secret-key-0123456789abcdef"
+JWT_KEYS = "bench:bench-secret-key-0123456789abcdef-0123"
 ROOT = Path(__file__).resolve().parent.parent
 
 

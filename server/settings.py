@@ -345,8 +345,9 @@ def parse_jwt_keys(value: str) -> list[tuple[str, str]]:
     keys: list[tuple[str, str]] = []
     for item in value.split(","):
         kid, sep, secret = item.strip().partition(":")
-        if not sep or not kid or len(secret) < 16:
-            raise ValueError("expected `kid:secret` pairs with secrets of at least 16 characters")
+        if not sep or not kid or len(secret.encode()) < 32:
+            # RFC 7518 3.2: an HS256 key must be at least as long as the hash output (32 bytes).
+            raise ValueError("expected `kid:secret` pairs with secrets of at least 32 bytes")
         keys.append((kid, secret))
     return keys
 

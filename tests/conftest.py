@@ -31,7 +31,7 @@ from server.redis import create_redis
 from server.seeds import apply_seeds
 from server.settings import Settings
 
-JWT_KEYS = "k2:test-secret-key-two-0123456789,k1:test-secret-key-one-0123456789"
+JWT_KEYS = "k2:test-secret-key-two-0123456789abcdef,k1:test-secret-key-one-0123456789abcdef"
 
 
 def _with_database(url: str, name: str) -> str:

@@ -66,3 +66,9 @@ def test_cli_stops_with_one_line_and_status_2():
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1
     assert lines[0].startswith("tanpuhui: invalid setting DATABASE_URL:")
+
+
+def test_jwt_secrets_shorter_than_32_bytes_are_refused():
+    with pytest.raises(SettingsError, match="32 bytes"):
+        Settings.from_env({"TANPUHUI_AUTH_JWT_KEYS": "k1:" + "x" * 31})
+    assert Settings.from_env({"TANPUHUI_AUTH_JWT_KEYS": "k1:" + "x" * 32}).auth.jwt_keys
