@@ -211,8 +211,20 @@ async def tune(db_url: str) -> None:
 
 
 async def audit(db_url: str) -> int:
+    """Seal every committed batch into the journal (what the periodic task does in production),
+    then run the same audit as `tanpuhui audit`: chain, Merkle roots, re-derived balances."""
     from points.audit import run_audit_cli
+    from points.journal import seal
+    from server.db import connect, transaction_on
 
+    conn = await connect(db_url)
+    try:
+        while True:
+            async with transaction_on(conn) as tx:
+                if await seal(tx) == 0:
+                    break
+    finally:
+        await conn.close()
     status: int = await run_audit_cli(db_url)
     return status
 
