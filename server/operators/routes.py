@@ -110,7 +110,7 @@ async def upload_file(
     tx: NamedDependency[Tx],
     redis: NamedDependency[Any],
     settings: NamedDependency[Settings],
-    file_format: Annotated[Literal["ndjson", "csv"], QueryParameter(query="format")] = "ndjson",
+    file_format: Annotated[Literal["ndjson", "csv"], QueryParameter(name="format")] = "ndjson",
 ) -> Response[bytes]:
     from integrations.tasks import process_file
     from server.worker import enqueue_after_commit
