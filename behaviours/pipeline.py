@@ -192,6 +192,7 @@ async def ingest(
     (e.g. the mobile API's GPS-track checks). They take the normal path (stored, duplicates
     answered as duplicate) but are rejected with that code and message, never credited."""
     conn = tx.conn
+    await repo.plan_for_this_batch(conn)
     now = now or datetime.now(UTC)
     ingest_settings = settings.ingest
     ref = await (cache or default_cache()).get(conn)

@@ -154,6 +154,13 @@ async def push(port: int, batches: list[tuple[str, bytes]]) -> dict[str, Any]:
             t0 = time.perf_counter()
             status, content = await post(reader, writer, op, body)
             latencies.append(time.perf_counter() - t0)
+            if status in (409, 503):
+                # "resend the batch" answers (concurrent ingest of the same records, a store
+                # timeout): nothing was kept, so an operator sends it again as it is (signed anew).
+                errors[status] += 1
+                print(f"HTTP {status} (resent): {content[:200]!r}", file=sys.stderr)
+                queue.put_nowait((op, body))
+                continue
             if status != 200:
                 errors[status] += 1
                 print(f"HTTP {status}: {content[:300]!r}", file=sys.stderr)

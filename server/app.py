@@ -32,7 +32,7 @@ from litestar.types import (
 )
 
 from server.auth import JwtKeys
-from server.db import create_pool, transaction
+from server.db import TRANSIENT_ERRORS, create_pool, transaction
 from server.errors import exception_handlers
 from server.health import HealthController
 from server.logs import configure_logging, request_id_var
@@ -152,7 +152,7 @@ def create_app(
             "settings": Provide(provide_settings, sync_to_thread=False),
             "jwt": Provide(provide_jwt, sync_to_thread=False),
         },
-        exception_handlers=exception_handlers(),
+        exception_handlers=exception_handlers(TRANSIENT_ERRORS),
         openapi_config=OpenAPIConfig(
             title="tanpuhui",
             version="1.0.0",

@@ -59,6 +59,19 @@ async def connect(url: str) -> Any:
     return conn
 
 
+# Failures that say "not now" rather than "never": the transaction was rolled back whole, so the
+# same request can simply be sent again. The app answers them 503 with Retry-After.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    TimeoutError,  # asyncpg's command timeout
+    asyncpg.exceptions.QueryCanceledError,  # statement_timeout, lock_timeout
+    asyncpg.exceptions.DeadlockDetectedError,
+    asyncpg.exceptions.SerializationError,
+    asyncpg.exceptions.LockNotAvailableError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.CannotConnectNowError,
+)
+
+
 class Tx:
     """A connection inside an open transaction, with after-commit callbacks."""
 

@@ -248,11 +248,38 @@ def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Respon
     )
 
 
-def exception_handlers() -> dict[type[Exception] | int, Any]:
+RETRY_AFTER_S = 2
+
+
+def handle_transient(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    """A store said "not now" (timeout, deadlock, too many connections): the transaction was
+    rolled back whole, so the same request can be sent again as it is."""
+    log.warning(
+        "transient store failure", extra={"path": request.url.path, "error": type(exc).__name__}
+    )
+    return _respond(
+        problem(
+            503,
+            "retry_later",
+            "Busy, nothing was changed",
+            "The request was rolled back whole; send it again after Retry-After seconds.",
+            request_id=_request_id(request),
+        ),
+        {"Retry-After": str(RETRY_AFTER_S)},
+    )
+
+
+def exception_handlers(
+    transient: tuple[type[BaseException], ...] = (),
+) -> dict[type[Exception] | int, Any]:
     from litestar.exceptions import HTTPException
 
-    return {
+    handlers: dict[type[Exception] | int, Any] = {
         DomainError: handle_domain_error,
         HTTPException: handle_http_exception,
         Exception: handle_unexpected,
     }
+    for kind in transient:
+        if issubclass(kind, Exception):
+            handlers[kind] = handle_transient
+    return handlers

@@ -151,6 +151,12 @@ CATALOGUE: dict[str, ErrorCode] = {
     "internal_error": ErrorCode(
         500, "Internal error", "A fault on the server's side; quote the request id."
     ),
+    "retry_later": ErrorCode(
+        503,
+        "Busy, nothing was changed",
+        "A store timed out or a transaction conflicted; the request was rolled back whole. "
+        "Send it again after `Retry-After` seconds.",
+    ),
     "sms_unavailable": ErrorCode(503, "SMS gateway unavailable", "Try again later."),
     "wechat_unavailable": ErrorCode(
         503, "WeChat sign-in unavailable", "WeChat sign-in is not configured or WeChat is down."

@@ -63,7 +63,7 @@ _GUARDED = (
 # Handler option: the handler reads the revocation markers itself, in a Redis pipeline it needs
 # anyway (the summary), so ``resident_session`` does not read them a second time.
 SESSION_CHECKED_BY_HANDLER = "session_checked_by_handler"
-_ALWAYS = ("internal_error",)
+_ALWAYS = ("internal_error", "retry_later")
 EventKind = Literal[
     "transit_trip", "bike_trip", "walk", "daily_steps", "meter_reading", "ev_mileage"
 ]

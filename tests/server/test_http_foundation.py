@@ -129,3 +129,24 @@ async def test_readyz_is_503_when_redis_is_unreachable(settings, stores):
     assert body["code"] == "not_ready"
     assert body["extra"]["checks"]["postgres"] == "ok"
     assert body["extra"]["checks"]["redis"].startswith("error")
+
+
+@get("/t/slow")
+async def slow(tx: Tx) -> None:
+    await tx.conn.execute(
+        "INSERT INTO idempotency_keys (scope, key, request_hash, status, response) "
+        "VALUES ('t', 'slow', '\\x00', 200, '\\x00')"
+    )
+    await tx.conn.execute("SET LOCAL statement_timeout = '50ms'")
+    await tx.conn.execute("SELECT pg_sleep(1)")
+
+
+async def test_a_statement_timeout_is_503_retry_later_and_nothing_is_kept(settings, pool):
+    async with AsyncTestClient(
+        app=create_app(settings, extra_handlers=[slow]), raise_server_exceptions=False
+    ) as c:
+        r = await c.get("/t/slow")
+    assert r.status_code == 503
+    assert r.headers["retry-after"] == "2"
+    assert r.json()["code"] == "retry_later"
+    assert await pool.fetchval("SELECT count(*) FROM idempotency_keys WHERE key = 'slow'") == 0
