@@ -20,6 +20,7 @@ import asyncio
 import os
 import random
 import secrets
+import shutil
 import sys
 import tempfile
 import time
@@ -268,7 +269,8 @@ def main() -> None:
         return
     from server.embedded import EmbeddedPostgres
 
-    pg = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="tph-bench-")) / "pg", database=name)
+    tmp = Path(tempfile.mkdtemp(prefix="tph-bench-"))
+    pg = EmbeddedPostgres(tmp / "pg", database=name)
     url = pg.start()
     try:
         if not os.environ.get("BENCH_PG_DEFAULTS"):
@@ -278,6 +280,7 @@ def main() -> None:
         asyncio.run(run(url))
     finally:
         pg.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -275,6 +275,7 @@ def main() -> int:
             rd.stop()
         if pg:
             pg.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 

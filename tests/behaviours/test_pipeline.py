@@ -4,7 +4,7 @@ methodology in force, crediting in the same transaction, double counting guards.
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import timedelta, timezone
 
 import pytest
 
@@ -348,7 +348,12 @@ class TestDoubleCounting:
 class TestCaps:
     async def test_daily_events_cap(self, pool, settings, metro_op):
         _, subject = await linked(pool)
-        base = now() - timedelta(hours=12)
+        # Five trips within one programme day (China time, 10:00 to 14:00 yesterday): "now - 12h"
+        # crossed midnight in China whenever the suite ran between 08:00 and 12:00 there.
+        china = timezone(timedelta(hours=8))
+        base = (now().astimezone(china) - timedelta(days=1)).replace(
+            hour=10, minute=0, second=0, microsecond=0
+        )
         trips = [metro(subject, f"t{i}", start=base + timedelta(hours=i)) for i in range(5)]
         verdicts = await run(pool, settings, trips)
         assert [v.status for v in verdicts[:4]] == ["accepted"] * 4
@@ -376,12 +381,19 @@ class TestCaps:
             )
             await repository.touch_reference(conn)
         _, subject = await linked(pool)
-        base = now() - timedelta(days=3)
-        if base.year != now().year:
-            pytest.skip("around new year")
-        a = await run(pool, settings, [metro(subject, "1", start=base)])
-        b = await run(pool, settings, [metro(subject, "2", start=base + timedelta(days=1))])
-        c = await run(pool, settings, [metro(subject, "3", start=base + timedelta(days=2))])
+        # Three past days of one programme year (China time): in the first days of a year the
+        # rules' clock is moved to 4 January, so the test means the same on every day.
+        china = timezone(timedelta(hours=8))
+        at = now()
+        new_year = at.astimezone(china).replace(
+            month=1, day=1, hour=0, minute=0, second=0, microsecond=0
+        )
+        if at - new_year < timedelta(days=4):
+            at = new_year + timedelta(days=4, hours=12)
+        base = at - timedelta(days=3)
+        a = await run(pool, settings, [metro(subject, "1", start=base)], at=at)
+        b = await run(pool, settings, [metro(subject, "2", start=base + timedelta(days=1))], at=at)
+        c = await run(pool, settings, [metro(subject, "3", start=base + timedelta(days=2))], at=at)
         assert a[0].reduction_g == 467
         assert b[0].reduction_g == 33
         assert c[0].reason_code == "yearly_cap_reached"
