@@ -5,6 +5,8 @@ from typing import Any
 import msgspec
 import pytest
 from litestar import get, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
 from litestar.testing import AsyncTestClient
 
 from server.app import create_app
@@ -18,7 +20,7 @@ class Payload(msgspec.Struct, forbid_unknown_fields=True):
 
 
 @post("/t/validate")
-async def validate(data: Payload) -> dict[str, Any]:
+async def validate(data: JSONBody[Payload]) -> dict[str, Any]:
     return {"name": data.name}
 
 
@@ -33,7 +35,7 @@ async def boom() -> None:
 
 
 @post("/t/write")
-async def write(tx: Tx, data: dict[str, Any]) -> dict[str, Any]:
+async def write(tx: NamedDependency[Tx], data: JSONBody[dict[str, Any]]) -> dict[str, Any]:
     await tx.conn.execute(
         "INSERT INTO idempotency_keys (scope, key, request_hash, status, response) "
         "VALUES ('t', $1, '\\x00', 200, '\\x00')",
@@ -132,7 +134,7 @@ async def test_readyz_is_503_when_redis_is_unreachable(settings, stores):
 
 
 @get("/t/slow")
-async def slow(tx: Tx) -> None:
+async def slow(tx: NamedDependency[Tx]) -> None:
     await tx.conn.execute(
         "INSERT INTO idempotency_keys (scope, key, request_hash, status, response) "
         "VALUES ('t', 'slow', '\\x00', 200, '\\x00')"
