@@ -647,11 +647,13 @@ async def unlink(tx: Tx, resident_id: str, operator_id: str) -> None:
 # --- self-reported activities --------------------------------------------------------------
 
 
-def _track_record_id(act: TrackActivity) -> str:
+def _track_record_id(resident_id: str, act: TrackActivity) -> str:
+    """The activity's record id under the shared app source: the resident is part of it, so two
+    residents' activities (same client_ref, same day's steps) never collide."""
     if act.client_ref:
-        return "app:" + act.client_ref
-    digest = hashlib.sha256(msgspec.json.encode(act)).hexdigest()[:32]
-    return "trk:" + digest
+        return "app:" + hashlib.sha256(f"{resident_id}\n{act.client_ref}".encode()).hexdigest()[:40]
+    digest = hashlib.sha256(resident_id.encode() + b"\n" + msgspec.json.encode(act))
+    return "trk:" + digest.hexdigest()[:40]
 
 
 MAX_EVENT_DISTANCE_M = 10_000_000  # the canonical events' bound on distance_m
@@ -681,7 +683,7 @@ async def report_activity(
         report = check_track(act.mode, fixes, act.claimed_distance_m, inside)
         measured = round(report.measured_m)
         findings = [TrackFinding(code=f.code, message=f.message) for f in report.findings]
-        record_id = _track_record_id(act)
+        record_id = _track_record_id(resident_id, act)
         if not report.ok:
             first = report.findings[0]
             prejudged = {record_id: (first.code, first.message)}
@@ -700,7 +702,7 @@ async def report_activity(
         event = BikeTrip(mode="own_bike", **common) if act.mode == "cycling" else Walk(**common)
     else:
         event = DailySteps(
-            record_id=f"steps:{act.day.isoformat()}",
+            record_id=f"steps:{resident_id}:{act.day.isoformat()}",
             subject=resident_id,
             day=act.day,
             steps=act.steps,

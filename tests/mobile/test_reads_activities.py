@@ -129,6 +129,29 @@ class TestActivities:
         again = r.json()  # one step count per day: the day's first verdict, not a second credit
         assert again["duplicate"] is True and again["reduction_g"] == v["reduction_g"]
 
+    async def test_two_residents_activities_never_collide(self, mclient, upstreams):
+        """All app activities share one source: the same day's steps or the same client_ref
+        from two residents are two activities, each credited to its own resident."""
+        first = bearer(await sign_in(mclient, upstreams, phone="13812345678"))
+        second = bearer(await sign_in(mclient, upstreams, phone="13912345678"))
+        day = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
+        steps = {"type": "steps", "day": day, "steps": 8000}
+        a = (await mclient.post(f"{API}/activities", json=steps, headers=first)).json()
+        b = (await mclient.post(f"{API}/activities", json=steps, headers=second)).json()
+        assert a["status"] == b["status"] == "accepted"
+        assert not b["duplicate"] and a["event_id"] != b["event_id"]
+        body = ride(client_ref="phone-ride-1")
+        c = (await mclient.post(f"{API}/activities", json=body, headers=first)).json()
+        d = (await mclient.post(f"{API}/activities", json=body, headers=second)).json()
+        assert c["status"] == "accepted" and d["status"] != "duplicate", d
+        assert not d["duplicate"] and c["event_id"] != d["event_id"]
+        for auth, ids in (
+            (first, {a["event_id"], c["event_id"]}),
+            (second, {b["event_id"], d["event_id"]}),
+        ):
+            items = (await mclient.get(f"{API}/history", headers=auth)).json()["items"]
+            assert {i["event_id"] for i in items} == ids
+
 
 class TestOwnDataOnly:
     async def test_every_read_is_the_callers_own(self, mclient, upstreams):
