@@ -230,7 +230,10 @@ class LogSettings(Struct, frozen=True, kw_only=True):
 class Settings(Struct, frozen=True, kw_only=True):
     env: Annotated[
         Literal["dev", "test", "prod"],
-        _doc("Deployment kind; `prod` refuses dev-only conveniences (random keys)."),
+        _doc(
+            "Deployment kind; `prod` refuses dev-only conveniences (random JWT keys, the "
+            "public phone-hash key, the console SMS gateway)."
+        ),
     ] = "dev"
     region_code: Annotated[
         str,
@@ -336,6 +339,11 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         )
     if settings.privacy.phone_hash_key is not None and len(settings.privacy.phone_hash_key) < 16:
         raise SettingsError(env_name("privacy", "phone_hash_key"), "at least 16 characters")
+    if settings.env == "prod" and settings.sms.gateway == "console":
+        raise SettingsError(
+            env_name("sms", "gateway"),
+            "the console gateway logs sign-in codes: use `http` when TANPUHUI_ENV=prod",
+        )
     if settings.sms.gateway == "http" and not settings.sms.gateway_url:
         raise SettingsError(env_name("sms", "gateway_url"), "required when the SMS gateway is http")
     return settings

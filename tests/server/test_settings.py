@@ -16,6 +16,14 @@ from server.settings import Settings, SettingsError, describe
         ({"TANPUHUI_LOG_LEVEL": "LOUD"}, "TANPUHUI_LOG_LEVEL"),
         ({"TANPUHUI_AUTH_JWT_KEYS": "nokid"}, "TANPUHUI_AUTH_JWT_KEYS"),
         ({"TANPUHUI_ENV": "prod"}, "TANPUHUI_AUTH_JWT_KEYS"),
+        (
+            {
+                "TANPUHUI_ENV": "prod",
+                "TANPUHUI_AUTH_JWT_KEYS": "k1:" + "x" * 32,
+                "TANPUHUI_PRIVACY_PHONE_HASH_KEY": "y" * 32,
+            },
+            "TANPUHUI_SMS_GATEWAY",
+        ),
         ({"TANPUHUI_REGION_CODE": "44"}, "TANPUHUI_REGION_CODE"),
         (
             {"TANPUHUI_DATABASE_POOL_MIN": "9", "TANPUHUI_DATABASE_POOL_MAX": "3"},
