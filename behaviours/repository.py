@@ -611,6 +611,15 @@ async def insert_file(
         content,
         sha256,
     )
+    if row is None:
+        # A concurrent upload of the same content committed while this statement waited on the
+        # conflict; the statement's snapshot predates it, a fresh one sees it.
+        existing = await conn.fetchval(
+            "SELECT id::text FROM ingest_files WHERE operator_id = $1 AND sha256 = $2",
+            operator_id,
+            sha256,
+        )
+        return existing, False
     return row[0], row[1]
 
 
@@ -687,7 +696,3 @@ async def pending_files(conn: Any) -> list[str]:
         "AND created_at < now() - interval '2 minutes' ORDER BY created_at LIMIT 100"
     )
     return [r[0] for r in rows]
-
-
-UniqueViolation = asyncpg.UniqueViolationError
-ExclusionViolation = asyncpg.ExclusionViolationError

@@ -179,11 +179,6 @@ async def ensure_accounts(
     return out
 
 
-async def new_batch(conn: Any) -> int:
-    batch_id: int = await conn.fetchval("INSERT INTO ledger_batches DEFAULT VALUES RETURNING id")
-    return batch_id
-
-
 class Deltas(msgspec.Struct, frozen=True):
     """Balance changes, one entry per account id (sorted): posted, pending debits, carry."""
 
