@@ -11,7 +11,7 @@ from behaviours import service
 from behaviours.errors import ConcurrentIngest
 from behaviours.events import CanonicalEvent, Source, Verdict
 from integrations.operator_records import LineError, parse
-from server.db import transaction
+from server.db import TRANSIENT_ERRORS, transaction
 from server.settings import Settings
 
 log = logging.getLogger("tanpuhui.integrations.files")
@@ -51,6 +51,11 @@ async def process_file(pool: Any, settings: Settings, file_id: str) -> str:
             except ConcurrentIngest:
                 if attempt == 2:
                     raise
+            except TRANSIENT_ERRORS:
+                # "Not now" (timeout, deadlock, connection): the chunk rolled back whole and the
+                # file stays resumable; the periodic resume task picks it up again.
+                log.warning("file processing interrupted", extra={"file_id": file_id})
+                raise
             except Exception as exc:
                 log.exception("file processing failed", extra={"file_id": file_id})
                 async with transaction(pool) as tx:

@@ -145,3 +145,38 @@ async def test_celery_task_is_registered(settings):
 
     assert tasks.process_file.name == "integrations.process_file"
     assert "integrations.resume_files" in tasks.BEAT
+
+
+async def test_a_transient_failure_leaves_the_file_resumable(pool, settings, monkeypatch):
+    import asyncpg
+    import pytest
+
+    from behaviours import service
+    from integrations import operator_files
+    from server.db import transaction
+
+    await operator(pool, "metro")
+    _, subject = await linked(pool)
+    start = (now() - timedelta(hours=3)).isoformat()
+    end = (now() - timedelta(hours=2, minutes=30)).isoformat()
+    csv = (
+        "type,record_id,subject,mode,started_at,ended_at,distance_m\n"
+        f"transit_trip,t1,{subject},bus,{start},{end},5000\n"
+    ).encode()
+    async with transaction(pool) as tx:
+        file_id, _ = await service.create_file(tx, "metro", "csv", csv)
+
+    real_ingest = service.ingest
+
+    async def deadlocked(*args, **kwargs):
+        raise asyncpg.exceptions.DeadlockDetectedError("deadlock detected")
+
+    monkeypatch.setattr(operator_files.service, "ingest", deadlocked)
+    with pytest.raises(asyncpg.exceptions.DeadlockDetectedError):
+        await process_file(pool, settings, file_id)
+    async with pool.acquire() as conn:
+        status = await service.file_status(conn, "metro", file_id)
+    assert status.status != "failed"  # still queued/processing: the resume task will retry
+
+    monkeypatch.setattr(operator_files.service, "ingest", real_ingest)
+    assert await process_file(pool, settings, file_id) == "done"
