@@ -152,7 +152,6 @@ async def test_a_transient_failure_leaves_the_file_resumable(pool, settings, mon
     import pytest
 
     from behaviours import service
-    from integrations import operator_files
     from server.db import transaction
 
     await operator(pool, "metro")
@@ -171,12 +170,12 @@ async def test_a_transient_failure_leaves_the_file_resumable(pool, settings, mon
     async def deadlocked(*args, **kwargs):
         raise asyncpg.exceptions.DeadlockDetectedError("deadlock detected")
 
-    monkeypatch.setattr(operator_files.service, "ingest", deadlocked)
+    monkeypatch.setattr(service, "ingest", deadlocked)
     with pytest.raises(asyncpg.exceptions.DeadlockDetectedError):
         await process_file(pool, settings, file_id)
     async with pool.acquire() as conn:
         status = await service.file_status(conn, "metro", file_id)
     assert status.status != "failed"  # still queued/processing: the resume task will retry
 
-    monkeypatch.setattr(operator_files.service, "ingest", real_ingest)
+    monkeypatch.setattr(service, "ingest", real_ingest)
     assert await process_file(pool, settings, file_id) == "done"
