@@ -6,7 +6,7 @@ from points import service
 from points.schemas import Balance
 from server.db import Tx, transaction
 from server.errors import IdempotencyConflict
-from tests.points.factories import POLICY, invariants, issuance, resident
+from tests.points.factories import POLICY, CountingConnection, invariants, issuance, resident
 
 
 class TestIssueReductions:
@@ -66,26 +66,7 @@ class TestIssueReductions:
         for n in (1, 500):
             items = [issuance(resident(), 15) for _ in range(n)]
             async with transaction(pool) as tx:
-                counter = _Counting(tx.conn)
+                counter = CountingConnection(tx.conn)
                 await service.issue_reductions(Tx(counter), items, POLICY)
             counts.append(counter.calls)
         assert counts[0] == counts[1] <= 6
-
-
-class _Counting:
-    """A connection that counts the statements sent through it."""
-
-    def __init__(self, conn):
-        self.conn = conn
-        self.calls = 0
-
-    def __getattr__(self, name):
-        attr = getattr(self.conn, name)
-        if name in ("fetch", "fetchrow", "fetchval", "execute", "executemany"):
-
-            async def counted(*a, **k):
-                self.calls += 1
-                return await attr(*a, **k)
-
-            return counted
-        return attr

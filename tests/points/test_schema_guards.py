@@ -8,7 +8,7 @@ from points import service
 from points.audit import audit
 from points.schemas import Balance
 from server.db import Tx, transaction
-from tests.points.factories import POLICY, invariants, issuance, resident, spend
+from tests.points.factories import POLICY, CountingConnection, invariants, issuance, resident, spend
 
 
 async def one_issuance(pool):
@@ -119,7 +119,7 @@ class TestOneStatementHold:
             await service.issue_reductions(tx, [issuance(r, 100)], POLICY)
             await service.transfer(tx, [spend(r, 1)], POLICY)  # the merchant exists too
         async with transaction(pool) as tx:
-            counter = _Counting(tx.conn)
+            counter = CountingConnection(tx.conn)
             hold = await service.place_hold(Tx(counter), spend(r, 4, key="h1"), POLICY)
         assert counter.calls == 1
         async with transaction(pool) as tx:  # a replay takes the general path, same answer
@@ -128,20 +128,3 @@ class TestOneStatementHold:
         assert (await service.balances(pool, "resident", r))[1] == Balance("POINT", 9, 4, 5)
         async with pool.acquire() as conn:
             await invariants(conn)
-
-
-class _Counting:
-    def __init__(self, conn):
-        self.conn = conn
-        self.calls = 0
-
-    def __getattr__(self, name):
-        attr = getattr(self.conn, name)
-        if name in ("fetch", "fetchrow", "fetchval", "execute", "executemany"):
-
-            async def counted(*a, **k):
-                self.calls += 1
-                return await attr(*a, **k)
-
-            return counted
-        return attr
