@@ -20,6 +20,14 @@ class InvalidRecords(InvalidInput):
     title = "Records do not match the event schema"
 
 
+class InvalidFile(InvalidInput):
+    """An uploaded file the programme cannot read as a whole (e.g. a CSV header naming unknown
+    columns); a single bad line is that line's ``invalid_record`` verdict instead."""
+
+    code = "invalid_file"
+    title = "The file cannot be read"
+
+
 class ConcurrentIngest(Conflict):
     """Another transaction credited an overlapping activity between our check and our insert;
     nothing of this batch was kept, and sending it again is safe."""

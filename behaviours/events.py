@@ -9,19 +9,48 @@ with an offset. Operators' other formats (CSV, NDJSON files) are turned into the
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta, Struct
 
-RecordId = Annotated[str, Meta(min_length=1, max_length=128)]
-SubjectRef = Annotated[str, Meta(min_length=1, max_length=128)]
+from behaviours.errors import InvalidRecords
+from server.errors import FieldError
+
+# Every text field is bounded and free of NUL (PostgreSQL refuses NUL in text: it must be a
+# validation error here, not a database error later). The mobile API's schemas use the same.
+NO_NUL = r"^[^\x00]*$"
+RecordId = Annotated[str, Meta(min_length=1, max_length=128, pattern=NO_NUL)]
+SubjectRef = Annotated[str, Meta(min_length=1, max_length=128, pattern=NO_NUL)]
 AwareDatetime = Annotated[datetime, Meta(tz=True)]
 Lat = Annotated[float, Meta(ge=-90, le=90)]
 Lon = Annotated[float, Meta(ge=-180, le=180)]
 Meters = Annotated[int, Meta(ge=0, le=10_000_000)]
-ShortText = Annotated[str, Meta(min_length=1, max_length=128)]
+ShortText = Annotated[str, Meta(min_length=1, max_length=128, pattern=NO_NUL)]
+
+# Times and days must lie in [1970-01-01, 3000-01-01) UTC. Python's datetime stops at years 1 and
+# 9999: "9999-12-31T23:59:59-05:00" has no UTC form at all, and the rules' arithmetic (a day
+# later, two years earlier, the programme's time zone) overflowed on the edges: an OverflowError,
+# a 500. Checked where the Structs are built (decoding calls ``__post_init__``; its ValueError
+# is a ValidationError with the record's path).
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(3000, 1, 1, tzinfo=UTC)
+TIME_RANGE = "1970-01-01 to 2999-12-31 (UTC)"
+
+
+def check_times(*values: datetime | date | None) -> None:
+    """Raise ``ValueError`` unless every time (aware) or day lies within :data:`TIME_RANGE`."""
+    for value in values:
+        if value is None:
+            continue
+        if isinstance(value, datetime):
+            ok = EARLIEST <= value < LATEST  # aware comparisons never overflow
+        else:
+            ok = EARLIEST.date() <= value < LATEST.date()
+        if not ok:
+            raise ValueError(f"times must lie within {TIME_RANGE}")
+
 
 TransitMode = Literal["bus", "metro", "tram", "ferry"]
 BikeMode = Literal["shared_bike", "e_bike", "own_bike"]
@@ -37,6 +66,9 @@ class RoutePoint(Struct, frozen=True, forbid_unknown_fields=True):
     lat: Lat
     lon: Lon
     t: AwareDatetime
+
+    def __post_init__(self) -> None:
+        check_times(self.t)
 
 
 class _Event(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, tag_field="type"):
@@ -56,6 +88,9 @@ class TransitTrip(_Event, frozen=True, tag="transit_trip"):
     gtfs_trip_id: ShortText | None = None
     distance_m: Meters | None = None  # when the operator knows it; else GTFS shape distance
 
+    def __post_init__(self) -> None:
+        check_times(self.boarded_at, self.alighted_at)
+
 
 class BikeTrip(_Event, frozen=True, tag="bike_trip"):
     """A ride on a shared bike, e-bike or own bike (MDS-style: start/end, optional route)."""
@@ -68,6 +103,9 @@ class BikeTrip(_Event, frozen=True, tag="bike_trip"):
     distance_m: Meters | None = None
     route: list[RoutePoint] | None = None
 
+    def __post_init__(self) -> None:
+        check_times(self.started_at, self.ended_at)
+
 
 class Walk(_Event, frozen=True, tag="walk"):
     """A tracked walk (navigation on)."""
@@ -79,12 +117,18 @@ class Walk(_Event, frozen=True, tag="walk"):
     distance_m: Meters | None = None
     route: list[RoutePoint] | None = None
 
+    def __post_init__(self) -> None:
+        check_times(self.started_at, self.ended_at)
+
 
 class DailySteps(_Event, frozen=True, tag="daily_steps"):
     """A day's step count from the phone or a wearable."""
 
     day: date
     steps: Annotated[int, Meta(ge=0, le=200_000)]
+
+    def __post_init__(self) -> None:
+        check_times(self.day)
 
 
 class MeterReading(_Event, frozen=True, tag="meter_reading"):
@@ -94,8 +138,13 @@ class MeterReading(_Event, frozen=True, tag="meter_reading"):
     account: ShortText
     period_start: AwareDatetime
     period_end: AwareDatetime
-    quantity: Annotated[float, Meta(ge=0)]  # kWh for electricity, m³ for gas and water
+    # kWh for electricity, m³ for gas and water; bounded (unbounded, 1.7e308 was accepted and
+    # carried into the reduction's arithmetic).
+    quantity: Annotated[float, Meta(ge=0, le=1_000_000)]
     household_size: Annotated[int, Meta(ge=1, le=20)] = 1
+
+    def __post_init__(self) -> None:
+        check_times(self.period_start, self.period_end)
 
 
 class VehicleMileage(_Event, frozen=True, tag="ev_mileage"):
@@ -106,6 +155,9 @@ class VehicleMileage(_Event, frozen=True, tag="ev_mileage"):
     period_end: AwareDatetime
     km: Annotated[float, Meta(ge=0, le=100_000)]
     kwh: Annotated[float, Meta(ge=0, le=100_000)]
+
+    def __post_init__(self) -> None:
+        check_times(self.period_start, self.period_end)
 
 
 CanonicalEvent = TransitTrip | BikeTrip | Walk | DailySteps | MeterReading | VehicleMileage
@@ -148,4 +200,24 @@ class BatchResult(Struct, frozen=True):
 
 
 batch_decoder = msgspec.json.Decoder(EventBatch)
+
+
+def decode_batch(body: bytes) -> EventBatch:
+    """The operator batch body, strictly decoded; anything else is ``invalid_records`` (400):
+    a schema mismatch with the path of the first error, bytes that are not JSON (invalid UTF-8
+    included) or JSON nested deeper than msgspec follows."""
+    try:
+        return batch_decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        message, _, path = str(exc).partition(" - at `")
+        raise InvalidRecords(
+            "The batch does not match the event schema; nothing was stored.",
+            errors=[FieldError(path=path.rstrip("`") or "$", message=message)],
+        ) from None
+    except msgspec.DecodeError as exc:
+        raise InvalidRecords(f"The body is not valid JSON: {exc}") from None
+    except (UnicodeDecodeError, RecursionError):
+        raise InvalidRecords("The body is not valid JSON (UTF-8, not nested too deep).") from None
+
+
 event_decoder: msgspec.json.Decoder[CanonicalEvent] = msgspec.json.Decoder(CanonicalEvent)

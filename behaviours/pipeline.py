@@ -24,9 +24,11 @@ from behaviours.quantify import (
     encode_usage,
     household,
     quantify,
+    whole_grams,
 )
 from behaviours.reference import Districts, Factor, Methodologies, Reference, TransitNetwork
 from behaviours.rules import (
+    REASON_TEXT,
     TRIP_KINDS,
     Item,
     Reason,
@@ -34,6 +36,7 @@ from behaviours.rules import (
     attribute_districts,
     check_distance_speed,
     check_times,
+    content_digest,
     derive_transit,
     programme_day,
     trip_key,
@@ -133,8 +136,6 @@ def _consent(items: list[Item], links: dict[str, Any]) -> dict[str, str | None]:
 
 
 def _activity_key(it: Item, operator_id: str) -> str | None:
-    if it.kind == "daily_steps":
-        return f"steps:{it.resident_id}:{programme_day(it.started_at).isoformat()}"
     if it.kind == "meter_reading":
         return f"meter:{operator_id}:{it.mode}:{it.account}:{it.started_at.isoformat()}"
     if it.kind == "ev_mileage":
@@ -163,7 +164,8 @@ async def _double_counting(conn: Any, items: list[Item], operator_id: str) -> No
                 it.reject(Reason.OVERLAPPING_ACTIVITY)
             else:
                 last_end[rid] = max(it.ended_at, it.started_at + timedelta(seconds=1))
-    keyed = [it for it in items if it.ok and it.kind not in TRIP_KINDS]
+    await _step_increments(conn, [it for it in items if it.ok and it.kind == "daily_steps"])
+    keyed = [it for it in items if it.ok and it.kind not in TRIP_KINDS and it.kind != "daily_steps"]
     for it in keyed:
         it.activity_key = _activity_key(it, operator_id)
     if keyed:
@@ -173,6 +175,42 @@ async def _double_counting(conn: Any, items: list[Item], operator_id: str) -> No
                 it.reject(Reason.ALREADY_CREDITED)
             elif it.activity_key:
                 known.add(it.activity_key)
+
+
+async def _step_increments(conn: Any, items: list[Item]) -> None:
+    """Step counts are cumulative over the day: a report credits only the steps above the
+    day's highest count already credited (any source), a count not above it changes nothing.
+
+    Each credited report's ``activity_key`` names the count it builds on
+    (``steps:<resident>:<day>:<base>``): the unique index on accepted keys lets one report
+    build on a given count at most once, so two racing reports cannot both credit the same
+    steps. The reductions telescope (floor(f x new) - floor(f x base)): the day's grams are
+    those of its highest count, before caps."""
+    if not items:
+        return
+    credited = await repo.steps_credited(
+        conn, [it.resident_id or "" for it in items], [it.started_at for it in items]
+    )
+    for it in items:  # in batch order: each report builds on the one before it
+        key = (it.resident_id or "", it.started_at)
+        base = credited.get(key, 0)
+        steps = int(it.quantity or 0)
+        if steps <= base:
+            it.reject(
+                Reason.STEPS_NOT_INCREASED,
+                f"{steps} steps is not above the {base} steps already credited for "
+                f"{programme_day(it.started_at).isoformat()}.",
+            )
+            continue
+        f = it.factor
+        assert f is not None
+        it.reduction_g = whole_grams(f.factor_g * steps) - whole_grams(f.factor_g * base)
+        if it.reduction_g <= 0:
+            it.reject(Reason.NO_REDUCTION, f"The {steps - base} new steps avoid less than a gram.")
+            continue
+        day = programme_day(it.started_at).isoformat()
+        it.activity_key = f"steps:{it.resident_id}:{day}:{base}"
+        credited[key] = steps
 
 
 async def ingest(
@@ -202,10 +240,14 @@ async def ingest(
     items: list[Item] = []
     first_of: dict[str, Item] = {}
     repeats: dict[int, Item] = {}
+    reused: set[int] = set()  # positions of a record id repeated with other content
     for pos, ev in enumerate(events):
         it = Item(pos, ev)
+        it.digest = content_digest(ev)
         if ev.record_id in first_of:
             repeats[pos] = first_of[ev.record_id]
+            if it.digest != first_of[ev.record_id].digest:
+                reused.add(pos)
         else:
             first_of[ev.record_id] = it
             items.append(it)
@@ -248,6 +290,10 @@ async def ingest(
         for r in await repo.existing_records(conn, source.operator_id, list(first_of))
     }
     fresh = [it for it in items if it.event.record_id not in known]
+    for it in items:
+        row = known.get(it.event.record_id)
+        if row is not None and row["content_digest"] not in (None, it.digest):
+            reused.add(it.pos)
     await _double_counting(conn, fresh, source.operator_id)
 
     meters = [it for it in fresh if it.ok and it.kind == "meter_reading"]
@@ -316,7 +362,7 @@ async def ingest(
                     "nothing was kept, send the batch again."
                 )
             raced.add(it.event.record_id)
-    return _verdicts(len(events), items, repeats, known, raced)
+    return _verdicts(len(events), items, repeats, known, raced, reused)
 
 
 def _verdict(it: Item) -> Verdict:
@@ -343,12 +389,15 @@ def _verdicts(
     repeats: dict[int, Item],
     known: dict[str, Any],
     raced: set[str],
+    reused: set[int],
 ) -> list[Verdict]:
     out: list[Verdict | None] = [None] * n
     for it in items:
         rid = it.event.record_id
         row = known.get(rid)
-        if row is not None:
+        if it.pos in reused:
+            out[it.pos] = _reused(rid)
+        elif row is not None:
             out[it.pos] = Verdict(
                 record_id=rid,
                 status="duplicate",
@@ -365,6 +414,9 @@ def _verdicts(
     for pos, first in repeats.items():
         v = out[first.pos]
         assert v is not None
+        if pos in reused:
+            out[pos] = _reused(first.event.record_id)
+            continue
         out[pos] = Verdict(
             record_id=v.record_id,
             status="duplicate",
@@ -375,6 +427,15 @@ def _verdicts(
             message=v.message,
         )
     return [v for v in out if v is not None]
+
+
+def _reused(record_id: str) -> Verdict:
+    return Verdict(
+        record_id=record_id,
+        status="rejected",
+        reason_code=str(Reason.RECORD_ID_REUSED),
+        message=REASON_TEXT[Reason.RECORD_ID_REUSED],
+    )
 
 
 def _event_ids(n: int, now: datetime) -> list[str]:
@@ -392,10 +453,14 @@ def _event_ids(n: int, now: datetime) -> list[str]:
 
 
 def _rows(items: list[Item], operator_id: str, now: datetime) -> list[tuple[Any, ...]]:
-    """Rows in ``repo.EVENT_COLUMNS`` order."""
+    """Rows in ``repo.EVENT_COLUMNS`` order. A record that came without the resident's consent
+    is kept only as its verdict: operator, record id, reason, received time (migration 0022)."""
     out = []
     for it in items:
         ok = it.reason is None
+        if it.without_consent:
+            out.append(_minimal_row(it, operator_id, now))
+            continue
         f = it.factor
         out.append(
             (
@@ -425,6 +490,23 @@ def _rows(items: list[Item], operator_id: str, now: datetime) -> list[tuple[Any,
                 it.points if ok else 0,
                 it.trip_key if ok else None,
                 it.activity_key if ok else None,
+                it.digest,
             )
         )
     return out
+
+
+def _minimal_row(it: Item, operator_id: str, now: datetime) -> tuple[Any, ...]:
+    values: dict[str, Any] = dict.fromkeys(repo.EVENT_COLUMNS)
+    values.update(
+        id=it.event_id,
+        operator_id=operator_id,
+        record_id=it.event.record_id,
+        received_at=now,
+        status="rejected",
+        reason_code=it.reason,
+        reason_message=it.message,
+        reduction_g=0,
+        points=0,
+    )
+    return tuple(values.values())

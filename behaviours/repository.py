@@ -54,6 +54,10 @@ async def load_districts(conn: Any) -> list[Any]:
     return list(await conn.fetch("SELECT code, geometry FROM districts ORDER BY code"))
 
 
+async def count_districts(conn: Any) -> int:
+    return int(await conn.fetchval("SELECT count(*) FROM districts"))
+
+
 async def load_gtfs(conn: Any) -> tuple[list[Any], list[Any], list[Any], list[Any]]:
     stops = await conn.fetch("SELECT feed, stop_id, lat, lon FROM gtfs_stops")
     shapes = await conn.fetch("SELECT feed, shape_id, geometry FROM gtfs_shapes")
@@ -256,6 +260,26 @@ async def revoke_key(conn: Any, operator_id: str, key_id: str) -> bool:
     return bool(done)
 
 
+async def clear_secrets(conn: Any) -> list[tuple[str, str, str]]:
+    """(operator, key id, secret) of the keys whose secret is still stored in clear."""
+    rows = await conn.fetch(
+        "SELECT operator_id, key_id, secret FROM operator_keys WHERE secret NOT LIKE 'v1:%' "
+        "ORDER BY operator_id, key_id FOR UPDATE"
+    )
+    return [(r["operator_id"], r["key_id"], r["secret"]) for r in rows]
+
+
+async def replace_secret(conn: Any, operator_id: str, key_id: str, old: str, new: str) -> None:
+    await conn.execute(
+        "UPDATE operator_keys SET secret = $4 WHERE operator_id = $1 AND key_id = $2 "
+        "AND secret = $3",
+        operator_id,
+        key_id,
+        old,
+        new,
+    )
+
+
 async def key_secret(conn: Any, operator_id: str, key_id: str) -> str | None:
     secret = await conn.fetchval(
         """
@@ -275,7 +299,9 @@ async def key_secret(conn: Any, operator_id: str, key_id: str) -> str | None:
 async def upsert_link(
     conn: Any, operator_id: str, resident_id: str, subject_ref: str, scope: list[str]
 ) -> Any:
-    """Create the link, or renew a revoked one (keeping its subject_ref)."""
+    """Create the link; change the scope of an active one (same subject_ref); or renew a
+    revoked one under the new ``subject_ref`` (the old pseudonym is refused from then on, so an
+    operator cannot recognise the resident across an unlink and a relink)."""
     return await conn.fetchrow(
         """
         INSERT INTO operator_links (operator_id, subject_ref, resident_id, scope)
@@ -283,6 +309,8 @@ async def upsert_link(
         ON CONFLICT (resident_id, operator_id) DO UPDATE SET scope = EXCLUDED.scope,
             granted_at = CASE WHEN operator_links.revoked_at IS NULL
                               THEN operator_links.granted_at ELSE now() END,
+            subject_ref = CASE WHEN operator_links.revoked_at IS NULL
+                               THEN operator_links.subject_ref ELSE EXCLUDED.subject_ref END,
             revoked_at = NULL
         RETURNING operator_id, subject_ref, resident_id::text, scope, granted_at, revoked_at
         """,
@@ -396,7 +424,8 @@ async def existing_records(conn: Any, operator_id: str, record_ids: Sequence[str
     return list(
         await conn.fetch(
             """
-            SELECT record_id, id::text, status, reduction_g, points, reason_code, reason_message
+            SELECT record_id, id::text, status, reduction_g, points, reason_code, reason_message,
+                   content_digest
             FROM behaviour_events WHERE operator_id = $1 AND record_id = ANY($2::text[])
             """,
             operator_id,
@@ -436,6 +465,26 @@ async def existing_activities(conn: Any, keys: Sequence[str]) -> set[str]:
         list(keys),
     )
     return {r[0] for r in rows}
+
+
+async def steps_credited(
+    conn: Any, residents: Sequence[str], days: Sequence[datetime]
+) -> dict[tuple[str, datetime], int]:
+    """The highest step count already credited per (resident, programme day start), any
+    source: the base a new cumulative report of that day builds on."""
+    rows = await conn.fetch(
+        """
+        SELECT e.resident_id::text, e.started_at, max(e.quantity)::bigint
+        FROM behaviour_events e
+        JOIN (SELECT DISTINCT * FROM unnest($1::uuid[], $2::timestamptz[])) AS q(r, s)
+          ON e.resident_id = q.r AND e.started_at = q.s
+        WHERE e.kind = 'daily_steps' AND e.status = 'accepted'
+        GROUP BY 1, 2
+        """,
+        list(residents),
+        list(days),
+    )
+    return {(r[0], r[1]): int(r[2]) for r in rows}
 
 
 async def meter_history(
@@ -491,6 +540,7 @@ EVENT_COLUMNS = (
     "points",
     "trip_key",
     "activity_key",
+    "content_digest",
 )
 _TYPES = (
     "uuid",
@@ -519,6 +569,7 @@ _TYPES = (
     "int8",
     "text",
     "text",
+    "bytea",
 )
 _TRIP_KEY = EVENT_COLUMNS.index("trip_key")
 _SELECT = ", ".join(

@@ -7,16 +7,20 @@ with everything they need from the database loaded beforehand, set-wise, by the 
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from enum import StrEnum
 from typing import Any
+
+import msgspec
 
 from behaviours.events import (
     BikeTrip,
     CanonicalEvent,
     DailySteps,
     MeterReading,
+    RoutePoint,
     TransitTrip,
     VehicleMileage,
     Walk,
@@ -43,8 +47,11 @@ class Reason(StrEnum):
     DISTANCE_TOO_LONG = "distance_too_long"
     SPEED_IMPLAUSIBLE = "speed_implausible"
     OUTSIDE_REGION = "outside_region"
+    REGION_NOT_CONFIGURED = "region_not_configured"
     OVERLAPPING_ACTIVITY = "overlapping_activity"
     ALREADY_CREDITED = "activity_already_credited"
+    STEPS_NOT_INCREASED = "steps_not_increased"
+    RECORD_ID_REUSED = "record_id_reused"
     NO_REDUCTION = "no_reduction"
     DAILY_EVENTS_CAP = "daily_events_cap"
     DAILY_CAP_REACHED = "daily_cap_reached"
@@ -65,11 +72,20 @@ REASON_TEXT: dict[Reason, str] = {
     Reason.DISTANCE_TOO_LONG: "The distance is above the maximum for the mode.",
     Reason.SPEED_IMPLAUSIBLE: "The average speed is implausible for the mode.",
     Reason.OUTSIDE_REGION: "The activity starts or ends outside the programme's region.",
+    Reason.REGION_NOT_CONFIGURED: (
+        "The programme has no districts imported, so an activity with coordinates cannot be "
+        "placed in its region; it is refused until the districts are imported."
+    ),
     Reason.OVERLAPPING_ACTIVITY: (
         "The resident already has a credited trip overlapping this time (another source "
         "reported the same trip)."
     ),
-    Reason.ALREADY_CREDITED: "This meter period, vehicle period or day was already credited.",
+    Reason.ALREADY_CREDITED: "This meter period or vehicle period was already credited.",
+    Reason.STEPS_NOT_INCREASED: "The day's step count is not above the count already credited.",
+    Reason.RECORD_ID_REUSED: (
+        "This record id was already used for a record with different content; nothing was "
+        "credited. Give every new record a new id."
+    ),
     Reason.NO_REDUCTION: "The activity avoided no emissions against its baseline.",
     Reason.DAILY_EVENTS_CAP: "The resident reached the most rewarded activities for the day.",
     Reason.DAILY_CAP_REACHED: "The resident reached the daily cap for this behaviour.",
@@ -77,6 +93,18 @@ REASON_TEXT: dict[Reason, str] = {
 }
 
 _TEXT_OF_CODE: dict[str, str] = {str(k): v for k, v in REASON_TEXT.items()}
+
+# Rejections for want of the resident's consent: such a record is kept only as its verdict
+# (operator, record id, reason, received time), never with its subject, times or places
+# (migration 0022 checks it).
+WITHOUT_CONSENT = frozenset(
+    {
+        Reason.UNKNOWN_SUBJECT,
+        Reason.CONSENT_REVOKED,
+        Reason.SCOPE_NOT_GRANTED,
+        Reason.BEFORE_CONSENT,
+    }
+)
 
 BEHAVIOUR_OF_MODE = {
     "bus": "transit",
@@ -103,6 +131,7 @@ class Item:
         "account",
         "activity_key",
         "behaviour",
+        "digest",
         "distance_m",
         "distance_source",
         "district",
@@ -148,12 +177,17 @@ class Item:
         self.points = 0
         self.trip_key: TripKey | None = None
         self.activity_key: str | None = None
+        self.digest = b""  # content_digest(event), set by the pipeline
         self.kind = ""
         self.mode = ""
         self.started_at = _EPOCH
         self.ended_at = _EPOCH
         _normalise(self, event)
         self.behaviour = BEHAVIOUR_OF_MODE[self.mode]
+
+    @property
+    def without_consent(self) -> bool:
+        return self.reason in WITHOUT_CONSENT
 
     def reject(self, reason: Reason | str, message: str | None = None) -> None:
         if self.reason is None:
@@ -280,10 +314,15 @@ def check_distance_speed(items: list[Item]) -> None:
 
 
 def attribute_districts(items: list[Item], ref: Reference, homes: dict[str, str | None]) -> None:
-    """District of each start point; outside every district -> ``outside_region``. Items
-    without a location take the resident's home district (the caller's default otherwise)."""
+    """District of each start point; outside every district -> ``outside_region``; no
+    districts imported at all -> ``region_not_configured`` (a programme that cannot tell where
+    a trip was credits none with coordinates). Items without a location take the resident's
+    home district (the caller's default otherwise)."""
     located = [it for it in items if it.ok and it.start_pt is not None]
-    if not ref.districts.empty and located:
+    if ref.districts.empty:
+        for it in located:
+            it.reject(Reason.REGION_NOT_CONFIGURED)
+    elif located:
         lons = [p[0] for it in located for p in (it.start_pt, it.end_pt or it.start_pt) if p]
         lats = [p[1] for it in located for p in (it.start_pt, it.end_pt or it.start_pt) if p]
         found = ref.districts.locate(lons, lats)
@@ -296,6 +335,31 @@ def attribute_districts(items: list[Item], ref: Reference, homes: dict[str, str 
     for it in items:
         if it.ok and it.district is None and it.resident_id is not None:
             it.district = homes.get(it.resident_id)
+
+
+_digest_encoder = msgspec.json.Encoder()
+
+
+def content_digest(ev: CanonicalEvent) -> bytes:
+    """SHA-256 of the record's canonical form: the decoded event encoded again as JSON (fields
+    in schema order, absent optional fields as null), its times in UTC. The same record read
+    from an NDJSON line, a CSV row or an API batch has the same digest."""
+    changes: dict[str, Any] = {}
+    try:
+        for name in ev.__struct_fields__:
+            t = getattr(ev, name)
+            if isinstance(t, datetime) and t.utcoffset():
+                changes[name] = t.astimezone(UTC)
+        route = getattr(ev, "route", None)
+        if route and any(p.t.utcoffset() for p in route):
+            changes["route"] = [
+                RoutePoint(lat=p.lat, lon=p.lon, t=p.t.astimezone(UTC)) for p in route
+            ]
+    except OverflowError:  # a time at the edge of the calendar: as sent
+        changes = {}
+    if changes:
+        ev = msgspec.structs.replace(ev, **changes)
+    return hashlib.sha256(_digest_encoder.encode(ev)).digest()
 
 
 def programme_day(at: datetime) -> date:

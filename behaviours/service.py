@@ -17,6 +17,7 @@ import msgspec
 from behaviours import repository as repo
 from behaviours.errors import (
     FileNotFound,
+    InvalidFile,
     InvalidScope,
     LinkNotFound,
     UnknownOperator,
@@ -24,8 +25,10 @@ from behaviours.errors import (
 from behaviours.events import BatchResult, CanonicalEvent, Source, Verdict
 from behaviours.pipeline import APP_OPERATOR_ID, ReferenceCache, default_cache
 from behaviours.pipeline import ingest as _ingest
+from integrations.operator_records import FileFormatError, check_csv_header
+from server.cipher import SecretBox
 from server.db import Tx
-from server.settings import Settings
+from server.settings import PrivacySettings, Settings
 
 DATA_DIR = Path(__file__).parent / "data"
 SCOPES = ("transit", "cycling", "walking", "household", "vehicle")
@@ -148,30 +151,74 @@ async def register_operator(
     await repo.touch_reference(tx.conn)
 
 
-async def add_signing_key(tx: Tx, operator_id: str, key_id: str, secret: str | None = None) -> str:
+async def add_signing_key(
+    tx: Tx,
+    operator_id: str,
+    key_id: str,
+    secret: str | None = None,
+    *,
+    privacy: PrivacySettings,
+) -> str:
     """Add a key (rotation: add the new one, move the operator over, then revoke the old).
-    Returns the secret, generated when not given. Stored as given: HMAC needs it."""
+    Returns the secret, generated when not given. HMAC needs the secret itself, so it cannot be
+    hashed: it is stored encrypted under the settings' secrets key (server/cipher.py; unset in
+    dev and test: the public development key, which prod settings refuse)."""
     if await repo.get_operator(tx.conn, operator_id) is None:
         raise UnknownOperator(f"No operator {operator_id!r}.")
     secret = secret or secrets.token_urlsafe(32)
-    await repo.add_key(tx.conn, operator_id, key_id, secret)
+    box = SecretBox.from_settings(privacy)
+    await repo.add_key(
+        tx.conn, operator_id, key_id, box.seal(secret, context=_key_context(operator_id, key_id))
+    )
     return secret
+
+
+def _key_context(operator_id: str, key_id: str) -> str:
+    return f"operator_keys:{operator_id}:{key_id}"
+
+
+async def seal_clear_secrets(tx: Tx, privacy: PrivacySettings) -> int:
+    """Encrypt the signing secrets still stored in clear (keys added before secrets were
+    encrypted at rest); `tanpuhui migrate` runs it. Returns how many were encrypted."""
+    box = SecretBox.from_settings(privacy)
+    rows = await repo.clear_secrets(tx.conn)
+    for operator_id, key_id, secret in rows:
+        await repo.replace_secret(
+            tx.conn,
+            operator_id,
+            key_id,
+            secret,
+            box.seal(secret, context=_key_context(operator_id, key_id)),
+        )
+    return len(rows)
 
 
 async def revoke_signing_key(tx: Tx, operator_id: str, key_id: str) -> bool:
     return await repo.revoke_key(tx.conn, operator_id, key_id)
 
 
-def secret_lookup(conn: Any) -> Any:
-    """``lookup_secret(operator_id, key_id)`` for :func:`server.auth.verify_signature`."""
+def secret_lookup(conn: Any, privacy: PrivacySettings) -> Any:
+    """``lookup_secret(operator_id, key_id)`` for :func:`server.auth.verify_signature`: the
+    decrypted secret, or None (no such key, or a stored value that does not open under the
+    settings' secrets key: in clear, another key's, edited)."""
+    box = SecretBox.from_settings(privacy)
 
     async def lookup_secret(operator_id: str, key_id: str) -> str | None:
-        return await repo.key_secret(conn, operator_id, key_id)
+        stored = await repo.key_secret(conn, operator_id, key_id)
+        if stored is None:
+            return None
+        return box.open(stored, context=_key_context(operator_id, key_id))
 
     return lookup_secret
 
 
 # --- residents' links ------------------------------------------------------------------------
+
+
+async def is_district(conn: Any, code: str) -> bool:
+    """Whether ``code`` is one of the imported districts (a resident's home district must be)."""
+    ref = await default_cache().get(conn)
+    return code in ref.districts.codes
 
 
 async def list_operators(conn: Any) -> list[OperatorInfo]:
@@ -196,7 +243,8 @@ def _link(row: Any, name: str) -> Link:
 async def link_operator(tx: Tx, resident_id: str, operator_id: str, scope: list[str]) -> Link:
     """Consent to ``operator_id``'s data for the behaviours in ``scope`` (a subset of
     :data:`SCOPES`, or ``["*"]``). Creates the pseudonymous ``subject_ref`` the operator will
-    use; linking again (after a revocation too) keeps it and renews the consent."""
+    use; linking again while linked changes the scope and keeps it; linking again after a
+    revocation renews the consent under a new ``subject_ref`` (the old one is refused)."""
     bad = [s for s in scope if s not in SCOPES and s != "*"]
     if not scope or bad:
         raise InvalidScope(f"Scope must be some of {', '.join(SCOPES)} (or *); got {bad or scope}.")
@@ -233,7 +281,13 @@ async def create_file(
     tx: Tx, operator_id: str, fmt: Literal["ndjson", "csv"], content: bytes
 ) -> tuple[str, bool]:
     """Store an uploaded file; (file id, whether new). The same content again is the same
-    file (safe to retry the upload)."""
+    file (safe to retry the upload). A CSV file whose header cannot be used is refused here,
+    once (``invalid_file``), rather than on every one of its rows."""
+    if fmt == "csv":
+        try:
+            check_csv_header(content)
+        except FileFormatError as exc:
+            raise InvalidFile(str(exc)) from None
     digest = hashlib.sha256(content).hexdigest()
     return await repo.insert_file(tx.conn, str(uuid.uuid4()), operator_id, fmt, content, digest)
 
@@ -291,6 +345,22 @@ def _region() -> str:
 
 async def methodologies(conn: Any) -> list[dict[str, Any]]:
     return [dict(r) for r in await repo.list_methodologies(conn)]
+
+
+async def district_count(conn: Any) -> int:
+    """How many districts are imported. None: trips with coordinates are refused
+    (``region_not_configured``), see docs/behaviours.md."""
+    return await repo.count_districts(conn)
+
+
+def districts_note(count: int) -> str:
+    """What /readyz and ``tanpuhui dev`` say about the districts."""
+    if count == 0:
+        return (
+            "none imported: trips with coordinates are refused (region_not_configured); "
+            "import them with python -m integrations.districts FILE.geojson"
+        )
+    return f"{count} imported"
 
 
 async def import_districts(tx: Tx, rows: Sequence[tuple[str, str, str | None, bytes]]) -> int:

@@ -293,7 +293,7 @@ def main() -> int:
                 "--loop",
                 "uvloop",
                 "--http",
-                "httptools",
+                "server.http_limits:BoundedHttpToolsProtocol",
             ],
             env=env,
         )

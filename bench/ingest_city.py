@@ -13,6 +13,7 @@ from shapely.geometry import LineString, box
 from behaviours import service
 from behaviours.service import OperatorKind
 from server.db import transaction
+from server.settings import PrivacySettings
 
 LON0, LAT0 = 113.80, 22.45
 GRID = 4  # GRID x GRID districts
@@ -66,7 +67,7 @@ async def build(pool: Any, residents: int) -> list[str]:
             await service.register_operator(
                 tx, op, name=op, kind=kind, region_code="440300", gtfs_feed=feed
             )
-            await service.add_signing_key(tx, op, "k1", SECRET)
+            await service.add_signing_key(tx, op, "k1", SECRET, privacy=PrivacySettings())
     ids = [str(uuid.uuid4()) for _ in range(residents)]
     granted = datetime.now(UTC) - timedelta(days=30)
     async with pool.acquire() as conn:

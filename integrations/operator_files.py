@@ -1,17 +1,25 @@
 """Processing an operator's uploaded daily file: parse, then ingest chunk by chunk, each chunk
-in its own transaction with its verdicts and resume point (a restarted worker continues)."""
+in its own transaction with its verdicts and resume point (a restarted worker continues).
+
+A line never fails its file: a line that does not parse is its own ``invalid_record`` verdict
+(integrations.operator_records). Should a chunk still fail on something no check foresaw, it
+is done again record by record, each in a savepoint, so only the record that fails is answered
+``invalid_record`` (and logged) and the others go through. The file ends ``failed`` only when
+its CSV header cannot be used or the chunk's own bookkeeping fails, with a message in the
+programme's words (the details go to the log, never to the operator)."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from itertools import islice
 from typing import Any
 
 from behaviours import service
 from behaviours.errors import ConcurrentIngest
 from behaviours.events import CanonicalEvent, Source, Verdict
-from integrations.operator_records import LineError, parse
-from server.db import TRANSIENT_ERRORS, transaction
+from integrations.operator_records import FileFormatError, LineError, clean_record_id, parse
+from server.db import TRANSIENT_ERRORS, Tx, transaction
 from server.settings import Settings
 
 log = logging.getLogger("tanpuhui.integrations.files")
@@ -21,45 +29,99 @@ async def process_file(pool: Any, settings: Settings, file_id: str) -> str:
     """Process ``file_id`` to the end; returns its final status (or "busy" if another worker
     holds it)."""
     chunk_size = settings.ingest.file_chunk_records
+    races = 0
+    one_by_one = False
     while True:
-        for attempt in range(3):
-            try:
-                async with transaction(pool) as tx:
-                    work = await service.claim_file(tx, file_id)
-                    if work is None:
-                        return "busy"
-                    parsed = list(
-                        islice(parse(work.format, work.content, work.next_line), chunk_size + 1)
-                    )
-                    done = len(parsed) <= chunk_size
-                    chunk = parsed[:chunk_size]
-                    events: list[CanonicalEvent] = [
-                        e for _, e in chunk if not isinstance(e, LineError)
-                    ]
-                    verdicts = iter(
-                        await service.ingest(
-                            tx, Source(operator_id=work.operator_id), events, settings=settings
-                        )
-                    )
-                    out: list[tuple[int, Verdict]] = [
-                        (n, e.verdict() if isinstance(e, LineError) else next(verdicts))
-                        for n, e in chunk
-                    ]
-                    last = chunk[-1][0] if chunk else work.next_line
-                    await service.record_file_progress(tx, file_id, last, out, done=done)
-                break
-            except ConcurrentIngest:
-                if attempt == 2:
-                    raise
-            except TRANSIENT_ERRORS:
-                # "Not now" (timeout, deadlock, connection): the chunk rolled back whole and the
-                # file stays resumable; the periodic resume task picks it up again.
-                log.warning("file processing interrupted", extra={"file_id": file_id})
+        try:
+            done = await _chunk(pool, settings, file_id, chunk_size, one_by_one=one_by_one)
+        except FileFormatError as exc:
+            async with transaction(pool) as tx:
+                await service.fail_file(tx, file_id, str(exc)[:500])
+            return "failed"
+        except ConcurrentIngest:
+            races += 1
+            if races == 3:
                 raise
-            except Exception as exc:
-                log.exception("file processing failed", extra={"file_id": file_id})
-                async with transaction(pool) as tx:
-                    await service.fail_file(tx, file_id, f"{type(exc).__name__}: {exc}"[:500])
-                return "failed"
+            continue
+        except TRANSIENT_ERRORS:
+            # "Not now" (timeout, deadlock, connection): the chunk rolled back whole and the
+            # file stays resumable; the periodic resume task picks it up again.
+            log.warning("file processing interrupted", extra={"file_id": file_id})
+            raise
+        except Exception:
+            if not one_by_one:
+                log.exception("file chunk failed; processing it record by record")
+                one_by_one = True
+                continue
+            log.exception("file processing failed", extra={"file_id": file_id})
+            async with transaction(pool) as tx:
+                await service.fail_file(
+                    tx,
+                    file_id,
+                    "Processing stopped by an internal error of the programme (logged with this "
+                    "file's id); the lines before it were processed. Upload the rest again later.",
+                )
+            return "failed"
+        if done is None:
+            return "busy"
         if done:
             return "done"
+        races, one_by_one = 0, False
+
+
+async def _chunk(
+    pool: Any, settings: Settings, file_id: str, chunk_size: int, *, one_by_one: bool
+) -> bool | None:
+    """One chunk in one transaction: True when it was the last, None when another worker
+    holds the file."""
+    async with transaction(pool) as tx:
+        work = await service.claim_file(tx, file_id)
+        if work is None:
+            return None
+        parsed = list(islice(parse(work.format, work.content, work.next_line), chunk_size + 1))
+        done = len(parsed) <= chunk_size
+        chunk = parsed[:chunk_size]
+        lines = [(n, e) for n, e in chunk if not isinstance(e, LineError)]
+        source = Source(operator_id=work.operator_id)
+        if one_by_one:
+            found = await _one_by_one(tx, source, lines, settings, file_id)
+        else:
+            found = await service.ingest(tx, source, [e for _, e in lines], settings=settings)
+        verdicts = iter(found)
+        out: list[tuple[int, Verdict]] = [
+            (n, e.verdict() if isinstance(e, LineError) else next(verdicts)) for n, e in chunk
+        ]
+        last = chunk[-1][0] if chunk else work.next_line
+        await service.record_file_progress(tx, file_id, last, out, done=done)
+    return done
+
+
+async def _one_by_one(
+    tx: Tx,
+    source: Source,
+    lines: Sequence[tuple[int, CanonicalEvent]],
+    settings: Settings,
+    file_id: str,
+) -> list[Verdict]:
+    """Each record in its own savepoint: one that fails is rolled back alone and answered
+    ``invalid_record``; a transient failure or a race still rolls back the whole chunk."""
+    out: list[Verdict] = []
+    for n, event in lines:
+        try:
+            async with tx.conn.transaction():
+                [verdict] = await service.ingest(tx, source, [event], settings=settings)
+        except ConcurrentIngest:
+            raise
+        except TRANSIENT_ERRORS:
+            raise
+        except Exception:
+            log.exception("file record failed", extra={"file_id": file_id, "line": n})
+            verdict = Verdict(
+                record_id=clean_record_id(event.record_id, n),
+                status="rejected",
+                reason_code="invalid_record",
+                message=f"line {n}: this record could not be processed and nothing of it was "
+                "kept; the programme logged the error.",
+            )
+        out.append(verdict)
+    return out

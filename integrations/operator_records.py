@@ -1,11 +1,20 @@
 """Operators' files: NDJSON (one canonical event per line) and CSV (flat columns) into
-canonical events, with a per-line error for records that do not parse."""
+canonical events, with a per-line error for records that do not parse.
+
+One hostile line never stops a file: whatever a line holds (invalid UTF-8, a NUL, deep nesting,
+an oversized CSV field, a number that is not one, a time at the edge of the calendar) it
+becomes that line's ``invalid_record`` verdict, in the programme's words, and the lines after
+it are processed. Only a CSV header the programme cannot read refuses the whole file
+(:class:`FileFormatError`, once, at upload).
+"""
 
 from __future__ import annotations
 
 import csv
 import io
+import math
 from collections.abc import Iterator
+from datetime import UTC, date, datetime
 from typing import Any
 
 import msgspec
@@ -37,8 +46,13 @@ CSV_COLUMNS = [
     "km",
     "kwh",
 ]
+_KNOWN = frozenset(CSV_COLUMNS)
 _INT = {"distance_m", "household_size", "steps"}
 _FLOAT = {"quantity", "km", "kwh", "start_lat", "start_lon", "end_lat", "end_lon"}
+
+
+class FileFormatError(ValueError):
+    """The file as a whole cannot be read (a CSV header naming unknown columns, ...)."""
 
 
 class LineError(msgspec.Struct, frozen=True):
@@ -57,13 +71,158 @@ class LineError(msgspec.Struct, frozen=True):
 
 Parsed = tuple[int, CanonicalEvent | LineError]
 
+# Times the pipeline can compute with (days, UTC, programme time, two years back) without
+# leaving the calendar; anything outside is no activity of this programme's.
+_EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+_LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
+
+def _value_problem(value: Any, where: str) -> str | None:
+    if isinstance(value, str):
+        if "\x00" in value:
+            return f"{where} contains a NUL character (U+0000), which is not accepted"
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return f"{where} is not valid Unicode text"
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            return f"{where} is not a finite number"
+    elif isinstance(value, datetime):
+        try:
+            ok = _EARLIEST <= value.astimezone(UTC) < _LATEST
+        except (OverflowError, ValueError):
+            ok = False
+        if not ok:
+            return f"{where} is outside the years 1900 to 8999"
+    elif isinstance(value, date):
+        if not _EARLIEST.date() <= value < _LATEST.date():
+            return f"{where} is outside the years 1900 to 8999"
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            found = _value_problem(v, f"{where}.{k}")
+            if found:
+                return found
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            found = _value_problem(v, f"{where}[{i}]")
+            if found:
+                return found
+    return None
+
+
+def unprocessable(event: CanonicalEvent) -> str | None:
+    """Why a decoded event cannot be processed or stored, whatever the schema's own field
+    constraints let through: a NUL or a lone surrogate in a text, a number that is not finite,
+    a time outside the years 1900-8999. None when it can."""
+    return _value_problem(msgspec.to_builtins(event, builtin_types=(datetime, date)), "$")
+
+
+def _schema_message(exc: msgspec.ValidationError, columns: dict[str, str] | None = None) -> str:
+    """msgspec's "Expected `int`, got `str` - at `$.steps`" as "$.steps: expected `int`, got
+    `str`" (CSV: the column's name instead of the event's path)."""
+    message, _, path = str(exc).partition(" - at `")
+    path = path.rstrip("`")
+    message = message[:1].lower() + message[1:]
+    if not path:
+        return f"does not match the event schema: {message}"
+    if columns is not None:
+        name = columns.get(path, path.removeprefix("$."))
+        return f"column {name}: {message}"
+    return f"{path}: {message}"
+
+
+def clean_record_id(record_id: Any, line: int) -> str:
+    if isinstance(record_id, str) and record_id and "\x00" not in record_id:
+        try:
+            record_id.encode("utf-8")
+            return record_id[:128]
+        except UnicodeEncodeError:
+            pass
+    return f"line:{line}"
+
+
+def _error(line: int, record_id: Any, message: str) -> LineError:
+    return LineError(line=line, record_id=clean_record_id(record_id, line), message=message[:300])
+
+
+def _schema_error(n: int, raw: bytes, exc: msgspec.ValidationError) -> LineError:
+    """The line's record id when it is at least a JSON object, and the plainer of its
+    problems: a NUL or a non-finite number in any value says more than a schema constraint."""
+    try:
+        obj = msgspec.json.decode(raw)
+    except (msgspec.MsgspecError, ValueError, RecursionError):
+        return _error(n, None, _schema_message(exc))
+    rid = obj.get("record_id") if isinstance(obj, dict) else None
+    return _error(n, rid, _value_problem(obj, "$") or _schema_message(exc))
+
+
+def _ndjson_line(n: int, raw: bytes) -> CanonicalEvent | LineError:
+    try:
+        event = event_decoder.decode(raw)
+    except msgspec.ValidationError as exc:
+        return _schema_error(n, raw, exc)
+    except UnicodeDecodeError as exc:
+        return _error(n, None, f"is not valid UTF-8 (byte {exc.start + 1} of the line)")
+    except RecursionError:
+        return _error(n, None, "is nested too deeply to be an event")
+    except (msgspec.DecodeError, ValueError) as exc:
+        return _error(n, None, f"is not valid JSON ({exc})")
+    problem = unprocessable(event)
+    if problem is not None:
+        return _error(n, event.record_id, problem)
+    return event
+
+
+def parse_ndjson(content: bytes, start_line: int = 0) -> Iterator[Parsed]:
+    """(line number from 1, event or error) for every non-blank line after ``start_line``."""
+    for n, raw in enumerate(content.splitlines(), start=1):
+        if n <= start_line or not raw.strip():
+            continue
+        yield n, _ndjson_line(n, raw)
+
+
+# An event's path in a CSV row's words (the columns are flat; some are renamed per type).
+_CSV_PATHS = {
+    "$.boarded_at": "started_at",
+    "$.alighted_at": "ended_at",
+    "$.period_start": "started_at",
+    "$.period_end": "ended_at",
+    "$.start.lat": "start_lat",
+    "$.start.lon": "start_lon",
+    "$.end.lat": "end_lat",
+    "$.end.lon": "end_lon",
+    "$.utility": "utility",
+}
+
+
+class _CellError(ValueError):
+    pass
+
+
+def _cell(column: str, raw: str) -> Any:
+    if column in _INT:
+        try:
+            return int(raw)
+        except ValueError:
+            raise _CellError(f"column {column}: {raw[:40]!r} is not a whole number") from None
+    if column in _FLOAT:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise _CellError(f"column {column}: {raw[:40]!r} is not a number") from None
+        if not math.isfinite(value):
+            raise _CellError(f"column {column}: {raw[:40]!r} is not a finite number")
+        return value
+    return raw
+
 
 def _csv_record(row: dict[str, str]) -> dict[str, Any]:
     v: dict[str, Any] = {}
     for k, raw in row.items():
-        if k is None or raw is None or raw == "":
+        if raw is None or raw == "":
             continue
-        v[k] = int(raw) if k in _INT else float(raw) if k in _FLOAT else raw
+        v[k] = _cell(k, raw)
     kind = v.get("type")
     out: dict[str, Any] = {
         "type": kind,
@@ -115,43 +274,94 @@ def _csv_record(row: dict[str, str]) -> dict[str, Any]:
     return out
 
 
-def _error(line: int, record_id: Any, exc: Exception) -> LineError:
-    rid = record_id if isinstance(record_id, str) and record_id else f"line:{line}"
-    return LineError(line=line, record_id=rid[:128], message=str(exc)[:300])
+def _header(reader: Any) -> list[str]:
+    try:
+        header = next(reader)
+    except StopIteration:
+        return []
+    except csv.Error as exc:
+        raise FileFormatError(f"The CSV header cannot be read: {exc}.") from None
+    names = [h.strip() for h in header]
+    for name in names:
+        if "\x00" in name or any("\udc80" <= ch <= "\udcff" for ch in name):
+            raise FileFormatError("The CSV header is not valid UTF-8 text.")
+    unknown = sorted({h for h in names if h and h not in _KNOWN})
+    if unknown:
+        raise FileFormatError(
+            f"The CSV header names unknown columns: {', '.join(unknown)}. "
+            f"Known columns: {', '.join(CSV_COLUMNS)}."
+        )
+    if len({h for h in names if h}) != len([h for h in names if h]):
+        raise FileFormatError("The CSV header names a column twice.")
+    return names
 
 
-def parse_ndjson(content: bytes, start_line: int = 0) -> Iterator[Parsed]:
-    """(line number from 1, event or error) for every non-blank line after ``start_line``."""
-    for n, raw in enumerate(content.splitlines(), start=1):
-        if n <= start_line or not raw.strip():
-            continue
+def _reader(content: bytes) -> Any:
+    # Invalid UTF-8 is kept as lone surrogates, so a bad byte spoils only its own row.
+    text = content.decode("utf-8-sig", errors="surrogateescape")
+    return csv.reader(io.StringIO(text))
+
+
+def check_csv_header(content: bytes) -> None:
+    """Raise :class:`FileFormatError` when the CSV file's header cannot be used (at upload;
+    only the file's first MiB is read: a header is far shorter)."""
+    _header(_reader(content[: 1 << 20]))
+
+
+def _csv_message(exc: csv.Error) -> str:
+    if "field larger than field limit" in str(exc):
+        return f"has a field longer than {csv.field_size_limit():,} characters"
+    return f"is not a valid CSV record ({exc})"
+
+
+def _has_bad_text(cells: list[str]) -> str | None:
+    for cell in cells:
+        if "\x00" in cell:
+            return "contains a NUL character (U+0000), which is not accepted"
         try:
-            yield n, event_decoder.decode(raw)
-        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-            rid: Any = None
-            try:
-                obj = msgspec.json.decode(raw)
-                rid = obj.get("record_id") if isinstance(obj, dict) else None
-            except msgspec.DecodeError:
-                pass
-            yield n, _error(n, rid, exc)
+            cell.encode("utf-8")
+        except UnicodeEncodeError:
+            return "is not valid UTF-8"
+    return None
 
 
 def parse_csv(content: bytes, start_line: int = 0) -> Iterator[Parsed]:
-    """CSV with a header row naming some of :data:`CSV_COLUMNS` (line 1 is the header)."""
-    text = io.StringIO(content.decode("utf-8-sig"))
-    reader = csv.DictReader(text)
-    unknown = [c for c in reader.fieldnames or [] if c not in CSV_COLUMNS]
-    for n, row in enumerate(reader, start=2):
-        if n <= start_line:
+    """CSV with a header row naming some of :data:`CSV_COLUMNS` (line 1 is the header; a
+    record's number counts records, a quoted field may span lines)."""
+    reader = _reader(content)
+    columns = _header(reader)
+    n = 1
+    while True:
+        n += 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            if n > start_line:
+                yield n, _error(n, None, _csv_message(exc))
             continue
-        if unknown:
-            yield n, _error(n, row.get("record_id"), ValueError(f"unknown columns {unknown}"))
+        if n <= start_line or not any(c.strip() for c in cells):
+            continue
+        row = dict(zip(columns, cells, strict=False))
+        rid = row.get("record_id")
+        bad = _has_bad_text(cells)
+        if bad is not None:
+            yield n, _error(n, rid, bad)
+            continue
+        if any(c.strip() for c in cells[len(columns) :]):
+            yield n, _error(n, rid, f"has {len(cells)} fields; the header names {len(columns)}")
             continue
         try:
-            yield n, msgspec.convert(_csv_record(row), CanonicalEvent, strict=False)
-        except (msgspec.ValidationError, ValueError) as exc:
-            yield n, _error(n, row.get("record_id"), exc)
+            event = msgspec.convert(_csv_record(row), CanonicalEvent, strict=False)
+        except _CellError as exc:
+            yield n, _error(n, rid, str(exc))
+            continue
+        except msgspec.ValidationError as exc:
+            yield n, _error(n, rid, _schema_message(exc, _CSV_PATHS))
+            continue
+        problem = unprocessable(event)
+        yield n, event if problem is None else _error(n, rid, problem)
 
 
 def parse(fmt: str, content: bytes, start_line: int = 0) -> Iterator[Parsed]:

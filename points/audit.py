@@ -9,7 +9,11 @@ Read-only. Checks, in order:
 3. every account's posted and pending balance equals the one re-derived from the transfers, per
    asset the balances sum to zero, no account without the issuance flag is negative, and each
    resident's unspent point lots add up to their posted points;
-4. no transfer or lot points at a missing account, batch or transfer.
+4. no transfer or lot points at a missing account, batch or transfer;
+5. with a witness file (``--witness FILE``, points/witness.py): the journal still extends every
+   checkpoint witnessed before (a consistent rewrite or a truncation of anything witnessed
+   fails here, whatever the database says of itself); when everything holds, a new signed
+   checkpoint of the audited head is added to the file.
 
 Exit status 0 when everything holds, 1 with a report of every mismatch otherwise.
 """
@@ -17,11 +21,14 @@ Exit status 0 when everything holds, 1 with a report of every mismatch otherwise
 from __future__ import annotations
 
 import sys
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TextIO
 
 import msgspec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from points import merkle
+from points import merkle, witness
 from points import repository as repo
 
 
@@ -30,6 +37,8 @@ class AuditReport(msgspec.Struct):
     transfers: int = 0
     unsealed_transfers: int = 0
     accounts_checked: bool = False
+    head_seq: int = 0  # the last sealed block audited (0: none)
+    head_hash: bytes = merkle.GENESIS
     problems: list[str] = msgspec.field(default_factory=list)
 
     @property
@@ -40,9 +49,11 @@ class AuditReport(msgspec.Struct):
 _MAX_LISTED = 50
 
 
-async def audit(conn: Any) -> AuditReport:
+async def audit(conn: Any, witnessed: witness.WitnessFile | None = None) -> AuditReport:
     report = AuditReport()
     problems = report.problems
+    wanted = {cp.seq for cp in witnessed.checkpoints} if witnessed else set()
+    hashes: dict[int, bytes] = {}
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         sealed: dict[int, repo.BlockRow] = {}
         expected_seq, prev = 1, merkle.GENESIS
@@ -68,6 +79,11 @@ async def audit(conn: Any) -> AuditReport:
             if digest != blk.block_hash:
                 problems.append(f"block seq {blk.seq}: block hash does not re-compute")
             expected_seq, prev = blk.seq + 1, blk.block_hash or b""
+            report.head_seq, report.head_hash = blk.seq, prev
+            if blk.seq in wanted:
+                hashes[blk.seq] = prev
+        if witnessed is not None:
+            problems.extend(witness.extends(witnessed, report.head_seq, hashes))
 
         current: int | None = None
         leaves: list[bytes] = []
@@ -148,13 +164,54 @@ def print_report(report: AuditReport, out: TextIO) -> None:
         print(f"  - {problem}", file=out)
 
 
-async def run_audit_cli(database_url: str) -> int:
+async def run_audit_cli(
+    database_url: str,
+    witness_path: Path | None = None,
+    *,
+    key: Ed25519PrivateKey | None = None,
+    origin: str = "",
+) -> int:
+    """The audit; with ``witness_path``, checked against the checkpoints kept there (``key`` and
+    ``origin`` sign the new one, added only when everything holds)."""
     from server.db import connect
 
+    err = sys.stderr
+    kept: witness.WitnessFile | None = None
+    file_problems: list[str] = []
+    if witness_path is not None:
+        try:
+            kept = witness.load(witness_path)
+        except witness.WitnessFileError as exc:
+            print(f"ledger audit FAILED: {exc}", file=err)
+            return 1
+        assert key is not None
+        if kept is not None:
+            file_problems = witness.check_file(kept, origin)
+            signer = witness.public_key_b64(key)
+            if signer not in kept.public_keys:
+                file_problems.append(
+                    f"checkpoints are now signed by key {witness.key_id_of(key)}, which the "
+                    "witness file does not trust; if the witness key was rotated on purpose, "
+                    "add its public key to the file's public_keys"
+                )
     conn = await connect(database_url)
     try:
-        report = await audit(conn)
+        report = await audit(conn, kept)
     finally:
         await conn.close()
-    print_report(report, sys.stdout if report.ok else sys.stderr)
+    report.problems[:0] = file_problems
+    out = sys.stdout if report.ok else err
+    print_report(report, out)
+    if witness_path is not None and report.ok:
+        assert key is not None
+        checkpoint = witness.head_checkpoint(
+            key, origin, (report.head_seq, report.head_hash), datetime.now(UTC)
+        )
+        updated = witness.record(kept, checkpoint)
+        witness.save(witness_path, updated)
+        print(
+            f"witness {witness_path}: {len(updated.checkpoints)} checkpoints, the latest "
+            f"seq {checkpoint.seq} ({checkpoint.timestamp})",
+            file=out,
+        )
     return 0 if report.ok else 1

@@ -11,13 +11,18 @@ seals every few seconds; :func:`seal` can also be called directly.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
-from points import merkle
+import msgspec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from points import merkle, witness
 from points import repository as repo
 from points.errors import BlockNotSealed, TransferNotFound
 from points.schemas import InclusionProof
 from server.db import Tx
+from server.errors import NotFound
 
 
 async def seal(tx: Tx, *, max_batches: int = 5000) -> int:
@@ -86,4 +91,46 @@ async def inclusion_proof(conn: Any, transfer_id: str) -> InclusionProof:
         transfer_count=blk.transfer_count,
         block_hash=blk.block_hash.hex(),
         path=merkle.merkle_path(leaves, index),
+    )
+
+
+# Published: signed checkpoints (points/witness.py) and the blocks they commit to --------------
+
+
+class PublishedBlock(msgspec.Struct, frozen=True, kw_only=True):
+    """A sealed block as anyone may read it: with the previous block's, enough to check the
+    chain link and the block hash (``merkle.block_hash``) without the database."""
+
+    seq: int
+    batch_id: str
+    prev_hash: str
+    merkle_root: str
+    transfer_count: int
+    block_hash: str
+    sealed_at: datetime | None
+
+
+async def checkpoint(
+    conn: Any, key: Ed25519PrivateKey, origin: str, now: datetime | None = None
+) -> witness.Checkpoint:
+    """A signed checkpoint of the journal's head as it is now."""
+    head = await repo.journal_head(conn)
+    return witness.head_checkpoint(key, origin, head, now or datetime.now(UTC))
+
+
+async def published_block(conn: Any, seq: int) -> PublishedBlock:
+    found = await repo.block_by_seq(conn, seq)
+    if found is None:
+        raise NotFound(f"no sealed block {seq} in the journal", code="block_not_found")
+    blk, sealed_at = found
+    assert blk.seq is not None and blk.prev_hash is not None and blk.merkle_root is not None
+    assert blk.block_hash is not None and blk.transfer_count is not None
+    return PublishedBlock(
+        seq=blk.seq,
+        batch_id=str(blk.batch_id),
+        prev_hash=blk.prev_hash.hex(),
+        merkle_root=blk.merkle_root.hex(),
+        transfer_count=blk.transfer_count,
+        block_hash=blk.block_hash.hex(),
+        sealed_at=sealed_at,
     )

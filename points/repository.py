@@ -739,6 +739,16 @@ def _block(r: Any) -> BlockRow:
     )
 
 
+async def block_by_seq(conn: Any, seq: int) -> tuple[BlockRow, Any] | None:
+    """A sealed block by its sequence number, with its sealing time."""
+    r = await conn.fetchrow(
+        "SELECT id, seq, prev_hash, merkle_root, block_hash, transfer_count, sealed_at "
+        "FROM ledger_batches WHERE seq = $1",
+        seq,
+    )
+    return None if r is None else (_block(r), r["sealed_at"])
+
+
 async def block(conn: Any, batch_id: int) -> BlockRow | None:
     r = await conn.fetchrow(
         "SELECT id, seq, prev_hash, merkle_root, block_hash, transfer_count "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from celery import shared_task
@@ -19,6 +20,10 @@ BEAT: dict[str, dict[str, Any]] = {
 
 _CHUNK = 1000
 
+# Ticks with nothing to do log nothing (their Celery lines go to DEBUG: server.worker); work
+# done is one line each.
+log = logging.getLogger("tanpuhui.points")
+
 
 async def seal_journal_body(ctx: WorkerContext) -> int:
     total = 0
@@ -27,6 +32,8 @@ async def seal_journal_body(ctx: WorkerContext) -> int:
             n = await journal.seal(tx)
         total += n
         if n == 0:
+            if total:
+                log.info("journal sealed", extra={"blocks": total})
             return total
 
 
@@ -38,6 +45,8 @@ async def void_timed_out_holds_body(ctx: WorkerContext) -> int:
             n = await service.void_timed_out_holds(tx, policy, limit=_CHUNK)
         total += n
         if n < _CHUNK:
+            if total:
+                log.info("timed-out holds voided", extra={"holds": total})
             return total
 
 
@@ -51,6 +60,8 @@ async def expire_lots_body(ctx: WorkerContext) -> int:
             )
         total += n
         if n == 0:
+            if total:
+                log.info("expired points posted", extra={"residents": total})
             return total
 
 

@@ -38,11 +38,13 @@ from server.health import HealthController
 from server.logs import configure_logging, request_id_var
 from server.redis import create_redis
 from server.settings import Settings
+from server.wire import StrictRequest, check_request
 
 # "module:attribute" of each surface's Router; each domain's routes.py owns its handlers.
 SURFACES: list[str] = [
     "server.mobile.routes:mobile_router",
     "server.operators.routes:operators_router",
+    "server.public.routes:public_router",
 ]
 
 _RID_OK = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
@@ -90,6 +92,11 @@ def _lifespan(settings: Settings) -> Any:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         if not settings.database.url or not settings.redis.url:
             raise RuntimeError("create_app needs DATABASE_URL and REDIS_URL (see `tanpuhui dev`)")
+        # The Celery app of the tasks this process sends (uploaded files), on the configured
+        # broker; SettingsError (no start) when that broker cannot be the one in effect.
+        from server.worker import create_celery
+
+        app.state.celery = create_celery(settings)
         app.state.pool = await create_pool(
             settings.database.url,
             min_size=settings.database.pool_min,
@@ -153,6 +160,9 @@ def create_app(
             "jwt": Provide(provide_jwt, sync_to_thread=False),
         },
         exception_handlers=exception_handlers(TRANSIENT_ERRORS),
+        # Strict JSON bodies, media types and no NUL in paths, for every surface (server/wire.py).
+        request_class=StrictRequest,
+        guards=[check_request],
         openapi_config=OpenAPIConfig(
             title="tanpuhui",
             version="1.0.0",

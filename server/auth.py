@@ -1,14 +1,16 @@
 """Authentication building blocks: JWTs with key ids and rotation, role guards, and operators'
 HMAC request signatures with replay protection.
 
-Everything here is checked *before* a request body is decoded: guards read only headers, and an
-operator route verifies the signature over the raw bytes before msgspec sees them.
+Everything here is checked *before* a request body is decoded: guards read only headers; an
+operator route checks the signature headers before it reads a byte of the body, then verifies the
+signature over the raw bytes before msgspec sees them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import time
 import uuid
@@ -155,9 +157,28 @@ def require_role(principal: Principal, *roles: Role) -> Principal:
 SIGNATURE_HEADERS = ("x-operator-id", "x-key-id", "x-timestamp", "x-nonce", "x-signature")
 NONCE_TTL_S = 900
 
+# Each header is plain ASCII of a bounded length, checked before anything else reads it: a value
+# that is not (a superscript digit, 5,000 digits, a non-ASCII signature) is `signature_invalid`,
+# never an exception further down. `fullmatch` with explicit classes: `\d` and `$` would let
+# Unicode digits and a trailing newline through.
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+_SIGNATURE = re.compile(r"[0-9a-fA-F]{64}")
+_IDENT = re.compile(r"[!-~]{1,64}")  # visible ASCII: operator ids and key ids
+_NONCE = re.compile(r"[!-~]{8,128}")
+_FORMATS = (
+    ("x-operator-id", _IDENT, "X-Operator-Id must be 1 to 64 visible ASCII characters."),
+    ("x-key-id", _IDENT, "X-Key-Id must be 1 to 64 visible ASCII characters."),
+    ("x-timestamp", _TIMESTAMP, "X-Timestamp must be Unix seconds (ASCII digits)."),
+    ("x-nonce", _NONCE, "X-Nonce must be 8 to 128 visible ASCII characters."),
+    ("x-signature", _SIGNATURE, "X-Signature must be 64 hexadecimal characters."),
+)
+
 
 def canonical_request(method: str, path: str, timestamp: str, nonce: str, body: bytes) -> bytes:
-    """The signed string: method, path (with query), timestamp, nonce and body SHA-256, by LF."""
+    """The signed string: method, path (with query), timestamp, nonce and body SHA-256, by LF.
+
+    ``path`` is the request target exactly as sent on the request line: the raw path with its
+    percent-encoding untouched, then ``?`` and the raw query string when there is one."""
     digest = hashlib.sha256(body).hexdigest()
     return "\n".join((method.upper(), path, timestamp, nonce, digest)).encode()
 
@@ -191,7 +212,72 @@ class SignedCaller(msgspec.Struct, frozen=True):
     key_id: str
 
 
+class SignatureHeaders(msgspec.Struct, frozen=True):
+    """The signature headers of a request, well-formed and within the clock window (not yet
+    verified: that needs the body and the key)."""
+
+    operator_id: str
+    key_id: str
+    timestamp: str
+    nonce: str
+    signature: str
+
+
 KeyLookup = Callable[[str, str], Awaitable[str | None]]
+
+
+def check_signature_headers(
+    headers: Mapping[str, str], *, skew_s: int = 300, now: float | None = None
+) -> SignatureHeaders:
+    """The cheap half of the check, run before any byte of the body is read: every header
+    present and well-formed, the timestamp within ``skew_s``. Raises ``Unauthenticated``."""
+    values = {h: headers.get(h) for h in SIGNATURE_HEADERS}
+    missing = [h for h, v in values.items() if not v]
+    if missing:
+        raise Unauthenticated(
+            f"Missing signature headers: {', '.join(missing)}.", code="signature_missing"
+        )
+    for header, pattern, message in _FORMATS:
+        if not pattern.fullmatch(str(values[header])):
+            raise Unauthenticated(message, code="signature_invalid")
+    operator_id, key_id, ts, nonce, signature = (str(values[h]) for h in SIGNATURE_HEADERS)
+    current = time.time() if now is None else now
+    if abs(current - int(ts)) > skew_s:
+        raise Unauthenticated(
+            f"X-Timestamp is more than {skew_s} s away from the server's clock.",
+            code="signature_stale",
+        )
+    return SignatureHeaders(operator_id, key_id, ts, nonce, signature.lower())
+
+
+async def verify_signed(
+    signed: SignatureHeaders,
+    *,
+    method: str,
+    path: str,
+    body: bytes,
+    lookup_secret: KeyLookup,
+    redis: Any,
+) -> SignedCaller:
+    """The second half, once the body is read: the key, the HMAC, then the nonce.
+
+    The nonce is remembered in Redis (``SET NX``) only after the MAC checks out, so a forger
+    cannot burn an operator's nonces; a replay of a valid request fails with ``signature_replayed``.
+    """
+    secret = await lookup_secret(signed.operator_id, signed.key_id)
+    if secret is None:
+        raise Unauthenticated("Unknown operator or signing key.", code="signature_invalid")
+    expected = hmac.new(
+        secret.encode(),
+        canonical_request(method, path, signed.timestamp, signed.nonce, body),
+        hashlib.sha256,
+    ).hexdigest()
+    if not hmac.compare_digest(expected, signed.signature):
+        raise Unauthenticated("The signature does not match the request.", code="signature_invalid")
+    key = f"nonce:{signed.operator_id}:{signed.nonce}"
+    if not await redis.set(key, b"1", nx=True, ex=NONCE_TTL_S):
+        raise Unauthenticated("This nonce was already used.", code="signature_replayed")
+    return SignedCaller(operator_id=signed.operator_id, key_id=signed.key_id)
 
 
 async def verify_signature(
@@ -205,37 +291,9 @@ async def verify_signature(
     skew_s: int = 300,
     now: float | None = None,
 ) -> SignedCaller:
-    """Check an operator request's HMAC, timestamp window and nonce; raise ``Unauthenticated``.
-
-    The nonce is remembered in Redis (``SET NX``) only after the MAC checks out, so a forger
-    cannot burn an operator's nonces; a replay of a valid request fails with ``replayed_nonce``.
-    """
-    values = {h: headers.get(h) for h in SIGNATURE_HEADERS}
-    missing = [h for h, v in values.items() if not v]
-    if missing:
-        raise Unauthenticated(
-            f"Missing signature headers: {', '.join(missing)}.", code="signature_missing"
-        )
-    operator_id, key_id, ts, nonce, signature = (str(values[h]) for h in SIGNATURE_HEADERS)
-    if not ts.isdigit():
-        raise Unauthenticated("X-Timestamp must be Unix seconds.", code="signature_invalid")
-    current = time.time() if now is None else now
-    if abs(current - int(ts)) > skew_s:
-        raise Unauthenticated(
-            f"X-Timestamp is more than {skew_s} s away from the server's clock.",
-            code="signature_stale",
-        )
-    if not 8 <= len(nonce) <= 128:
-        raise Unauthenticated("X-Nonce must be 8 to 128 characters.", code="signature_invalid")
-    secret = await lookup_secret(operator_id, key_id)
-    if secret is None:
-        raise Unauthenticated("Unknown operator or signing key.", code="signature_invalid")
-    expected = hmac.new(
-        secret.encode(), canonical_request(method, path, ts, nonce, body), hashlib.sha256
-    ).hexdigest()
-    if not hmac.compare_digest(expected, signature.lower()):
-        raise Unauthenticated("The signature does not match the request.", code="signature_invalid")
-    fresh = await redis.set(f"nonce:{operator_id}:{nonce}", b"1", nx=True, ex=NONCE_TTL_S)
-    if not fresh:
-        raise Unauthenticated("This nonce was already used.", code="signature_replayed")
-    return SignedCaller(operator_id=operator_id, key_id=key_id)
+    """Both halves at once (:func:`check_signature_headers`, then :func:`verify_signed`), for a
+    caller that already holds the body; raises ``Unauthenticated``."""
+    signed = check_signature_headers(headers, skew_s=skew_s, now=now)
+    return await verify_signed(
+        signed, method=method, path=path, body=body, lookup_secret=lookup_secret, redis=redis
+    )

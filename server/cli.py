@@ -4,39 +4,100 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
-from server.settings import Settings, SettingsError, markdown_table
+import asyncpg
+import msgspec
+
+from server.settings import (
+    PrivacySettings,
+    Settings,
+    SettingsError,
+    describe,
+    env_name,
+    markdown_table,
+)
 
 
-def _fail(message: str, status: int = 2) -> int:
-    print(f"tanpuhui: {message}", file=sys.stderr)
+def _fail(message: str, status: int = 2, *, prog: str = "tanpuhui") -> int:
+    print(f"{prog}: {message}", file=sys.stderr)
     return status
 
 
 def _require_urls(settings: Settings, command: str) -> None:
     if not settings.database.url:
-        raise SettingsError("DATABASE_URL", f"required by `tanpuhui {command}`")
+        raise SettingsError("DATABASE_URL", f"required by `tanpuhui {command}`{_DEV_HINT}")
     if not settings.redis.url:
-        raise SettingsError("REDIS_URL", f"required by `tanpuhui {command}`")
+        raise SettingsError("REDIS_URL", f"required by `tanpuhui {command}`{_DEV_HINT}")
 
 
-async def _migrate(url: str) -> list[str]:
-    from server.db import connect
-    from server.migrate import migrate
+# serve, worker and beat run against given stores; `tanpuhui dev` starts the embedded ones.
+_DEV_HINT = " (`tanpuhui dev` / `make run` start the embedded stores and all three processes)"
+
+
+async def _migrate(
+    owner_url: str, app_url: str | None = None, *, settings: Settings | None = None
+) -> list[str]:
+    """Migrate as the owner; grant the application role (``app_url``'s) exactly its privileges
+    (server/migrate.py); seed; encrypt operator secrets still stored in clear. Without a
+    distinct application role least privilege is off: a warning, refused in prod."""
+    from behaviours.service import seal_clear_secrets
+    from server.db import connect, transaction_on
+    from server.migrate import MigrationError, migrate, role_facts
     from server.seeds import apply_seeds
+
+    prod = settings is not None and settings.env == "prod"
+    app_role: str | None = None
+    if app_url is not None and app_url != owner_url:
+        conn = await connect(app_url)
+        try:
+            app_role = await conn.fetchval("SELECT current_user")
+        finally:
+            await conn.close()
+    conn = await connect(owner_url)
+    try:
+        owner = await conn.fetchval("SELECT current_user")
+        facts = await role_facts(conn, app_role) if app_role and app_role != owner else None
+        off = (
+            "the application connects as the owner of the schema"
+            if facts is None
+            else "the application role is a superuser"
+            if facts.superuser
+            else None
+        )
+        if off:
+            hint = (
+                "set TANPUHUI_DATABASE_OWNER_URL to the owner and DATABASE_URL to a role of the "
+                "application's own (docs/ledger.md, 'Who may write the ledger')"
+            )
+            if prod:
+                raise MigrationError(f"least privilege is required in prod: {off}; {hint}")
+            print(f"tanpuhui: warning: least privilege is off: {off}; {hint}", file=sys.stderr)
+        done = await migrate(conn, app_role=app_role if facts else None)
+        await apply_seeds(conn)
+        async with transaction_on(conn) as tx:
+            await seal_clear_secrets(tx, settings.privacy if settings else PrivacySettings())
+        return done
+    finally:
+        await conn.close()
+
+
+async def _districts_note(url: str) -> str:
+    """What the programme's districts allow (none imported: trips with coordinates are refused)."""
+    from behaviours.service import district_count, districts_note
+    from server.db import connect
 
     conn = await connect(url)
     try:
-        done = await migrate(conn)
-        await apply_seeds(conn)
-        return done
+        return districts_note(await district_count(conn))
     finally:
         await conn.close()
 
@@ -46,8 +107,9 @@ def cmd_migrate(settings: Settings, _: argparse.Namespace) -> int:
 
     _require_urls_db(settings, "migrate")
     assert settings.database.url
+    owner_url = settings.database.owner_url or settings.database.url
     try:
-        done = asyncio.run(_migrate(settings.database.url))
+        done = asyncio.run(_migrate(owner_url, settings.database.url, settings=settings))
     except MigrationError as exc:
         return _fail(f"migration refused: {exc}", 1)
     print(f"migrations applied: {', '.join(done) if done else 'none (up to date)'}")
@@ -93,101 +155,283 @@ def cmd_beat(settings: Settings, _: argparse.Namespace) -> int:
     return 0
 
 
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's configuration for `serve` (and so `dev`): a bounded request head with the fast
+    parser (server/http_limits.py), and `X-Forwarded-*` believed only from the configured
+    proxies (none by default: the client address is the socket's peer)."""
+    proxies = [p.strip() for p in (settings.http.trusted_proxies or "").split(",") if p.strip()]
+    for proxy in proxies:
+        try:
+            if proxy != "*":
+                ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise SettingsError(
+                "TANPUHUI_HTTP_TRUSTED_PROXIES", f"{proxy!r} is not an IP address or network"
+            ) from None
+    return {
+        "factory": True,
+        "host": settings.http.host,
+        "port": settings.http.port,
+        "workers": settings.http.workers,
+        "log_config": None,
+        "access_log": False,
+        "http": "server.http_limits:BoundedHttpToolsProtocol",
+        "h11_max_incomplete_event_size": settings.http.max_header_bytes,
+        "proxy_headers": bool(proxies),
+        "forwarded_allow_ips": proxies,
+    }
+
+
 def cmd_serve(settings: Settings, _: argparse.Namespace) -> int:
     import uvicorn
 
+    from server.worker import broker_url
+
     _require_urls(settings, "serve")
-    uvicorn.run(
-        "server.app:create_app_from_env",
-        factory=True,
-        host=settings.http.host,
-        port=settings.http.port,
-        workers=settings.http.workers,
-        log_config=None,
-        access_log=False,
-        proxy_headers=True,
-    )
+    broker_url(settings)  # refuse before starting: the API sends tasks only to its own broker
+    uvicorn.run("server.app:create_app_from_env", **uvicorn_options(settings))
     return 0
 
 
-def cmd_settings(_: Settings | None, __: argparse.Namespace) -> int:
-    print(markdown_table(), end="")
+def _setting_rows(settings: Settings) -> list[tuple[str, str, str, str]]:
+    """(variable, value in effect, where it comes from, meaning) for every setting; secrets are
+    masked, and so is the password of any URL."""
+    from server.worker import mask_url
+
+    values: dict[str, tuple[str, Any]] = {}
+    for name in settings.__struct_fields__:
+        value = getattr(settings, name)
+        if isinstance(value, msgspec.Struct):
+            for field in value.__struct_fields__:
+                values[env_name(name, field)] = (field, getattr(value, field))
+        else:
+            values[env_name(None, name)] = (name, value)
+    rows = []
+    for variable, _, meaning in describe():
+        field, value = values[variable]
+        if value is None:
+            shown = "(unset)"
+        elif any(word in field for word in _SECRET_WORDS):
+            shown = "***"
+        else:
+            shown = mask_url(str(value)) if "://" in str(value) else str(value)
+        source = "environment" if os.environ.get(variable) else "default"
+        rows.append((variable, shown, source, meaning))
+    return rows
+
+
+# A setting whose field name holds one of these is a secret: `tanpuhui settings` never shows it.
+_SECRET_WORDS = ("secret", "key", "token", "password")
+
+
+def cmd_settings(settings: Settings, args: argparse.Namespace) -> int:
+    if args.defaults:
+        print(markdown_table(), end="")
+        return 0
+    print("| variable | value | from | meaning |\n|---|---|---|---|")
+    for variable, value, source, meaning in _setting_rows(settings):
+        print(f"| `{variable}` | `{value}` | {source} | {meaning} |")
     return 0
 
 
-def cmd_audit(settings: Settings, _: argparse.Namespace) -> int:
-    from points.audit import run_audit_cli  # type: ignore[import-not-found,unused-ignore]
+def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
+    """Verify the journal's hash chain and re-derive every balance; with --witness FILE, also
+    that the journal extends every checkpoint kept in FILE, then add a signed checkpoint of the
+    audited head to it (docs/ledger.md, "The witness"). Exit status 1 on any problem."""
+    from points import witness
+    from points.audit import run_audit_cli
 
     _require_urls_db(settings, "audit")
     assert settings.database.url
-    status: int = asyncio.run(run_audit_cli(settings.database.url))
+    path = Path(args.witness) if args.witness else None
+    status: int = asyncio.run(
+        run_audit_cli(
+            settings.database.url,
+            path,
+            key=witness.settings_key(settings) if path else None,
+            origin=witness.origin_of(settings.region_code),
+        )
+    )
     return status
 
 
-def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
-    """Embedded stores when no URLs are set, migrations, then API + worker + beat as children."""
+def _preflight(settings: Settings, lock_path: Path) -> Any:
+    """Refuse (DevRefused, before anything is started) a `tanpuhui dev` that could not run: the
+    API's port taken, or this data directory's stores in use by another run. Returns the lock
+    file held for the run's lifetime."""
+    import fcntl
+
     from server.embedded import EmbeddedPostgres, EmbeddedRedis, default_dirs
+
+    pg_dir, redis_dir = default_dirs(settings.embedded.data_dir)
+    host, port = settings.http.host, settings.http.port
+    if not _port_free(host, port):
+        raise DevRefused(
+            f"port {port} on {host} is already in use; stop what listens there or choose "
+            "another with TANPUHUI_HTTP_PORT"
+        )
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    lock = open(lock_path, "a+")  # noqa: SIM115 (held open until the run ends)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        other = lock.read().strip() or "?"
+        lock.close()
+        raise DevRefused(
+            f"another `tanpuhui dev` (pid {other}) is running on {settings.embedded.data_dir}; "
+            "stop it first (Ctrl-C in its terminal)"
+        ) from None
+    try:
+        if not settings.redis.url and EmbeddedRedis(redis_dir).answering():
+            raise DevRefused(
+                f"an embedded Redis already runs on {redis_dir / 'redis.sock'} (left by an "
+                "earlier run?); stop that process first"
+            )
+        if not settings.database.url:
+            users = EmbeddedPostgres(pg_dir).users()
+            if users:
+                raise DevRefused(
+                    f"the embedded PostgreSQL in {pg_dir} is in use by pid "
+                    f"{', '.join(map(str, users))}; stop that process first"
+                )
+    except BaseException:
+        lock.close()
+        raise
+    lock.seek(0)
+    lock.truncate()
+    lock.write(str(os.getpid()))
+    lock.flush()
+    return lock
+
+
+class DevRefused(Exception):
+    pass
+
+
+def _port_free(host: str, port: int) -> bool:
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError:
+        return True  # uvicorn will say what is wrong with the host
+    for family, kind, proto, _, address in infos:
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+            try:
+                sock.bind(address)
+            except OSError:
+                return False
+    return True
+
+
+def _port_answers(host: str, port: int) -> bool:
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
+    """Embedded stores when no URLs are set, migrations, then API + worker + beat as children.
+
+    Supervised: when any child (the API, the worker, beat, the embedded Redis or PostgreSQL)
+    dies, it says which and stops everything, with exit status 1."""
+    from server.embedded import EmbeddedPostgres, EmbeddedRedis, default_dirs
+    from server.worker import broker_url
 
     started = time.monotonic()
     pg_dir, redis_dir = default_dirs(settings.embedded.data_dir)
+    # The children's broker, checked before anything starts (as `serve` will check it).
+    broker_url(settings.with_urls(None, settings.redis.url or EmbeddedRedis(redis_dir).url))
+    try:
+        lock = _preflight(settings, pg_dir.parent / "dev.lock")
+    except DevRefused as exc:
+        return _fail(f"dev: {exc}", 1)
     pg = EmbeddedPostgres(pg_dir) if not settings.database.url else None
     rd = EmbeddedRedis(redis_dir) if not settings.redis.url else None
-    children: list[subprocess.Popen[bytes]] = []
+    children: dict[str, subprocess.Popen[bytes]] = {}
     stopping = False
+    died: str | None = None
 
     def stop(*_: Any) -> None:
         nonlocal stopping
         stopping = True
 
+    def dead() -> str | None:
+        for name, child in children.items():
+            if child.poll() is not None:
+                return f"{name} exited with status {child.returncode}"
+        if rd is not None and not rd.alive():
+            return f"the embedded Redis exited with status {rd.returncode}"
+        if pg is not None and not pg.alive():
+            return "the embedded PostgreSQL stopped"
+        return None
+
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     try:
-        db_url = pg.start() if pg else settings.database.url
+        db_url: str | None
+        owner_url: str | None
+        if pg:
+            roles = pg.start_with_roles()
+            db_url, owner_url = roles.app_url, roles.owner_url
+        else:
+            db_url = settings.database.url
+            owner_url = settings.database.owner_url or db_url
         redis_url = rd.start() if rd else settings.redis.url
-        assert db_url and redis_url
-        done = asyncio.run(_migrate(db_url))
+        assert db_url and owner_url and redis_url
+        done = asyncio.run(_migrate(owner_url, db_url, settings=settings))
         print(f"tanpuhui dev: migrations applied: {', '.join(done) or 'none (up to date)'}")
+        print(f"tanpuhui dev: districts: {asyncio.run(_districts_note(db_url))}")
         env = {
-            **os.environ,
+            **{k: v for k, v in os.environ.items() if k != env_name("database", "owner_url")},
             "DATABASE_URL": db_url,
             "REDIS_URL": redis_url,
             "TANPUHUI_HTTP_WORKERS": "1",
         }
         py = sys.executable
         commands = {
-            "api": [py, "-m", "server.cli", "serve"],
-            "worker": [py, "-m", "server.cli", "worker", "--concurrency", "2"],
+            "the API": [py, "-m", "server.cli", "serve"],
+            "the worker": [py, "-m", "server.cli", "worker", "--concurrency", "2"],
             "beat": [py, "-m", "server.cli", "beat"],
         }
-        for argv in commands.values():
-            children.append(
-                subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, start_new_session=True)
+        for name, argv in commands.items():
+            children[name] = subprocess.Popen(
+                argv, env=env, stdin=subprocess.DEVNULL, start_new_session=True
             )
-        base = f"http://{settings.http.host}:{settings.http.port}"
-        print(
-            f"tanpuhui dev: API {base}  (readiness {base}/readyz, OpenAPI {base}/schema)\n"
-            f"tanpuhui dev: PostgreSQL {db_url}\n"
-            f"tanpuhui dev: Redis {redis_url}\n"
-            f"tanpuhui dev: worker and beat started ({time.monotonic() - started:.1f} s); "
-            "Ctrl-C stops everything",
-            flush=True,
-        )
-        while not stopping:
-            for name, child in zip(commands, children, strict=True):
-                if child.poll() is not None:
-                    print(
-                        f"tanpuhui dev: {name} exited with {child.returncode}; stopping",
-                        file=sys.stderr,
-                    )
-                    stopping = True
+        # The banner only once the API answers: a start that fails says so instead.
+        while not stopping and not _port_answers(settings.http.host, settings.http.port):
+            died = dead()
+            if died:
+                break
+            time.sleep(0.1)
+        if not stopping and not died:
+            base = f"http://{settings.http.host}:{settings.http.port}"
+            print(
+                f"tanpuhui dev: API {base}  (readiness {base}/readyz, OpenAPI {base}/schema)\n"
+                f"tanpuhui dev: PostgreSQL {db_url}\n"
+                f"tanpuhui dev: Redis {redis_url}\n"
+                f"tanpuhui dev: started in {time.monotonic() - started:.1f} s; "
+                "Ctrl-C stops everything",
+                flush=True,
+            )
+        while not stopping and not died:
+            died = dead()
             time.sleep(0.2)
-        return 0
+        if died:
+            print(f"tanpuhui dev: {died}; stopping everything", file=sys.stderr, flush=True)
+        return 1 if died else 0
     finally:
-        for child in children:
+        for child in children.values():
             if child.poll() is None:
                 os.killpg(child.pid, signal.SIGTERM)
         deadline = time.monotonic() + 15
-        for child in children:
+        for child in children.values():
             try:
                 child.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
@@ -197,6 +441,7 @@ def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
             rd.stop()
         if pg:
             pg.stop()
+        lock.close()
         print("tanpuhui dev: stopped", file=sys.stderr)
 
 
@@ -207,25 +452,65 @@ COMMANDS = {
     "worker": (cmd_worker, "a Celery worker"),
     "beat": (cmd_beat, "the Celery beat scheduler (periodic tasks)"),
     "audit": (cmd_audit, "verify the journal's hash chain and re-derive every balance"),
-    "settings": (cmd_settings, "print every setting as a Markdown table"),
+    "settings": (cmd_settings, "print the settings in effect (secrets masked) as a table"),
 }
+
+# Commands that need only PostgreSQL: without DATABASE_URL they use the embedded one of
+# TANPUHUI_EMBEDDED_DATA_DIR (attached when `make run` runs, started for the command otherwise).
+_EMBEDDED_DB: dict[str, bool] = {"migrate": True, "audit": False}  # command: may create it
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tanpuhui", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, (_, help_text) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text)
+    for name, (function, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=function.__doc__ or help_text)
         if name == "worker":
             p.add_argument("--concurrency", type=int, default=2)
+        if name == "audit":
+            p.add_argument(
+                "--witness",
+                metavar="FILE",
+                help="keep signed checkpoints in FILE; fail if the journal no longer extends them",
+            )
+        if name == "settings":
+            p.add_argument(
+                "--defaults", action="store_true", help="the defaults instead (the README's table)"
+            )
     args = parser.parse_args(argv)
+    command = COMMANDS[args.command][0]
+    if args.command in _EMBEDDED_DB:
+        return with_database(
+            lambda settings: command(settings, args), create=_EMBEDDED_DB[args.command]
+        )
     try:
-        if args.command == "settings":
-            return cmd_settings(None, args)
-        settings = Settings.from_env()
-        return COMMANDS[args.command][0](settings, args)
+        return command(Settings.from_env(), args)
     except SettingsError as exc:
         return _fail(str(exc))
+
+
+def with_database(
+    run: Callable[[Settings], int], *, create: bool = False, prog: str = "tanpuhui"
+) -> int:
+    """``run(settings)`` for a command that needs only PostgreSQL (migrate, audit, the
+    importers): ``DATABASE_URL``, or when it is unset the embedded PostgreSQL of
+    TANPUHUI_EMBEDDED_DATA_DIR, as `tanpuhui dev` uses it (attached when it runs, started for the
+    command otherwise; ``create`` lets a first command create it). Failures are one line on
+    stderr: status 2 for a setting, 1 for anything else."""
+    from server.embedded import EmbeddedError, attached_postgres
+
+    try:
+        settings = Settings.from_env()
+        if settings.database.url:
+            return run(settings)
+        with attached_postgres(settings.embedded.data_dir, create=create) as roles:
+            return run(
+                settings.with_urls(roles.app_url, settings.redis.url, owner_url=roles.owner_url)
+            )
+    except SettingsError as exc:
+        return _fail(str(exc), prog=prog)
+    except (EmbeddedError, OSError, asyncpg.PostgresError) as exc:
+        return _fail(str(exc) or type(exc).__name__, 1, prog=prog)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
+import redis.exceptions
 
 log = logging.getLogger("tanpuhui.db")
 
@@ -47,6 +48,7 @@ async def create_pool(
         min_size=min_size,
         max_size=max_size,
         command_timeout=command_timeout,
+        connect=_connect,
         init=_init_connection,
         reset=_reset_nothing,
         server_settings={"application_name": "tanpuhui", "timezone": "UTC"},
@@ -59,16 +61,47 @@ async def connect(url: str) -> Any:
     return conn
 
 
-# Failures that say "not now" rather than "never": the transaction was rolled back whole, so the
-# same request can simply be sent again. The app answers them 503 with Retry-After.
+class StoreUnreachable(ConnectionError):
+    """PostgreSQL could not be reached when the pool opened a connection (refused, reset, no
+    socket, DNS): asyncpg lets the OS error out as it is, this names it for the handlers."""
+
+
+class ConnectionLost(StoreUnreachable):
+    """The connection died inside a transaction (PostgreSQL restarted, the network cut): asyncpg
+    reports it first as ``ConnectionDoesNotExistError``, then, when the transaction is left, as
+    an ``InterfaceError`` ("the underlying connection is closed") that would hide the first."""
+
+
+async def _connect(*args: Any, **kwargs: Any) -> Any:
+    try:
+        return await asyncpg.connect(*args, **kwargs)
+    except OSError as exc:  # ConnectionRefusedError, FileNotFoundError (unix socket), gaierror
+        raise StoreUnreachable(f"PostgreSQL is unreachable: {exc}") from exc
+
+
+# Failures that say "not now" rather than "never": the transaction was rolled back whole (or
+# never began), so the same request can simply be sent again. The app answers them 503
+# `retry_later` with Retry-After (server.errors.handle_transient); the one list, registered by
+# server.app.create_app.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    TimeoutError,  # asyncpg's command timeout
+    TimeoutError,  # asyncpg's command timeout, pool acquire timeout
+    # PostgreSQL: busy, conflicting, shutting down, or the connection gone.
     asyncpg.exceptions.QueryCanceledError,  # statement_timeout, lock_timeout
     asyncpg.exceptions.DeadlockDetectedError,
     asyncpg.exceptions.SerializationError,
     asyncpg.exceptions.LockNotAvailableError,
     asyncpg.exceptions.TooManyConnectionsError,
-    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.OperatorInterventionError,  # admin/crash shutdown, cannot connect now
+    asyncpg.exceptions.PostgresConnectionError,  # connection does not exist / failed / rejected
+    asyncpg.exceptions.ConnectionDoesNotExistError,  # (the common one: lost mid-batch)
+    StoreUnreachable,  # connect refused or no socket; ConnectionLost mid-transaction
+    # Redis: down, hung (socket timeout), loading its data, failing over.
+    redis.exceptions.ConnectionError,  # includes BusyLoadingError, MaxConnectionsError
+    redis.exceptions.BusyLoadingError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.ClusterDownError,
 )
 
 
@@ -98,12 +131,25 @@ class Tx:
                 log.exception("after-commit callback failed")
 
 
+def _lost(conn: Any) -> bool:
+    """Whether ``conn`` is closed (a pool's proxy is detached once its connection died)."""
+    try:
+        return bool(conn.is_closed())
+    except asyncpg.exceptions.InterfaceError:
+        return True
+
+
 @asynccontextmanager
 async def transaction(pool: Any, *, isolation: str = "read_committed") -> AsyncIterator[Tx]:
     async with pool.acquire() as conn:
         tx = Tx(conn)
-        async with conn.transaction(isolation=isolation):
-            yield tx
+        try:
+            async with conn.transaction(isolation=isolation):
+                yield tx
+        except asyncpg.exceptions.InterfaceError as exc:
+            if _lost(conn):
+                raise ConnectionLost("the PostgreSQL connection was lost mid-transaction") from exc
+            raise
         await tx._run_after_commit()
 
 
@@ -111,6 +157,11 @@ async def transaction(pool: Any, *, isolation: str = "read_committed") -> AsyncI
 async def transaction_on(conn: Any) -> AsyncIterator[Tx]:
     """The same ownership on a connection the caller already holds (workers, CLI, tests)."""
     tx = Tx(conn)
-    async with conn.transaction():
-        yield tx
+    try:
+        async with conn.transaction():
+            yield tx
+    except asyncpg.exceptions.InterfaceError as exc:
+        if _lost(conn):
+            raise ConnectionLost("the PostgreSQL connection was lost mid-transaction") from exc
+        raise
     await tx._run_after_commit()

@@ -9,6 +9,7 @@ import msgspec
 from litestar import Controller, get
 from litestar.datastructures import State
 
+from behaviours.service import district_count, districts_note
 from server.errors import Unavailable
 
 
@@ -27,20 +28,25 @@ class HealthController(Controller):
 
     @get("/readyz", summary="PostgreSQL and Redis answer (503 otherwise)")
     async def readyz(self, state: State) -> Health:
+        """503 when a data store does not answer. ``checks.districts`` says how many districts
+        are imported: with none the service still runs (200), but refuses trips with
+        coordinates (``region_not_configured``)."""
+        districts: list[int] = []
         checks = {
-            "postgres": await _check(_pg(state.pool)),
+            "postgres": await _check(_pg(state.pool, districts)),
             "redis": await _check(state.redis.ping()),
         }
         if any(v != "ok" for v in checks.values()):
             raise Unavailable(
                 "A data store does not answer.", code="not_ready", extra={"checks": checks}
             )
+        checks["districts"] = districts_note(districts[0])
         return Health(status="ok", checks=checks)
 
 
-async def _pg(pool: Any) -> None:
+async def _pg(pool: Any, districts: list[int]) -> None:
     async with pool.acquire(timeout=2) as conn:
-        await conn.fetchval("SELECT 1")
+        districts.append(await district_count(conn))
 
 
 async def _check(awaitable: Any) -> str:

@@ -9,6 +9,7 @@ line on stderr and exit status 2.
 
 from __future__ import annotations
 
+import base64
 import os
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
@@ -37,6 +38,16 @@ class DatabaseSettings(Struct, frozen=True, kw_only=True):
         _doc(
             "PostgreSQL URL (postgresql://user:pass@host:port/db). Unset: an embedded "
             "PostgreSQL is started under the embedded data directory (dev only)."
+        ),
+    ] = None
+    owner_url: Annotated[
+        str | None,
+        _doc(
+            "PostgreSQL URL of the role that owns the schema: `tanpuhui migrate` connects as it, "
+            "then grants `DATABASE_URL`'s role only what the application needs (it cannot "
+            "update, delete or truncate ledger transfers, nor disable triggers). Give it to the "
+            "migrate step only, never to the API or workers. Unset: `DATABASE_URL` (least "
+            "privilege off; refused when TANPUHUI_ENV=prod). Embedded: set up by `tanpuhui dev`."
         ),
     ] = None
     pool_min: Annotated[int, Meta(ge=1, le=1000), _doc("Smallest pool size per process.")] = 2
@@ -71,6 +82,19 @@ class HttpSettings(Struct, frozen=True, kw_only=True):
     max_body_bytes: Annotated[
         int, Meta(ge=1024), _doc("Largest request body accepted, in bytes.")
     ] = 16 * 1024 * 1024
+    max_header_bytes: Annotated[
+        int,
+        Meta(ge=4096, le=1024 * 1024),
+        _doc("Largest request line plus headers accepted, in bytes (larger: 431, or 400)."),
+    ] = 16 * 1024
+    trusted_proxies: Annotated[
+        str | None,
+        _doc(
+            "Comma-separated IPs or CIDR networks of reverse proxies whose `X-Forwarded-For` and "
+            "`X-Forwarded-Proto` are believed (`*` trusts any). Unset or empty: none; the client "
+            "address is the socket's peer."
+        ),
+    ] = None
     debug: Annotated[bool, _doc("Litestar debug mode; never in production.")] = False
 
 
@@ -119,6 +143,15 @@ class PointsSettings(Struct, frozen=True, kw_only=True):
     hold_timeout_s: Annotated[
         int, Meta(ge=10, le=30 * 86400), _doc("Seconds before an unsettled hold is voided.")
     ] = 900
+    witness_key: Annotated[
+        str | None,
+        _doc(
+            "Ed25519 private key (base64 of its 32 raw bytes) that signs the journal's "
+            "checkpoints (`/api/public/v1/journal/checkpoint`, `tanpuhui audit --witness`); "
+            "never stored in the database. Required in prod; unset in dev/test: a key generated "
+            "once under the embedded data directory."
+        ),
+    ] = None
 
 
 class SmsSettings(Struct, frozen=True, kw_only=True):
@@ -148,10 +181,23 @@ class SmsSettings(Struct, frozen=True, kw_only=True):
         int, Meta(ge=0, le=3600), _doc("Seconds before another code may be sent to one phone.")
     ] = 60
     per_phone_per_hour: Annotated[
-        int, Meta(ge=1, le=1000), _doc("Codes sent to one phone number per hour at most.")
+        int,
+        Meta(ge=1, le=1000),
+        _doc(
+            "Codes sent to one phone number per hour at the request of one client IP at most "
+            "(only codes actually sent count; a refused request counts nothing)."
+        ),
     ] = 5
+    per_phone_all_clients_per_hour: Annotated[
+        int,
+        Meta(ge=2, le=10000),
+        _doc(
+            "Codes sent to one phone number per hour whatever the client, at most; larger than "
+            "the per-client figure, so that no single client can lock a number out."
+        ),
+    ] = 20
     per_ip_per_hour: Annotated[
-        int, Meta(ge=1, le=100000), _doc("Codes requested from one client IP per hour at most.")
+        int, Meta(ge=1, le=100000), _doc("Codes sent at the request of one client IP per hour.")
     ] = 30
 
 
@@ -175,6 +221,14 @@ class PrivacySettings(Struct, frozen=True, kw_only=True):
             "Secret key (16+ characters) of the keyed hash under which phone numbers and WeChat "
             "openids are looked up; never stored in clear. Required in prod; unset in dev/test: "
             "a fixed, public development key."
+        ),
+    ] = None
+    secrets_key: Annotated[
+        str | None,
+        _doc(
+            "AES-256-GCM key (base64 of 32 bytes) under which operators' signing secrets are "
+            "stored encrypted. Required in prod; unset in dev/test: a fixed, public development "
+            "key. `tanpuhui migrate` encrypts secrets still stored in clear."
         ),
     ] = None
 
@@ -232,12 +286,13 @@ class Settings(Struct, frozen=True, kw_only=True):
         Literal["dev", "test", "prod"],
         _doc(
             "Deployment kind; `prod` refuses dev-only conveniences (random JWT keys, the "
-            "public phone-hash key, the console SMS gateway)."
+            "public phone-hash and secrets keys, a generated witness key, the console SMS "
+            "gateway, migrating without a role of the application's own)."
         ),
     ] = "dev"
     region_code: Annotated[
         str,
-        Meta(pattern=r"^\d{6}$"),
+        Meta(pattern=r"^[0-9]{6}$", min_length=6, max_length=6),
         _doc("6-digit GB/T 2260 administrative code of the programme's region."),
     ] = "440300"
     database: DatabaseSettings = msgspec.field(default_factory=DatabaseSettings)
@@ -257,12 +312,16 @@ class Settings(Struct, frozen=True, kw_only=True):
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         return load_settings(os.environ if environ is None else environ)
 
-    def with_urls(self, database_url: str | None, redis_url: str | None) -> Settings:
-        """A copy with the store URLs replaced (used once embedded stores are up)."""
+    def with_urls(
+        self, database_url: str | None, redis_url: str | None, *, owner_url: str | None = None
+    ) -> Settings:
+        """A copy with the store URLs replaced (used once embedded stores are up); the owner's
+        URL too when given."""
+        database = msgspec.structs.replace(self.database, url=database_url)
+        if owner_url is not None:
+            database = msgspec.structs.replace(database, owner_url=owner_url)
         return msgspec.structs.replace(
-            self,
-            database=msgspec.structs.replace(self.database, url=database_url),
-            redis=msgspec.structs.replace(self.redis, url=redis_url),
+            self, database=database, redis=msgspec.structs.replace(self.redis, url=redis_url)
         )
 
 
@@ -322,6 +381,9 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         raise SettingsError(_variable_of(str(exc)), str(exc).split(" - at ")[0]) from None
     if settings.database.url:
         _check_url("DATABASE_URL", settings.database.url, ("postgresql", "postgres"))
+    if settings.database.owner_url:
+        variable = env_name("database", "owner_url")
+        _check_url(variable, settings.database.owner_url, ("postgresql", "postgres"))
     if settings.redis.url:
         _check_url("REDIS_URL", settings.redis.url, ("redis", "rediss", "unix"))
     if settings.database.pool_min > settings.database.pool_max:
@@ -346,7 +408,28 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         )
     if settings.sms.gateway == "http" and not settings.sms.gateway_url:
         raise SettingsError(env_name("sms", "gateway_url"), "required when the SMS gateway is http")
+    if settings.sms.per_phone_all_clients_per_hour <= settings.sms.per_phone_per_hour:
+        raise SettingsError(
+            env_name("sms", "per_phone_all_clients_per_hour"),
+            "must be larger than the per-client figure (else one client locks a number out)",
+        )
+    for section, field, value in (
+        ("points", "witness_key", settings.points.witness_key),
+        ("privacy", "secrets_key", settings.privacy.secrets_key),
+    ):
+        if value is None:
+            if settings.env == "prod":
+                raise SettingsError(env_name(section, field), "required when TANPUHUI_ENV=prod")
+        elif not _is_key32(value):
+            raise SettingsError(env_name(section, field), "expected the base64 of 32 bytes")
     return settings
+
+
+def _is_key32(value: str) -> bool:
+    try:
+        return len(base64.b64decode(value.strip(), validate=True)) == 32
+    except ValueError:
+        return False
 
 
 def parse_jwt_keys(value: str) -> list[tuple[str, str]]:

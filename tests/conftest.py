@@ -4,6 +4,12 @@
 on that server for the run and dropped after); without them an embedded PostgreSQL and Redis are
 started in a temporary directory. Migrations run once per run; every test starts from empty
 tables (reference data re-seeded) and an empty Redis database.
+
+Two roles per run, named after its database (roles are cluster-wide: parallel runs on one server
+must not share them), as in production (docs/ledger.md, "Who may write the ledger"): the owner,
+which migrates, empties the tables between tests and tampers on purpose, and the application
+role, which is all the ``pool`` fixture, the app and the workers connect as, so the whole suite
+proves that the grants suffice.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -26,13 +32,15 @@ from points.journal import seal
 from server.app import create_app
 from server.auth import JwtKeys
 from server.db import create_pool, transaction_on
-from server.embedded import EmbeddedPostgres, EmbeddedRedis
+from server.embedded import EmbeddedPostgres, EmbeddedRedis, provision, role_url
 from server.migrate import migrate
 from server.redis import create_redis
 from server.seeds import apply_seeds
 from server.settings import Settings
 
 JWT_KEYS = "k2:test-secret-key-two-0123456789abcdef,k1:test-secret-key-one-0123456789abcdef"
+# Ed25519 private key of the journal's checkpoints in tests (public: base64 of 32 fixed bytes).
+WITNESS_KEY = "dGVzdC1sZWRnZXItd2l0bmVzcy1rZXktMDEyMzQ1Njc="
 
 
 def _with_database(url: str, name: str) -> str:
@@ -40,8 +48,15 @@ def _with_database(url: str, name: str) -> str:
     return urlunsplit(parts._replace(path="/" + name))
 
 
+class Databases(NamedTuple):
+    app_url: str  # the application role: DATABASE_URL
+    owner_url: str  # the owner of the schema: TANPUHUI_DATABASE_OWNER_URL
+    superuser_url: str  # the server's superuser, on the server's own database
+    redis_url: str
+
+
 @pytest.fixture(scope="session")
-def stores() -> Iterator[tuple[str, str]]:
+def databases() -> Iterator[Databases]:
     tmp = Path(tempfile.mkdtemp(prefix="tph-"))
     pg: EmbeddedPostgres | None = None
     rd: EmbeddedRedis | None = None
@@ -49,12 +64,13 @@ def stores() -> Iterator[tuple[str, str]]:
     dbname = f"tanpuhui_test_{secrets.token_hex(4)}"
     if base:
         admin = base
-        db_url = _with_database(base, dbname)
     else:
         pg = EmbeddedPostgres(tmp / "pg", database="postgres")
         pg.start()
         admin = pg.admin_url()
-        db_url = f"postgresql://postgres@/{dbname}?host={pg.data_dir}"
+    owner, app, password = f"{dbname}_owner", f"{dbname}_app", secrets.token_hex(16)
+    owner_url = role_url(admin, owner, password, dbname)
+    db_url = role_url(admin, app, password, dbname)
     redis_url = os.environ.get("TEST_REDIS_URL")
     if redis_url:
         parts = urlsplit(redis_url)
@@ -68,14 +84,10 @@ def stores() -> Iterator[tuple[str, str]]:
     import asyncio
 
     async def create() -> None:
-        conn = await asyncpg.connect(admin)
+        await provision(admin, dbname, owner=owner, app=app, password=password)
+        conn = await asyncpg.connect(owner_url)
         try:
-            await conn.execute(f'CREATE DATABASE "{dbname}"')
-        finally:
-            await conn.close()
-        conn = await asyncpg.connect(db_url)
-        try:
-            await migrate(conn)
+            await migrate(conn, app_role=app)
         finally:
             await conn.close()
 
@@ -83,12 +95,13 @@ def stores() -> Iterator[tuple[str, str]]:
         conn = await asyncpg.connect(admin)
         try:
             await conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+            await conn.execute(f'DROP ROLE IF EXISTS "{app}", "{owner}"')
         finally:
             await conn.close()
 
     asyncio.run(create())
     try:
-        yield db_url, redis_url
+        yield Databases(db_url, owner_url, admin, redis_url)
     finally:
         if base:
             asyncio.run(drop())
@@ -100,12 +113,19 @@ def stores() -> Iterator[tuple[str, str]]:
 
 
 @pytest.fixture(scope="session")
-def settings(stores: tuple[str, str]) -> Settings:
-    db_url, redis_url = stores
+def stores(databases: Databases) -> tuple[str, str]:
+    """(the application's database URL, the Redis URL)."""
+    return databases.app_url, databases.redis_url
+
+
+@pytest.fixture(scope="session")
+def settings(databases: Databases, stores: tuple[str, str]) -> Settings:
     return Settings.from_env(
         {
-            "DATABASE_URL": db_url,
-            "REDIS_URL": redis_url,
+            "DATABASE_URL": databases.app_url,
+            "TANPUHUI_DATABASE_OWNER_URL": databases.owner_url,
+            "TANPUHUI_POINTS_WITNESS_KEY": WITNESS_KEY,
+            "REDIS_URL": databases.redis_url,
             "TANPUHUI_ENV": "test",
             "TANPUHUI_AUTH_JWT_KEYS": JWT_KEYS,
             "TANPUHUI_DATABASE_POOL_MAX": "20",
@@ -122,6 +142,14 @@ async def pool(settings: Settings) -> AsyncIterator[Any]:
 
 
 @pytest.fixture(scope="session")
+async def owner_pool(databases: Databases) -> AsyncIterator[Any]:
+    """The schema owner's connections: emptying tables, tampering on purpose."""
+    p = await create_pool(databases.owner_url, min_size=1, max_size=4)
+    yield p
+    await p.close()
+
+
+@pytest.fixture(scope="session")
 async def redis(settings: Settings) -> AsyncIterator[Any]:
     assert settings.redis.url
     r = create_redis(settings.redis.url)
@@ -131,16 +159,17 @@ async def redis(settings: Settings) -> AsyncIterator[Any]:
 
 @pytest.fixture
 async def clean_stores(
-    pool: Any, redis: Any, request: pytest.FixtureRequest
+    pool: Any, owner_pool: Any, redis: Any, request: pytest.FixtureRequest
 ) -> AsyncIterator[None]:
     """Empty tables (reference data re-seeded) and an empty Redis database before the test;
     after it, the ledger audit (hash chain, re-derived balances, zero sums) must pass, unless the
     test tampers with the ledger on purpose (``@pytest.mark.tampers_ledger``)."""
-    async with pool.acquire() as conn:
+    async with owner_pool.acquire() as conn:
         tables = await conn.fetch(
             """
             SELECT quote_ident(schemaname) || '.' || quote_ident(tablename) AS name
-            FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'schema_migrations'
+            FROM pg_tables
+            WHERE schemaname = 'public' AND tablename NOT IN ('schema_migrations', 'app_grants')
             """
         )
         if tables:

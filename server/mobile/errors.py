@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from behaviours.errors import InvalidScope, LinkNotFound, UnknownOperator
+from behaviours.service import SCOPES
 from server.errors import (
     InvalidInput,
     RateLimited,
@@ -68,7 +70,7 @@ class BadCursor(InvalidInput):
 
 class BadDistrict(InvalidInput):
     code = "district_invalid"
-    title = "District outside the region"
+    title = "Not a district of the programme"
 
 
 class ErrorCode(NamedTuple):
@@ -86,10 +88,14 @@ CATALOGUE: dict[str, ErrorCode] = {
     "bad_request": ErrorCode(400, "Bad request", "The request could not be read."),
     "cursor_invalid": ErrorCode(400, "Invalid cursor", "Pass back a `next_cursor` unchanged."),
     "district_invalid": ErrorCode(
-        400, "District outside the region", "The district code is not in the programme's region."
+        400,
+        BadDistrict.title,
+        "The district code is not one of the programme's imported districts.",
     ),
     "invalid_scope": ErrorCode(
-        400, "Invalid input", "Consent scope must be some of transit, cycling, walking, household."
+        400,
+        InvalidScope.title,
+        f"Consent scope must be some of {', '.join(SCOPES)}, or `*` for all of them.",
     ),
     "token_missing": ErrorCode(
         401, "Authentication required", "No `Authorization: Bearer <token>` header."
@@ -125,8 +131,12 @@ CATALOGUE: dict[str, ErrorCode] = {
     ),
     "role_required": ErrorCode(403, "Not allowed", "The token is not a resident's token."),
     "not_found": ErrorCode(404, "Not found", "No such item among the caller's own data."),
-    "unknown_operator": ErrorCode(404, "Not found", "No such operator to link."),
-    "link_not_found": ErrorCode(404, "Not found", "No active link to this operator."),
+    "unknown_operator": ErrorCode(
+        404,
+        UnknownOperator.title,
+        "No such operator to link (the residents' own app, kind `app`, is not one).",
+    ),
+    "link_not_found": ErrorCode(404, LinkNotFound.title, "No active link to this operator."),
     "method_not_allowed": ErrorCode(405, "Method not allowed", "Wrong HTTP method."),
     "idempotency_key_reused": ErrorCode(
         409,
@@ -146,7 +156,8 @@ CATALOGUE: dict[str, ErrorCode] = {
     "sms_rate_limited": ErrorCode(
         429,
         "Too many codes requested",
-        "Per-phone or per-client limit on codes reached; wait `Retry-After` seconds.",
+        "A code was just sent to this phone, or the hourly limit on codes sent to it (from "
+        "this client, or from all) or from this client is reached; wait `Retry-After` seconds.",
     ),
     "internal_error": ErrorCode(
         500, "Internal error", "A fault on the server's side; quote the request id."

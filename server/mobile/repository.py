@@ -174,25 +174,64 @@ def _code_key(phone_hmac: bytes) -> str:
     return f"mobile:sms:code:{phone_hmac.hex()}"
 
 
-async def hit_windows(redis: Any, keys: list[tuple[str, int]]) -> list[tuple[int, int]]:
-    """Count one hit in each fixed window ``(key, window_s)``; (count, ttl left) per window."""
-    pipe = redis.pipeline(transaction=False)
-    for key, window in keys:
-        pipe.set(key, 0, ex=window, nx=True)  # opens the window (Redis 6: no EXPIRE NX)
-        pipe.incr(key)
-        pipe.ttl(key)
-    out = await pipe.execute()
-    return [(int(out[i * 3 + 1]), int(out[i * 3 + 2])) for i in range(len(keys))]
+# One script, so that concurrent requests cannot overshoot a budget and a refused request
+# counts nothing: KEYS = resend slot, then the budgets (phone per client, phone, client);
+# ARGV = resend interval (s), window (s), then one limit per budget. Answers {0, 0} when a code
+# may be sent (each budget counted once, the resend slot taken), else {n, seconds to wait} with
+# n = 1 for the resend slot, 2.. for the budget that is spent.
+_ADMIT_SMS = """
+local interval = tonumber(ARGV[1])
+if interval > 0 then
+  local left = redis.call('TTL', KEYS[1])
+  if left ~= -2 then return {1, math.max(left, 1)} end
+end
+for i = 2, #KEYS do
+  local used = tonumber(redis.call('GET', KEYS[i]) or '0')
+  if used >= tonumber(ARGV[i + 1]) then
+    return {i, math.max(redis.call('TTL', KEYS[i]), 1)}
+  end
+end
+for i = 2, #KEYS do
+  if redis.call('INCR', KEYS[i]) == 1 then redis.call('EXPIRE', KEYS[i], ARGV[2]) end
+end
+if interval > 0 then redis.call('SET', KEYS[1], '1', 'EX', interval) end
+return {0, 0}
+"""
+
+# Gives back what _ADMIT_SMS took when the code could not be sent after all (same KEYS).
+_REFUND_SMS = """
+redis.call('DEL', KEYS[1])
+for i = 2, #KEYS do
+  if tonumber(redis.call('GET', KEYS[i]) or '0') > 0 then redis.call('DECR', KEYS[i]) end
+end
+return 0
+"""
 
 
-async def claim_resend_slot(redis: Any, phone_hmac: bytes, interval_s: int) -> int:
-    """0 when a code may be sent now (and the slot is taken), else seconds to wait."""
-    if interval_s <= 0:
-        return 0
-    key = f"mobile:sms:resend:{phone_hmac.hex()}"
-    if await redis.set(key, b"1", nx=True, ex=interval_s):
-        return 0
-    return max(1, int(await redis.ttl(key)))
+def sms_budget_keys(phone_hmac: bytes, client_hash: str) -> list[str]:
+    """The resend slot, then the hourly budgets: this phone for this client, this phone, this
+    client."""
+    phone = phone_hmac.hex()
+    return [
+        f"mobile:sms:resend:{phone}",
+        f"mobile:sms:rl:phone-client:{phone}:{client_hash}",
+        f"mobile:sms:rl:phone:{phone}",
+        f"mobile:sms:rl:ip:{client_hash}",
+    ]
+
+
+async def admit_sms(
+    redis: Any, keys: list[str], resend_interval_s: int, window_s: int, limits: list[int]
+) -> tuple[int, int]:
+    """(0, 0) when a code may be sent now, the budgets counted; else (which refused, seconds to
+    wait): 1 = the resend slot, 2 + i = ``limits[i]`` is spent. Nothing is counted on refusal."""
+    assert len(limits) == len(keys) - 1
+    out = await redis.eval(_ADMIT_SMS, len(keys), *keys, resend_interval_s, window_s, *limits)
+    return int(out[0]), int(out[1])
+
+
+async def refund_sms(redis: Any, keys: list[str]) -> None:
+    await redis.eval(_REFUND_SMS, len(keys), *keys)
 
 
 async def store_code(redis: Any, phone_hmac: bytes, code_hmac: bytes, ttl_s: int) -> None:
@@ -392,19 +431,24 @@ _EVENT_COLUMNS = """
 
 # Owner: behaviours/ (behaviour_events). behaviours.service.resident_events pages on started_at
 # alone (ties between two events of the same second are skipped), has no kind / status filter
-# and does not return received_at; this keyset read on (started_at, id) does, and checks in the
-# same statement that the resident is not erased (no row at all: erased; one row with a null
-# event_id: no events). A tie-safe, filtered page in behaviours.service would replace it.
+# and does not return received_at; this keyset read does, and checks in the same statement that
+# the resident is not erased (no row at all: erased; one row with a null event_id: no events).
+# A tie-safe, filtered page in behaviours.service would replace it.
+# The order is the history time, HISTORY_AT: the reported start, but never later than the
+# receipt. An activity cannot have happened after it was received; a record claiming a time in
+# the future (rejected `in_future`, e.g. years ahead) is kept with its claim, but placed at
+# its receipt instead of staying at the top of the history forever.
+HISTORY_AT = "least(started_at, received_at)"
 EVENTS_PAGE_SQL = f"""
 WITH me AS (SELECT id FROM residents WHERE id = $1::uuid AND deleted_at IS NULL)
 SELECT e.* FROM me LEFT JOIN LATERAL (
-    SELECT {_EVENT_COLUMNS}
+    SELECT {_EVENT_COLUMNS}, {HISTORY_AT} AS history_at
     FROM behaviour_events
     WHERE resident_id = me.id
       AND ($2::text IS NULL OR kind = $2)
       AND ($3::text IS NULL OR status = $3)
-      AND ($4::timestamptz IS NULL OR (started_at, id) < ($4, $5::uuid))
-    ORDER BY started_at DESC, id DESC
+      AND ($4::timestamptz IS NULL OR ({HISTORY_AT}, id) < ($4, $5::uuid))
+    ORDER BY {HISTORY_AT} DESC, id DESC
     LIMIT $6
 ) e ON true
 """
@@ -419,8 +463,8 @@ async def events_page(
     before: tuple[datetime, str] | None,
     limit: int,
 ) -> list[Any] | None:
-    """The resident's events, newest first, keyset-paginated on (started_at, id); None when the
-    resident is erased."""
+    """The resident's events, newest first, keyset-paginated on (history_at, id) (each row has
+    its ``history_at``); None when the resident is erased."""
     rows = await conn.fetch(
         EVENTS_PAGE_SQL,
         resident_id,

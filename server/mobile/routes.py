@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import time
+import uuid
 from typing import Annotated, Any, Literal, NamedTuple
 
 import msgspec
@@ -132,8 +133,21 @@ def resident_principal(connection: ASGIConnection[Any, Any, Any, Any]) -> Princi
         raise Unauthenticated("The token has expired.", code="token_expired")
     if principal.claims.get("typ", "access") != "access":
         raise Unauthenticated("This token cannot be used for API calls.", code="token_invalid")
-    state[_PRINCIPAL] = require_role(principal, Role.RESIDENT)
+    require_role(principal, Role.RESIDENT)
+    if not _is_resident_id(principal.subject):
+        # Signed by us but not naming a resident (a key shared with another system, or a bug):
+        # refused here, never passed on to SQL as a resident id.
+        raise Unauthenticated("The token does not name a resident.", code="token_invalid")
+    state[_PRINCIPAL] = principal
     return principal
+
+
+def _is_resident_id(subject: str) -> bool:
+    """A resident id is a UUID in its canonical form (as the sign-in issues it)."""
+    try:
+        return str(uuid.UUID(subject)) == subject
+    except ValueError:
+        return False
 
 
 def _provide_principal(request: Request[Any, Any, Any]) -> Principal:
@@ -230,7 +244,7 @@ class AuthController(Controller):
         settings: NamedDependency[Settings],
         jwt: NamedDependency[JwtKeys],
     ) -> TokenPair:
-        service.check_district(settings, data.district_code)
+        await service.check_district(tx.conn, settings, data.district_code)
         openid = await code2session(settings.wechat, data.code)
         return await service.sign_in_with_openid(tx, settings, jwt, openid, data.district_code)
 
@@ -287,11 +301,16 @@ class ResidentController(Controller):
 
     @get("/me", summary="The caller's profile (phone masked)", responses=errors(*_GUARDED))
     async def me(self, reader: NamedDependency[Reader]) -> Profile:
-        return service.profile_of(await service.resident_row(reader.pool, reader.resident_id))
+        async with reader.pool.acquire() as conn:
+            return await service.profile(conn, reader.resident_id)
 
     @patch(
         "/me",
         summary="Set the home district (for the district leaderboard)",
+        description=(
+            'PATCH semantics: a field left out is unchanged; `"district_code": null` clears '
+            "the district. A code must be one of the programme's imported districts."
+        ),
         responses=errors(*_GUARDED, "validation_failed", "district_invalid"),
     )
     async def update_me(
@@ -301,9 +320,7 @@ class ResidentController(Controller):
         tx: NamedDependency[Tx],
         settings: NamedDependency[Settings],
     ) -> Profile:
-        await service.resident_row(tx.conn, principal.subject)
-        await service.set_district(tx, settings, principal.subject, data.district_code)
-        return service.profile_of(await service.resident_row(tx.conn, principal.subject))
+        return await service.update_profile(tx, settings, principal.subject, data.district_code)
 
     @delete(
         "/me",

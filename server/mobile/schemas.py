@@ -4,24 +4,57 @@ and no type ever changes (the API is a contract, see mobile_api_spec/)."""
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 import msgspec
-from msgspec import Meta
+from msgspec import UNSET, Meta, UnsetType
 
+from behaviours.events import NO_NUL, TIME_RANGE, check_times
+from behaviours.rules import Reason
+from behaviours.service import SCOPES, OperatorKind
+from server.mobile.tracks import REASONS as TRACK_REASONS
+
+# Operator kinds a resident can link: `app` is the residents' own app (reserved, never listed).
+LINKABLE_KINDS = tuple(k for k in get_args(OperatorKind) if k != "app")
+
+# Digits are spelled [0-9], never \d: in Python \d matches any Unicode digit ("1380000004\u0661"
+# would be another account than "13800000041"). The lengths are bounded too, because Python's
+# `$` also matches before a trailing newline ("440305\n").
 Phone = Annotated[
     str,
     Meta(
-        pattern=r"^(\+?86)?1[3-9]\d{9}$",
+        pattern=r"^(\+?86)?1[3-9][0-9]{9}$",
+        max_length=14,
         description="Mainland mobile number, optionally prefixed by 86 or +86.",
         examples=["13812345678"],
     ),
 ]
-SmsCode = Annotated[str, Meta(pattern=r"^\d{6}$", description="The 6-digit code received.")]
-DistrictCode = Annotated[
-    str, Meta(pattern=r"^\d{6}$", description="GB/T 2260 district code.", examples=["440305"])
+SmsCode = Annotated[
+    str,
+    Meta(
+        pattern=r"^[0-9]{6}$",
+        min_length=6,
+        max_length=6,
+        description="The 6-digit code received.",
+    ),
 ]
-OpaqueToken = Annotated[str, Meta(min_length=16, max_length=512)]
+DistrictCode = Annotated[
+    str,
+    Meta(
+        pattern=r"^[0-9]{6}$",
+        min_length=6,
+        max_length=6,
+        description="GB/T 2260 code of one of the programme's imported districts.",
+        examples=["440305"],
+    ),
+]
+
+
+def _codes(codes: object) -> str:
+    return ", ".join(f"`{c}`" for c in codes)  # type: ignore[attr-defined]
+
+
+OpaqueToken = Annotated[str, Meta(min_length=16, max_length=512, pattern=NO_NUL)]
 
 
 class Request(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -54,7 +87,13 @@ class SmsSignIn(Request, kw_only=True):
 
 class WechatSignIn(Request, kw_only=True):
     code: Annotated[
-        str, Meta(min_length=1, max_length=128, description="The code from `wx.login()`.")
+        str,
+        Meta(
+            min_length=1,
+            max_length=128,
+            pattern=NO_NUL,
+            description="The code from `wx.login()`.",
+        ),
     ]
     district_code: DistrictCode | None = None
 
@@ -94,7 +133,10 @@ class Profile(Answer, kw_only=True):
 
 
 class ProfileUpdate(Request, kw_only=True):
-    district_code: DistrictCode | None = None
+    """PATCH semantics: an absent field is unchanged; `district_code: null` clears the district
+    (off the district leaderboard)."""
+
+    district_code: DistrictCode | UnsetType | None = UNSET
 
 
 class Export(Answer, kw_only=True):
@@ -114,9 +156,13 @@ class Export(Answer, kw_only=True):
 class DataSource(Answer, kw_only=True):
     operator_id: str
     name: str
-    kinds: list[str] = msgspec.field(default_factory=list)
+    kinds: Annotated[
+        list[str], Meta(description=f"What the operator reports: some of {_codes(LINKABLE_KINDS)}.")
+    ] = msgspec.field(default_factory=list)
     linked: bool = False
-    scope: list[str] = msgspec.field(default_factory=list)
+    scope: Annotated[
+        list[str], Meta(description="The behaviours consented to (see `LinkRequest.scope`).")
+    ] = msgspec.field(default_factory=list)
     subject_ref: Annotated[
         str | None,
         Meta(description="The pseudonymous reference this operator uses for the caller."),
@@ -126,11 +172,12 @@ class DataSource(Answer, kw_only=True):
 
 class LinkRequest(Request, kw_only=True):
     scope: Annotated[
-        list[Annotated[str, Meta(min_length=1, max_length=64)]],
+        list[Annotated[str, Meta(min_length=1, max_length=64, pattern=NO_NUL)]],
         Meta(
             min_length=1,
             max_length=16,
-            description="What the resident consents to share, e.g. `trips`.",
+            description="The behaviours whose data the resident consents to share: some of "
+            f"{_codes(SCOPES)}, or `*` for all of them (any other value is `invalid_scope`).",
         ),
     ]
 
@@ -139,9 +186,14 @@ class LinkRequest(Request, kw_only=True):
 
 
 class TrackPoint(msgspec.Struct, forbid_unknown_fields=True, array_like=False):
-    t: Annotated[datetime, Meta(description="RFC 3339 time with offset.", tz=True)]
+    t: Annotated[
+        datetime, Meta(description=f"RFC 3339 time with offset, within {TIME_RANGE}.", tz=True)
+    ]
     lat: Annotated[float, Meta(ge=-90, le=90)]
     lon: Annotated[float, Meta(ge=-180, le=180)]
+
+    def __post_init__(self) -> None:
+        check_times(self.t)
 
 
 class TrackActivity(Request, kw_only=True, tag="track", tag_field="type"):
@@ -150,14 +202,17 @@ class TrackActivity(Request, kw_only=True, tag="track", tag_field="type"):
     mode: Literal["cycling", "walking"]
     claimed_distance_m: Annotated[int, Meta(ge=1, le=500_000)]
     points: Annotated[list[TrackPoint], Meta(min_length=2, max_length=20_000)]
-    client_ref: Annotated[str, Meta(min_length=1, max_length=128)] | None = None
+    client_ref: Annotated[str, Meta(min_length=1, max_length=128, pattern=NO_NUL)] | None = None
 
 
 class StepsActivity(Request, kw_only=True, tag="steps", tag_field="type"):
     """The day's step count from the phone's pedometer."""
 
-    day: date
+    day: Annotated[date, Meta(description=f"The programme's day, within {TIME_RANGE}.")]
     steps: Annotated[int, Meta(ge=0, le=200_000)]
+
+    def __post_init__(self) -> None:
+        check_times(self.day)
 
 
 Activity = TrackActivity | StepsActivity
@@ -170,8 +225,14 @@ class TrackFinding(Answer, kw_only=True):
 
 class Verdict(Answer, kw_only=True):
     event_id: str | None = None
-    status: Literal["accepted", "rejected", "pending"]
-    reason_code: str | None = None
+    status: Literal["accepted", "rejected"]
+    reason_code: Annotated[
+        str | None,
+        Meta(
+            description="Why it was rejected: a track finding "
+            f"({_codes(TRACK_REASONS)}) or a pipeline reason ({_codes(Reason)})."
+        ),
+    ] = None
     reason: str | None = None
     reduction_g: int = 0
     points: int = 0
@@ -211,9 +272,16 @@ class HistoryItem(Answer, kw_only=True):
     event_id: str
     kind: str
     mode: str | None = None
-    status: str
-    occurred_at: datetime
-    recorded_at: datetime | None = None
+    status: Annotated[str, Meta(description="`accepted` or `rejected`.")]
+    occurred_at: Annotated[
+        datetime,
+        Meta(
+            description="When the activity started, as reported. History is newest first by "
+            "this time, or by `recorded_at` when the reported time is later (a time in the "
+            "future never stays at the top)."
+        ),
+    ]
+    recorded_at: Annotated[datetime | None, Meta(description="When it was received.")] = None
     operator_id: str | None = None
     distance_m: int | None = None
     reduction_g: int = 0
@@ -231,7 +299,7 @@ class HistoryPage(Answer, kw_only=True):
 
 
 class MonthFigure(Answer, kw_only=True):
-    month: Annotated[str, Meta(pattern=r"^\d{4}-\d{2}$")]
+    month: Annotated[str, Meta(pattern=r"^[0-9]{4}-[0-9]{2}$")]
     mode: str
     trips: int
     distance_m: int

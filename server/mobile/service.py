@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+from msgspec import UNSET, UnsetType
 
 import behaviours.service as behaviours
 import points.service as points_service
@@ -30,7 +31,7 @@ from behaviours.events import BikeTrip, CanonicalEvent, DailySteps, Point, Route
 from behaviours.pipeline import default_cache
 from server.auth import JwtKeys, Role
 from server.db import Tx
-from server.errors import IdempotencyConflict, NotFound
+from server.errors import IdempotencyConflict, InvalidInput, NotFound
 from server.mobile import repository as repo
 from server.mobile.errors import (
     AccountGone,
@@ -41,6 +42,7 @@ from server.mobile.errors import (
     RefreshRejected,
     SessionRevoked,
     SmsRateLimited,
+    SmsUnavailable,
 )
 from server.mobile.schemas import (
     BalanceView,
@@ -70,16 +72,18 @@ log = logging.getLogger("tanpuhui.mobile")
 
 # Public on purpose: used only when TANPUHUI_PRIVACY_PHONE_HASH_KEY is unset, which `prod` refuses.
 DEV_PHONE_HASH_KEY = "tanpuhui-dev-phone-hash-key-not-secret"
-_PHONE = re.compile(r"^(?:\+?86)?(1[3-9]\d{9})$")
+# [0-9] and ASCII, never \d: a phone written with other digits ("1380000004\u0661") must not
+# become another account than the same number in ASCII digits.
+_PHONE = re.compile(r"(?:\+?86)?(1[3-9][0-9]{9})", re.ASCII)
 
 
 # --- personal data -------------------------------------------------------------------------
 
 
 def normalise_phone(phone: str) -> str:
-    match = _PHONE.match(phone.strip())
-    if match is None:  # the schema's pattern already refused it
-        raise CodeRejected("Not a mainland mobile number.", code="validation_failed")
+    match = _PHONE.fullmatch(phone)
+    if match is None:  # the schema's pattern refused most of these already
+        raise InvalidInput("Not a mainland mobile number.", code="validation_failed")
     return match.group(1)
 
 
@@ -93,47 +97,57 @@ def keyed_hash(settings: Settings, purpose: str, value: str) -> bytes:
     return hmac.new(key, f"{purpose}:{value}".encode(), hashlib.sha256).digest()
 
 
-def check_district(settings: Settings, district_code: str | None) -> None:
+async def check_district(conn: Any, settings: Settings, district_code: str | None) -> None:
+    """A home district must be one of the programme's imported districts (behaviours owns them)
+    inside its region; with no districts imported, none can be chosen."""
     if district_code is None:
         return
     prefix = settings.region_code.rstrip("0")
     prefix = prefix + "0" * (len(prefix) % 2)  # whole GB/T 2260 levels: 44, 4403, 440305
     if not district_code.startswith(prefix) or district_code == settings.region_code:
         raise BadDistrict(f"District {district_code} is not inside region {settings.region_code}.")
+    if not await behaviours.is_district(conn, district_code):
+        raise BadDistrict(f"District {district_code} is not one of the programme's districts.")
 
 
 # --- SMS codes -----------------------------------------------------------------------------
 
 
 async def send_code(redis: Any, settings: Settings, phone_raw: str, client_ip: str) -> SmsCodeSent:
+    """Send a code unless the phone's resend slot is taken or an hourly budget is spent: this
+    phone for this client, this phone for all clients (larger: one client alone cannot lock a
+    number out), this client. Only codes actually sent count; a refusal counts nothing."""
     phone = normalise_phone(phone_raw)
     sms = settings.sms
     phone_hmac = keyed_hash(settings, "phone", phone)
-    ip_hash = keyed_hash(settings, "ip", client_ip).hex()[:32]
-    (phone_count, phone_ttl), (ip_count, ip_ttl) = await repo.hit_windows(
+    client_hash = keyed_hash(settings, "ip", client_ip).hex()[:32]
+    keys = repo.sms_budget_keys(phone_hmac, client_hash)
+    refused, wait = await repo.admit_sms(
         redis,
-        [
-            (f"mobile:sms:rl:phone:{phone_hmac.hex()}", 3600),
-            (f"mobile:sms:rl:ip:{ip_hash}", 3600),
-        ],
+        keys,
+        sms.resend_interval_s,
+        3600,
+        [sms.per_phone_per_hour, sms.per_phone_all_clients_per_hour, sms.per_ip_per_hour],
     )
-    if phone_count > sms.per_phone_per_hour or ip_count > sms.per_ip_per_hour:
-        wait = phone_ttl if phone_count > sms.per_phone_per_hour else ip_ttl
-        raise SmsRateLimited(
-            "Too many codes requested; try again later.", extra={"retry_after_s": max(wait, 1)}
-        )
-    wait = await repo.claim_resend_slot(redis, phone_hmac, sms.resend_interval_s)
-    if wait:
+    if refused == 1:
         raise SmsRateLimited(
             f"A code was just sent; wait {wait} s before asking again.",
             extra={"retry_after_s": wait},
         )
+    if refused:
+        raise SmsRateLimited(
+            "Too many codes requested; try again later.", extra={"retry_after_s": wait}
+        )
     code = f"{secrets.randbelow(1_000_000):06d}"
-    await repo.store_code(
-        redis, phone_hmac, keyed_hash(settings, "sms-code", phone + code), sms.code_ttl_s
-    )
     masked = mask_phone(phone)
-    await gateway_from_settings(sms).send_code(phone, masked, code, sms.code_ttl_s)
+    try:
+        await repo.store_code(
+            redis, phone_hmac, keyed_hash(settings, "sms-code", phone + code), sms.code_ttl_s
+        )
+        await gateway_from_settings(sms).send_code(phone, masked, code, sms.code_ttl_s)
+    except SmsUnavailable:
+        await repo.refund_sms(redis, keys)  # not sent: it does not count
+        raise
     return SmsCodeSent(
         phone_masked=masked, ttl_s=sms.code_ttl_s, resend_after_s=sms.resend_interval_s
     )
@@ -215,7 +229,7 @@ async def sign_in_with_code(
     district_code: str | None,
 ) -> TokenPair:
     phone = normalise_phone(phone_raw)
-    check_district(settings, district_code)
+    await check_district(tx.conn, settings, district_code)
     await check_code(redis, settings, phone, code)
     phone_hmac = keyed_hash(settings, "phone", phone)
     await repo.lock_identity(tx, phone_hmac)
@@ -235,7 +249,7 @@ async def sign_in_with_code(
 async def sign_in_with_openid(
     tx: Tx, settings: Settings, jwt: JwtKeys, openid: str, district_code: str | None
 ) -> TokenPair:
-    check_district(settings, district_code)
+    await check_district(tx.conn, settings, district_code)
     openid_hmac = keyed_hash(settings, "wechat-openid", openid)
     await repo.lock_identity(tx, openid_hmac)
     resident = await repo.resident_by_openid(tx, openid_hmac)
@@ -348,21 +362,37 @@ async def resident_row(conn: Any, resident_id: str) -> Any:
     return row
 
 
-def profile_of(row: Any) -> Profile:
+def profile_of(row: Any, grams: int) -> Profile:
+    """The profile, with the growth level reached with ``grams`` (verified CO2E_G, posted)."""
     return Profile(
         resident_id=str(row["id"]),
         phone_masked=row["phone_masked"],
         wechat_linked=bool(row["wechat_linked"]),
         district_code=row["district_code"],
         created_at=row["created_at"],
+        level=level_of(grams)[0],
     )
 
 
-async def set_district(
-    tx: Tx, settings: Settings, resident_id: str, district_code: str | None
-) -> None:
-    check_district(settings, district_code)
-    await repo.set_district(tx, resident_id, district_code)
+async def verified_grams(conn: Any, resident_id: str) -> int:
+    """The resident's verified reduction: what levels and boards count (posted CO2E_G)."""
+    return _grams(await points_service.balances(conn, "resident", resident_id))
+
+
+async def profile(conn: Any, resident_id: str) -> Profile:
+    row = await resident_row(conn, resident_id)
+    return profile_of(row, await verified_grams(conn, resident_id))
+
+
+async def update_profile(
+    tx: Tx, settings: Settings, resident_id: str, district_code: str | UnsetType | None
+) -> Profile:
+    """PATCH semantics: an absent field is unchanged; ``null`` clears the district."""
+    await resident_row(tx.conn, resident_id)
+    if district_code is not UNSET:
+        await check_district(tx.conn, settings, district_code)
+        await repo.set_district(tx, resident_id, district_code)
+    return await profile(tx.conn, resident_id)
 
 
 async def delete_account(tx: Tx, redis: Any, settings: Settings, resident_id: str) -> None:
@@ -420,7 +450,8 @@ def levels() -> tuple[Level, ...]:
 
 
 def level_of(grams: int) -> tuple[Level, Level | None]:
-    """The level reached with ``grams`` and the next one (None at the top)."""
+    """The level reached with ``grams`` and the next one (None at the top): the one rule for
+    every answer that shows a level (summary, profile, export)."""
     all_levels = levels()
     reached = [lv for lv in all_levels if lv.min_grams <= grams]
     current = reached[-1]
@@ -435,6 +466,11 @@ BOARD_FRESH_S = 300  # the district board is re-derived from the ledger at least
 
 def _balance(bals: list[Any], asset: str) -> Any:
     return next(b for b in bals if b.asset == asset)
+
+
+def _grams(bals: list[Any]) -> int:
+    """Verified grams as levels and boards count them: the posted CO2E_G balance."""
+    return int(_balance(bals, "CO2E_G").posted)
 
 
 async def _rank(
@@ -497,7 +533,7 @@ async def leaderboard(conn: Any, redis: Any, resident_id: str, limit: int) -> Le
     if not district:
         return Leaderboard(district_code=None, entries=[])
     bals = await points_service.balances(conn, "resident", resident_id)
-    grams = _balance(bals, "CO2E_G").posted
+    grams = _grams(bals)
     rank, _ = await _rank(conn, redis, district, resident_id, grams)
     top = await repo.leaderboard_top(redis, district, limit)
     entries = [
@@ -560,12 +596,13 @@ async def history(
     )
     if rows is None:
         raise AccountGone("This account was deleted; sign in again.")
-    items = [HistoryItem(**dict(r)) for r in rows[:limit]]
+    page = [dict(r) for r in rows[:limit]]
+    last = page[-1] if page else None
+    items = [HistoryItem(**{k: v for k, v in r.items() if k != "history_at"}) for r in page]
     more = len(rows) > limit
-    last = items[-1] if items else None
     return HistoryPage(
         items=items,
-        next_cursor=_encode_cursor(last.occurred_at, last.event_id) if more and last else None,
+        next_cursor=_encode_cursor(last["history_at"], last["event_id"]) if more and last else None,
     )
 
 
@@ -606,7 +643,8 @@ async def monthly(conn: Any, resident_id: str, months: int) -> Monthly:
 # --- data sources --------------------------------------------------------------------------
 
 
-def _source(op: Any, link: Any | None) -> DataSource:
+def _source(op: behaviours.OperatorInfo, link: behaviours.Link | None) -> DataSource:
+    """The one builder of a ``DataSource`` (the list and the answer to a link agree)."""
     if link is None or link.revoked_at is not None:
         return DataSource(operator_id=op.id, name=op.name, kinds=[op.kind])
     return DataSource(
@@ -628,14 +666,8 @@ async def data_sources(conn: Any, resident_id: str) -> list[DataSource]:
 async def link(tx: Tx, resident_id: str, operator_id: str, scope: list[str]) -> DataSource:
     ln = await behaviours.link_operator(tx, resident_id, operator_id, scope)
     log.info("operator linked", extra={"resident_id": resident_id, "operator_id": operator_id})
-    return DataSource(
-        operator_id=ln.operator_id,
-        name=ln.operator_name,
-        linked=True,
-        scope=list(ln.scope),
-        subject_ref=ln.subject_ref,
-        linked_at=ln.granted_at,
-    )
+    [op] = [op for op in await behaviours.list_operators(tx.conn) if op.id == ln.operator_id]
+    return _source(op, ln)
 
 
 async def unlink(tx: Tx, resident_id: str, operator_id: str) -> None:
@@ -702,7 +734,9 @@ async def report_activity(
         event = BikeTrip(mode="own_bike", **common) if act.mode == "cycling" else Walk(**common)
     else:
         event = DailySteps(
-            record_id=f"steps:{resident_id}:{act.day.isoformat()}",
+            # The day's cumulative count is part of the record: the same count again is a
+            # duplicate, a higher one a new report that credits the steps above the last.
+            record_id=f"steps:{resident_id}:{act.day.isoformat()}:{act.steps}",
             subject=resident_id,
             day=act.day,
             steps=act.steps,
@@ -757,7 +791,7 @@ async def export(conn: Any, resident_id: str) -> Export:
     bals = await points_service.balances(conn, "resident", resident_id)
     return Export(
         exported_at=datetime.now(UTC),
-        profile=profile_of(row),
+        profile=profile_of(row, _grams(bals)),
         data_sources=[s for s in await data_sources(conn, resident_id) if s.linked],
         balances=[
             BalanceView(asset=b.asset, posted=b.posted, pending=b.pending, available=b.available)

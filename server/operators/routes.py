@@ -1,6 +1,12 @@
-"""Operators' API (``/api/operators/v1``), HMAC-signed: thin handlers. Each reads the raw
-body, verifies the signature over it *before* decoding, decodes with msgspec in one pass and
-calls one service function."""
+"""Operators' API (``/api/operators/v1``), HMAC-signed: thin handlers.
+
+The signed caller is resolved before any transaction is opened, so unauthenticated bytes never
+hold a pooled connection: the signature headers are checked (present, well-formed, timestamp in
+the window) before a byte of the body is read; then the body is read (bounded), the signing key
+looked up on the pool (one short query, no transaction), the HMAC and the nonce verified. Only
+then is the body decoded (msgspec, one pass) and one service function called, inside
+``server.db.transaction(pool)`` for writes and straight on the pool for reads.
+"""
 
 from __future__ import annotations
 
@@ -12,25 +18,39 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter
 
 from behaviours import service
-from behaviours.errors import BodyTooLarge, InvalidRecords, TooManyRecords
-from behaviours.events import EventBatch, Source, batch_decoder
-from server.auth import SignedCaller, verify_signature
-from server.db import Tx
-from server.errors import FieldError
+from behaviours.errors import BodyTooLarge, TooManyRecords
+from behaviours.events import Source, decode_batch
+from server.auth import SignedCaller, check_signature_headers, verify_signed
+from server.db import transaction
 from server.settings import Settings
+from server.wire import ACCEPTS
 
 _encoder = msgspec.json.Encoder()
+# The media types a daily file may be sent as (anything else: 415 unsupported_media_type).
+FILE_MEDIA_TYPES = (
+    "application/x-ndjson",
+    "application/jsonl",
+    "text/csv",
+    "text/plain",
+    "application/octet-stream",
+)
 
 
 def _signed_path(request: Request[Any, Any, Any]) -> str:
-    query = request.scope.get("query_string", b"")
-    path: str = request.scope["path"]
+    """The request target as sent on the wire: the raw path (percent-encoding untouched, never
+    the decoded ``path``), then ``?`` and the raw query string when there is one."""
+    raw: bytes = request.scope.get("raw_path") or request.scope["path"].encode()
+    # A '?' on the request line always starts the query; some ASGI clients (the test client)
+    # leave the query in raw_path.
+    raw = raw.partition(b"?")[0]
+    query: bytes = request.scope.get("query_string", b"")
+    path = raw.decode("latin-1")
     return f"{path}?{query.decode('latin-1')}" if query else path
 
 
 async def _read_limited(request: Request[Any, Any, Any], limit: int, what: str) -> bytes:
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
+    if declared and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise BodyTooLarge(f"{what} is {declared} bytes; the limit is {limit} bytes.")
     chunks: list[bytes] = []
     size = 0
@@ -42,22 +62,28 @@ async def _read_limited(request: Request[Any, Any, Any], limit: int, what: str) 
     return b"".join(chunks)
 
 
-async def _caller(
+async def _signed(
     request: Request[Any, Any, Any],
-    tx: NamedDependency[Tx],
-    redis: NamedDependency[Any],
-    settings: NamedDependency[Settings],
-    body: bytes,
-) -> SignedCaller:
-    return await verify_signature(
+    pool: Any,
+    redis: Any,
+    settings: Settings,
+    *,
+    limit: int = 0,
+    what: str = "",
+) -> tuple[SignedCaller, bytes]:
+    """The verified caller and the body (``limit`` 0: no body is read, an empty one is signed).
+    Holds no pooled connection while the body arrives."""
+    headers = check_signature_headers(request.headers, skew_s=settings.auth.signature_skew_s)
+    body = await _read_limited(request, limit, what) if limit else b""
+    caller = await verify_signed(
+        headers,
         method=request.method,
         path=_signed_path(request),
-        headers=request.headers,
         body=body,
-        lookup_secret=service.secret_lookup(tx.conn),
+        lookup_secret=service.secret_lookup(pool, settings.privacy),
         redis=redis,
-        skew_s=settings.auth.signature_skew_s,
     )
+    return caller, body
 
 
 def _json(obj: Any, status: int = 200) -> Response[bytes]:
@@ -72,30 +98,23 @@ def _json(obj: Any, status: int = 200) -> Response[bytes]:
 )
 async def push_events(
     request: Request[Any, Any, Any],
-    tx: NamedDependency[Tx],
+    pool: NamedDependency[Any],
     redis: NamedDependency[Any],
     settings: NamedDependency[Settings],
 ) -> Response[bytes]:
     limits = settings.ingest
-    body = await _read_limited(request, limits.max_batch_bytes, "The batch body")
-    caller = await _caller(request, tx, redis, settings, body)
-    try:
-        batch: EventBatch = batch_decoder.decode(body)
-    except msgspec.ValidationError as exc:
-        message, _, path = str(exc).partition(" - at `")
-        raise InvalidRecords(
-            "The batch does not match the event schema; nothing was stored.",
-            errors=[FieldError(path=path.rstrip("`") or "$", message=message)],
-        ) from None
-    except msgspec.DecodeError as exc:
-        raise InvalidRecords(f"The body is not valid JSON: {exc}") from None
+    caller, body = await _signed(
+        request, pool, redis, settings, limit=limits.max_batch_bytes, what="The batch body"
+    )
+    batch = decode_batch(body)
     if len(batch.events) > limits.max_batch_records:
         raise TooManyRecords(
             f"{len(batch.events)} events in one batch; the limit is {limits.max_batch_records}."
         )
-    verdicts = await service.ingest(
-        tx, Source(operator_id=caller.operator_id), batch.events, settings=settings
-    )
+    async with transaction(pool) as tx:
+        verdicts = await service.ingest(
+            tx, Source(operator_id=caller.operator_id), batch.events, settings=settings
+        )
     return _json(service.summarise(verdicts))
 
 
@@ -103,11 +122,12 @@ async def push_events(
     "/files",
     summary="Upload a daily file (NDJSON or CSV); processed in the background",
     request_max_body_size=None,
+    opt={ACCEPTS: FILE_MEDIA_TYPES},
     status_code=202,
 )
 async def upload_file(
     request: Request[Any, Any, Any],
-    tx: NamedDependency[Tx],
+    pool: NamedDependency[Any],
     redis: NamedDependency[Any],
     settings: NamedDependency[Settings],
     file_format: Annotated[Literal["ndjson", "csv"], QueryParameter(name="format")] = "ndjson",
@@ -115,37 +135,39 @@ async def upload_file(
     from integrations.tasks import process_file
     from server.worker import enqueue_after_commit
 
-    body = await _read_limited(request, settings.ingest.max_file_bytes, "The file")
-    caller = await _caller(request, tx, redis, settings, body)
-    file_id, new = await service.create_file(tx, caller.operator_id, file_format, body)
-    if new:
-        enqueue_after_commit(tx, process_file, file_id)
-    status = await service.file_status(tx.conn, caller.operator_id, file_id)
+    caller, body = await _signed(
+        request, pool, redis, settings, limit=settings.ingest.max_file_bytes, what="The file"
+    )
+    async with transaction(pool) as tx:
+        file_id, new = await service.create_file(tx, caller.operator_id, file_format, body)
+        if new:
+            enqueue_after_commit(tx, process_file, file_id)
+        status = await service.file_status(tx.conn, caller.operator_id, file_id)
     return _json(status, 202 if new else 200)
 
 
 @get("/files/{file_id:str}", summary="Status and counts of an uploaded file")
 async def file_status(
     request: Request[Any, Any, Any],
-    tx: NamedDependency[Tx],
+    pool: NamedDependency[Any],
     redis: NamedDependency[Any],
     settings: NamedDependency[Settings],
     file_id: FromPath[str],
 ) -> Response[bytes]:
-    caller = await _caller(request, tx, redis, settings, b"")
-    return _json(await service.file_status(tx.conn, caller.operator_id, file_id))
+    caller, _ = await _signed(request, pool, redis, settings)
+    return _json(await service.file_status(pool, caller.operator_id, file_id))
 
 
 @get("/files/{file_id:str}/results", summary="Per-record verdicts of a file, as NDJSON")
 async def file_results(
     request: Request[Any, Any, Any],
-    tx: NamedDependency[Tx],
+    pool: NamedDependency[Any],
     redis: NamedDependency[Any],
     settings: NamedDependency[Settings],
     file_id: FromPath[str],
 ) -> Response[bytes]:
-    caller = await _caller(request, tx, redis, settings, b"")
-    content = await service.file_results(tx.conn, caller.operator_id, file_id)
+    caller, _ = await _signed(request, pool, redis, settings)
+    content = await service.file_results(pool, caller.operator_id, file_id)
     return Response(content=content, media_type="application/x-ndjson")
 
 

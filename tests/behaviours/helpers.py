@@ -10,6 +10,7 @@ from typing import Any
 from behaviours import service
 from behaviours.events import BikeTrip, DailySteps, Point, Source, TransitTrip, Walk
 from server.db import transaction
+from server.settings import PrivacySettings
 
 DATA = Path(__file__).parent.parent / "integrations" / "data"
 SECRET = "op-secret-0123456789abcdef"
@@ -29,7 +30,7 @@ async def operator(pool: Any, op_id: str = "metro", kind: Any = "transit", feed:
             region_code="440300",
             gtfs_feed=feed,
         )
-        await service.add_signing_key(tx, op_id, "k1", SECRET)
+        await service.add_signing_key(tx, op_id, "k1", SECRET, privacy=PrivacySettings())
 
 
 async def resident(pool: Any, district: str | None = "440303") -> str:

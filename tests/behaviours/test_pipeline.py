@@ -76,7 +76,7 @@ class TestConsent:
         [v] = await run(pool, settings, [metro("nobody")])
         assert (v.status, v.reason_code) == ("rejected", "unknown_subject")
 
-    async def test_revoked_link_is_rejected_at_once_and_relink_restores(
+    async def test_revoked_link_is_rejected_at_once_and_relink_gets_a_new_pseudonym(
         self, pool, settings, metro_op
     ):
         from behaviours import service
@@ -88,9 +88,14 @@ class TestConsent:
         assert v.reason_code == "consent_revoked"
         assert await co2e_balance(pool, rid) == (0, 0)
         again = await link(pool, rid, "metro")
-        assert again == subject  # the operator keeps using the same reference
-        [v2] = await run(pool, settings, [metro(subject, "r2")])
+        # A new consent, a new pseudonym: the operator cannot tell it is the same resident.
+        assert again != subject and again.startswith("s_")
+        [old] = await run(pool, settings, [metro(subject, "r2")])
+        assert old.reason_code == "unknown_subject"
+        [v2] = await run(pool, settings, [metro(again, "r3")])
         assert v2.status == "accepted"
+        # Linking again while linked (a scope change) keeps the pseudonym.
+        assert await link(pool, rid, "metro", ["transit"]) == again
 
     async def test_scope_not_granted(self, pool, settings, metro_op):
         _, subject = await linked(pool, scope=["cycling"])
@@ -145,6 +150,7 @@ class TestDistanceAndSpeed:
         assert long_.reason_code == "distance_too_long"
 
     async def test_cycling_above_25_kmh(self, pool, settings):
+        await import_districts(pool)
         await operator(pool, "bikes", "bike_share")
         _, subject = await linked(pool, "bikes")
         fast, ok = await run(
@@ -333,16 +339,23 @@ class TestDoubleCounting:
             await conn.execute(sql, "x5", rid, start, key(8, 0 * m, 20 * m))
             await conn.execute(sql, "x6", rid, start, key(6, 0 * m, 20 * m))
 
-    async def test_daily_steps_credited_once_per_day(self, pool, settings):
+    async def test_daily_steps_credit_only_the_steps_above_the_days_last_count(
+        self, pool, settings
+    ):
         rid = await resident(pool)
         first = await run(
             pool, settings, [steps("me", "a", 5000)], op_id=APP_OPERATOR_ID, resident_id=rid
         )
         second = await run(
-            pool, settings, [steps("me", "b", 6000)], op_id=APP_OPERATOR_ID, resident_id=rid
+            pool, settings, [steps("me", "b", 5000)], op_id=APP_OPERATOR_ID, resident_id=rid
+        )
+        third = await run(
+            pool, settings, [steps("me", "c", 5500)], op_id=APP_OPERATOR_ID, resident_id=rid
         )
         assert first[0].status == "accepted" and first[0].reduction_g == 252  # 0.0504 g/step
-        assert second[0].reason_code == "activity_already_credited"
+        assert second[0].reason_code == "steps_not_increased"
+        assert third[0].status == "accepted" and third[0].reduction_g == 277 - 252
+        assert (await co2e_balance(pool, rid))[0] == 277
 
 
 class TestCaps:
@@ -360,6 +373,7 @@ class TestCaps:
         assert verdicts[4].reason_code == "daily_events_cap"
 
     async def test_daily_gram_cap_clips_then_rejects(self, pool, settings):
+        await import_districts(pool)
         await operator(pool, "walks", "platform")
         rid, subject = await linked(pool, "walks")
         base = now().replace(hour=0, minute=0, second=0) - timedelta(days=1) + timedelta(hours=2)

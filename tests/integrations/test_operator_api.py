@@ -14,7 +14,11 @@ PATH = "/api/operators/v1/events"
 
 
 def signed(method: str, path: str, body: bytes = b"", op: str = "metro") -> dict[str, str]:
-    return sign_request(SECRET, method, path, body, operator_id=op, key_id="k1")
+    headers = sign_request(SECRET, method, path, body, operator_id=op, key_id="k1")
+    if method != "GET":  # a body's media type is required (415 otherwise)
+        files = "text/csv" if "format=csv" in path else "application/x-ndjson"
+        headers["Content-Type"] = files if "/files" in path else "application/json"
+    return headers
 
 
 def batch(*events) -> bytes:
@@ -179,3 +183,71 @@ async def test_a_transient_failure_leaves_the_file_resumable(pool, settings, mon
 
     monkeypatch.setattr(service, "ingest", real_ingest)
     assert await process_file(pool, settings, file_id) == "done"
+
+
+# --- the signed path and hostile signature headers ---------------------------------------------
+
+
+async def test_the_signature_covers_the_path_as_sent_not_as_decoded(client, pool, settings):
+    await operator(pool, "metro")
+    body = batch()
+    encoded = "/api/operators/v1/%65vents"  # routes to /events once decoded
+    headers = {"Content-Type": "application/json", **signed("POST", PATH, body)}
+    r = await client.post(encoded, content=body, headers=headers)
+    assert r.status_code == 401, r.text
+    assert r.json()["code"] == "signature_invalid"
+    # signed as sent, the same request is accepted: the rule is the raw target, not a decoding
+    headers = {"Content-Type": "application/json", **signed("POST", encoded, body)}
+    r = await client.post(encoded, content=body, headers=headers)
+    assert r.status_code == 200, r.text
+    # the query string is signed as sent too
+    raw_query = "/api/operators/v1/files?format=%6Edjson"
+    headers = {"Content-Type": "application/x-ndjson"}
+    r = await client.post(
+        raw_query, content=b"", headers={**headers, **signed("POST", FILES_NDJSON, b"")}
+    )
+    assert r.status_code == 401 and r.json()["code"] == "signature_invalid"
+
+
+FILES_NDJSON = "/api/operators/v1/files?format=ndjson"
+
+# Each replaces one signature header with a value that once escaped as a 500 (int() of a
+# superscript digit or of 5,000 digits, compare_digest of a non-ASCII str) or is simply not the
+# documented format. Values are bytes as sent on the wire (Latin-1 or UTF-8).
+HOSTILE_HEADERS = [
+    ("X-Timestamp", b"\xb2"),  # superscript two in Latin-1: str.isdigit() says yes
+    ("X-Timestamp", "²".encode()),
+    ("X-Timestamp", "１７００００００００".encode()),  # fullwidth digits
+    ("X-Timestamp", b"1" * 5000),
+    ("X-Timestamp", b"1" * 13),
+    ("X-Timestamp", b"-1"),
+    ("X-Signature", b"\xe9" * 64),
+    ("X-Signature", "é".encode() * 32),
+    ("X-Signature", b"0" * 63),
+    ("X-Signature", b"g" * 64),
+    ("X-Nonce", b"\xe9" * 16),
+    ("X-Nonce", b"n" * 129),
+    ("X-Operator-Id", "métro".encode()),
+    ("X-Operator-Id", b"m" * 65),
+    ("X-Key-Id", b"k\xff1"),
+]
+
+
+async def test_hostile_signature_headers_are_signature_invalid(client, pool, settings):
+    await operator(pool, "metro")
+    body = batch()
+    status_path = "/api/operators/v1/files/00000000-0000-0000-0000-000000000000"
+    for name, value in HOSTILE_HEADERS:
+        for method, path, content in (("POST", PATH, body), ("GET", status_path, b"")):
+            headers: dict[str, str | bytes] = {
+                **signed(method, path, content),
+                "Content-Type": "application/json",
+            }
+            headers[name] = value
+            if method == "POST":
+                r = await client.post(path, content=content, headers=headers)
+            else:
+                r = await client.get(path, headers=headers)
+            assert r.status_code == 401, (name, value[:20], method, r.status_code, r.text)
+            assert r.headers["content-type"].startswith("application/problem+json")
+            assert r.json()["code"] == "signature_invalid", (name, value[:20], r.json())

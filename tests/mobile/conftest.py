@@ -8,8 +8,11 @@ from typing import Any
 import msgspec
 import pytest
 from litestar.testing import AsyncTestClient
+from shapely import box, to_wkb
 
+import behaviours.service as behaviours_service
 from server.app import create_app
+from server.db import transaction
 from server.settings import Settings
 from tests.mobile.fakes import FakeUpstreams
 
@@ -35,6 +38,7 @@ def mobile_settings(settings: Settings, upstreams: FakeUpstreams) -> Settings:
             gateway_token="sms-token",
             resend_interval_s=0,
             per_phone_per_hour=50,
+            per_phone_all_clients_per_hour=100,
             per_ip_per_hour=1000,
         ),
         wechat=r(
@@ -56,6 +60,29 @@ async def mclient(mobile_settings: Settings) -> AsyncIterator[AsyncTestClient[An
 @pytest.fixture(autouse=True)
 def _reset_upstreams(upstreams: FakeUpstreams) -> None:
     upstreams.reset()
+
+
+# Two districts of the programme for the mobile tests (a home district must be an imported one):
+# 440305 covers every track the tests ride (Shenzhen, around 22.54 N 114.05 E), 440306 lies west.
+TEST_DISTRICTS = {
+    "440305": ("南山区 (test)", (113.95, 22.40, 114.30, 22.80)),
+    "440306": ("宝安区 (test)", (113.70, 22.40, 113.95, 22.80)),
+}
+
+
+@pytest.fixture(autouse=True)
+async def _districts(request: pytest.FixtureRequest) -> None:
+    """Import TEST_DISTRICTS for every test that uses the stores (after they were emptied)."""
+    if not {"stores", "databases", "pool"} & set(request.fixturenames):
+        return
+    request.getfixturevalue("clean_stores")  # emptied first
+    pool = request.getfixturevalue("pool")
+    rows = [
+        (code, name, "440300", bytes(to_wkb(box(*bounds))))
+        for code, (name, bounds) in TEST_DISTRICTS.items()
+    ]
+    async with transaction(pool) as tx:
+        await behaviours_service.import_districts(tx, rows)
 
 
 async def sign_in(

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from behaviours import service as behaviours
 from server.auth import sign_request
 from server.db import transaction
+from server.settings import PrivacySettings
 from tests.mobile.conftest import API, bearer, sign_in
 
 SECRET = "metro-secret-0123456789abcdef"
@@ -45,7 +46,7 @@ async def test_sign_in_link_trip_credited_unlink_rejected(mclient, upstreams, po
         await behaviours.register_operator(
             tx, "metro", name="Shenzhen Metro", kind="transit", region_code="440300"
         )
-        await behaviours.add_signing_key(tx, "metro", "k1", SECRET)
+        await behaviours.add_signing_key(tx, "metro", "k1", SECRET, privacy=PrivacySettings())
     pair = await sign_in(mclient, upstreams)
     auth = bearer(pair)
 
@@ -88,16 +89,16 @@ async def test_sign_in_link_trip_credited_unlink_rejected(mclient, upstreams, po
     )
     assert later["status"] == "rejected"
     assert later["reason_code"] == "consent_revoked"
+    # Data that came without consent is kept only as the operator's verdict: not in my history.
     rejected = (await mclient.get(f"{API}/history?status=rejected", headers=auth)).json()["items"]
-    assert [i["reason_code"] for i in rejected] == ["consent_revoked"]
-    assert rejected[0]["reason"]
+    assert rejected == []
     r = await mclient.delete(f"{API}/data-sources/metro/link", headers=auth)
     assert r.status_code == 404 and r.json()["code"] == "link_not_found"
 
     # Export: everything about me; then delete: the ledger keeps the grams under the pseudonym.
     export = (await mclient.get(f"{API}/me/export", headers=auth)).json()
     assert export["profile"]["phone_masked"] == "138****5678"
-    assert len(export["history"]) == 2
+    assert len(export["history"]) == 1
     assert {e["asset"] for e in export["ledger"]} == {"CO2E_G", "POINT"}
     assert "13812345678" not in json.dumps(export)
     assert (await mclient.delete(f"{API}/me", headers=auth)).status_code == 204

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from points import service as points_service
 from server.db import transaction
@@ -114,20 +115,32 @@ class TestActivities:
             (v["event_id"], "track_time_order")
         ]
 
-    async def test_steps_capped_and_once_a_day(self, mclient, upstreams):
+    async def test_steps_are_cumulative_over_the_day_and_capped(self, mclient, upstreams):
+        """Apps report the day's running count: a higher count credits the steps above the
+        last one (caps apply), the same count again is a duplicate, a lower one no credit."""
         auth = bearer(await sign_in(mclient, upstreams))
         day = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
-        r = await mclient.post(
-            f"{API}/activities", json={"type": "steps", "day": day, "steps": 150_000}, headers=auth
-        )
-        v = r.json()
-        assert v["status"] == "accepted", v
-        assert 0 < v["reduction_g"] <= 296  # the walking cap of the methodology
-        r = await mclient.post(
-            f"{API}/activities", json={"type": "steps", "day": day, "steps": 9000}, headers=auth
-        )
-        again = r.json()  # one step count per day: the day's first verdict, not a second credit
-        assert again["duplicate"] is True and again["reduction_g"] == v["reduction_g"]
+
+        async def report(n: int) -> dict[str, Any]:
+            r = await mclient.post(
+                f"{API}/activities", json={"type": "steps", "day": day, "steps": n}, headers=auth
+            )
+            assert r.status_code == 200, r.text
+            out: dict[str, Any] = r.json()
+            return out
+
+        first, higher = await report(2000), await report(4000)
+        assert (first["status"], first["reduction_g"]) == ("accepted", 100)  # 0.0504 g/step
+        assert (higher["status"], higher["reduction_g"]) == ("accepted", 201 - 100)
+        assert not higher["duplicate"] and higher["event_id"] != first["event_id"]
+        same = await report(4000)
+        assert same["duplicate"] is True and same["event_id"] == higher["event_id"]
+        lower = await report(3000)
+        assert (lower["status"], lower["reason_code"]) == ("rejected", "steps_not_increased")
+        capped = await report(150_000)
+        assert capped["status"] == "accepted" and capped["reduction_g"] == 296 - 201
+        s = (await mclient.get(f"{API}/summary", headers=auth)).json()
+        assert s["total_reduction_g"] == 296  # the walking cap of the methodology
 
     async def test_two_residents_activities_never_collide(self, mclient, upstreams):
         """All app activities share one source: the same day's steps or the same client_ref
@@ -229,7 +242,9 @@ class TestPaginationAndBoards:
 
 
 class TestSummaryRead:
-    async def test_one_statement_agrees_with_the_ledgers_own_reads(self, mclient, upstreams, pool):
+    async def test_one_statement_agrees_with_the_ledgers_own_reads(
+        self, mclient, upstreams, pool, owner_pool
+    ):
         """The summary reads the ledger in one statement (server/mobile/repository.py,
         LEDGER_SUMMARY_SQL); it must say what points.service says."""
         pair = await sign_in(mclient, upstreams)
@@ -240,8 +255,8 @@ class TestSummaryRead:
             )
         async with transaction(pool) as tx:
             await points_service.place_hold(tx, spend(rid, 30), POLICY)
-        async with pool.acquire() as conn:  # one lot expires within 30 days
-            await conn.execute(
+        async with owner_pool.acquire() as conn:  # one lot expires within 30 days
+            await conn.execute(  # (the owner: the application may update only `remaining`)
                 "UPDATE point_lots SET expires_at = now() + interval '10 days' WHERE id = "
                 "(SELECT min(id) FROM point_lots)"
             )

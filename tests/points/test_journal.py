@@ -65,11 +65,12 @@ class TestJournal:
                 await journal.inclusion_proof(conn, str(tid))
 
 
-async def _bypassing_triggers(conn, sql, *args):
-    """Tamper as a superuser or a careless restore could: the immutability trigger is off."""
+async def _bypassing_triggers(conn, sql, *args, table="ledger_transfers"):
+    """Tamper as the schema's owner (or a careless restore) could: the table's triggers off."""
     async with conn.transaction():
-        await conn.execute("SET LOCAL session_replication_role = replica")
+        await conn.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
         await conn.execute(sql, *args)
+        await conn.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
 
 
 class TestAudit:
@@ -79,9 +80,9 @@ class TestAudit:
         assert await run_audit_cli(settings.database.url) == 0
 
     @pytest.mark.tampers_ledger
-    async def test_edited_transfer_row_fails_the_cli(self, pool, settings):
+    async def test_edited_transfer_row_fails_the_cli(self, pool, owner_pool, settings):
         await ledger_with_blocks(pool)
-        async with pool.acquire() as conn:
+        async with owner_pool.acquire() as conn:
             await _bypassing_triggers(
                 conn,
                 "UPDATE ledger_transfers SET amount = amount + 1 "
@@ -101,9 +102,9 @@ class TestAudit:
         assert "re-derived posted" in done.stderr
 
     @pytest.mark.tampers_ledger
-    async def test_edit_with_a_recomputed_hash_breaks_the_merkle_root(self, pool):
+    async def test_edit_with_a_recomputed_hash_breaks_the_merkle_root(self, pool, owner_pool):
         await ledger_with_blocks(pool)
-        async with pool.acquire() as conn:
+        async with owner_pool.acquire() as conn:
             tid = await conn.fetchval("SELECT min(id) FROM ledger_transfers")
             t = await service.get_transfer(conn, str(tid))
             forged = merkle.transfer_leaf(msgspec.structs.replace(t, amount=t.amount + 1))
@@ -119,19 +120,21 @@ class TestAudit:
         assert any("Merkle root" in p for p in report.problems)
 
     @pytest.mark.tampers_ledger
-    async def test_broken_chain_link_is_reported(self, pool):
+    async def test_broken_chain_link_is_reported(self, pool, owner_pool):
         await ledger_with_blocks(pool)
-        async with pool.acquire() as conn:
-            await conn.execute(
-                "UPDATE ledger_batches SET prev_hash = sha256(prev_hash) WHERE seq = 3"
+        async with owner_pool.acquire() as conn:
+            await _bypassing_triggers(
+                conn,
+                "UPDATE ledger_batches SET prev_hash = sha256(prev_hash) WHERE seq = 3",
+                table="ledger_batches",
             )
             report = await audit(conn)
         assert any("prev_hash" in p for p in report.problems)
 
     @pytest.mark.tampers_ledger
-    async def test_deleted_transfer_is_reported(self, pool):
+    async def test_deleted_transfer_is_reported(self, pool, owner_pool):
         await ledger_with_blocks(pool)
-        async with pool.acquire() as conn:
+        async with owner_pool.acquire() as conn:
             await conn.execute("DELETE FROM point_lots")
             await _bypassing_triggers(
                 conn,

@@ -37,8 +37,8 @@ ops = st.lists(
 )
 
 
-async def _reset(pool):
-    async with pool.acquire() as conn:
+async def _reset(owner_pool):
+    async with owner_pool.acquire() as conn:
         await conn.execute(
             "TRUNCATE point_lots, ledger_transfers, ledger_batches, ledger_accounts "
             "RESTART IDENTITY CASCADE"
@@ -93,7 +93,7 @@ async def _run(pool, sequence):
     assert report.unsealed_transfers == 0
 
 
-async def test_random_operation_sequences_keep_the_invariants(pool):
+async def test_random_operation_sequences_keep_the_invariants(pool, owner_pool):
     loop = asyncio.get_running_loop()
 
     def on_loop(coro):
@@ -107,7 +107,7 @@ async def test_random_operation_sequences_keep_the_invariants(pool):
     )
     @given(ops)
     def check(sequence):
-        on_loop(_reset(pool))
+        on_loop(_reset(owner_pool))
         on_loop(_run(pool, sequence))
 
     await asyncio.to_thread(check)

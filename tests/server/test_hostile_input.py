@@ -1,0 +1,394 @@
+"""Hostile input on every body-carrying route of every surface: always a 4xx problem+json, never
+a 5xx.
+
+The routes are read from the app's own route map, so a new POST/PUT/PATCH is in the matrix as
+soon as it exists (and fails here until it has a sample body below). Each request is
+authenticated as its surface expects (a resident's bearer token; an operator's signature over
+the exact bytes sent), so the body really is decoded. Every sample is mutated one field at a
+time (invalid UTF-8, NUL, a string of 100,000 characters, dates outside Python's range, numbers
+beyond 64 bits, a number as a string, nesting 100,000 deep) and sent whole in hostile forms and
+with wrong media types.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import msgspec
+import pytest
+
+from server.app import create_app
+from server.auth import JwtKeys, Role, sign_request
+from server.settings import Settings
+from tests.behaviours.helpers import SECRET, linked, operator
+
+MOBILE = "/api/mobile/v1"
+OPERATORS = "/api/operators/v1"
+_BODY_METHODS = {"POST", "PUT", "PATCH"}
+# server.wire's handler option naming the media types a route takes (JSON when absent).
+ACCEPTS = "accepts"
+JSON_ONLY = ("application/json",)
+
+
+def _routes() -> list[tuple[str, str, Any]]:
+    """(method, path template, handler) of every route of the app, as Litestar routes them."""
+    app = create_app(Settings.from_env({"TANPUHUI_ENV": "test"}))
+    out = []
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", []):
+            for method in sorted(handler.http_methods):
+                out.append((method, route.path, handler))
+    return out
+
+
+ROUTES = _routes()
+BODY_ROUTES = [r for r in ROUTES if r[0] in _BODY_METHODS]
+PATH_PARAM = re.compile(r"\{([a-z_]+):[a-z]+\}")
+
+
+def _ago(**kw: float) -> str:
+    return (datetime.now(UTC).replace(microsecond=0) - timedelta(**kw)).isoformat()
+
+
+def _samples(subject: str) -> dict[str, list[Any]]:
+    """A well-formed body per route ("METHOD template"): JSON values, or ``(media type, bytes)``
+    for a route that takes another format. ``[]``: the route takes no body."""
+    trip = {
+        "type": "transit_trip",
+        "record_id": "h1",
+        "subject": subject,
+        "mode": "metro",
+        "boarded_at": _ago(hours=2),
+        "alighted_at": _ago(hours=1, minutes=40),
+        "boarding_stop": "A",
+        "distance_m": 10_000,
+    }
+    bike = {
+        "type": "bike_trip",
+        "record_id": "h2",
+        "subject": subject,
+        "mode": "shared_bike",
+        "started_at": _ago(hours=3),
+        "ended_at": _ago(hours=2, minutes=40),
+        "start": {"lat": 22.55, "lon": 114.02},
+        "end": {"lat": 22.55, "lon": 114.05},
+        "route": [{"lat": 22.55, "lon": 114.02, "t": _ago(hours=3)}],
+    }
+    meter = {
+        "type": "meter_reading",
+        "record_id": "h3",
+        "subject": subject,
+        "utility": "electricity",
+        "account": "acc-1",
+        "period_start": _ago(days=6),
+        "period_end": _ago(days=5),
+        "quantity": 12.5,
+        "household_size": 2,
+    }
+    steps: dict[str, Any] = {"type": "daily_steps", "record_id": "h4", "subject": subject}
+    steps |= {"day": _ago(days=1)[:10], "steps": 8000}
+    track = {
+        "type": "track",
+        "mode": "cycling",
+        "claimed_distance_m": 1200,
+        "points": [
+            {"t": _ago(minutes=30), "lat": 22.55, "lon": 114.02},
+            {"t": _ago(minutes=25), "lat": 22.551, "lon": 114.03},
+        ],
+        "client_ref": "c1",
+    }
+    return {
+        f"POST {MOBILE}/auth/sms-codes": [{"phone": "13812345678"}],
+        f"POST {MOBILE}/auth/sms-sign-in": [
+            {"phone": "13812345678", "code": "123456", "district_code": "440305"}
+        ],
+        f"POST {MOBILE}/auth/wechat-sign-in": [{"code": "wx-code-1", "district_code": "440305"}],
+        f"POST {MOBILE}/auth/refresh": [{"refresh_token": "r" * 43}],
+        f"POST {MOBILE}/auth/sign-out": [],
+        f"PATCH {MOBILE}/me": [{"district_code": "440305"}],
+        f"PUT {MOBILE}/data-sources/{{operator_id:str}}/link": [{"scope": ["transit"]}],
+        f"POST {MOBILE}/activities": [
+            track,
+            {"type": "steps", "day": _ago(days=1)[:10], "steps": 8000},
+        ],
+        f"POST {OPERATORS}/events": [{"events": [trip]}, {"events": [bike, meter, steps]}],
+        f"POST {OPERATORS}/files": [("application/x-ndjson", msgspec.json.encode(trip))],
+    }
+
+
+# --- hostile values -------------------------------------------------------------------------
+
+MARK = "\x01hostile\x01"
+_MARK_JSON = msgspec.json.encode(MARK)
+DEEP = b"[" * 100_000
+STRINGS = {
+    "invalid utf-8": b'"\xff\xfe\xfd"',
+    "lone surrogate bytes": b'"\xed\xa0\x80"',
+    "NUL": b'"a\\u0000b"',
+    "raw NUL": b'"a\x00b"',
+    "100k chars": b'"' + b"x" * 100_000 + b'"',
+    "deep": DEEP,
+}
+NUMBERS = {
+    "10**400": b"1" + b"0" * 400,
+    "2**64": b"18446744073709551616",
+    "-2**63-1": b"-9223372036854775809",
+    "1e309": b"1e309",
+    "-1e308": b"-1e308",
+    "1.7e308": b"1.7e308",
+    "as a string": None,  # the number, quoted: strict decoding refuses it
+    "deep": DEEP,
+}
+TIMES = {
+    "9999 with a negative offset": b'"9999-12-31T23:59:59-05:00"',
+    "0001 with a positive offset": b'"0001-01-01T00:00:00+01:00"',
+    "9999-12-31Z": b'"9999-12-31T23:59:59Z"',
+    "far future": b'"2999-12-31T23:59:59-12:00"',
+}
+DAYS = {"9999-12-31": b'"9999-12-31"', "0001-01-01": b'"0001-01-01"', "1969-12-31": b'"1969-12-31"'}
+WHOLE = {
+    "invalid utf-8": b'{"\xff\xfe": "\xff"}',
+    "utf-8 BOM then garbage": b"\xef\xbb\xbf\xff{}",
+    "top-level string, invalid utf-8": b'"\xff"',
+    "NUL": b"\x00",
+    "deep arrays": DEEP,
+    "deep objects": b'{"a":' * 100_000,
+    "not json": b"{not json",
+    "trailing garbage": b"{}}",
+    "a number": b"1" + b"0" * 400,
+    "null": b"null",
+    "an array": b"[]",
+}
+WRONG_TYPES = [
+    None,
+    "text/plain",
+    "multipart/form-data; boundary=x",
+    "application/x-www-form-urlencoded",
+    "application/xml",
+    "text/html; charset=utf-8",
+]
+ISO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T")
+ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _leaves(value: Any, path: str = "$") -> Iterator[tuple[str, Any]]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _leaves(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _leaves(item, f"{path}[{i}]")
+    else:
+        yield path, value
+
+
+def _with_marker(value: Any, target: str, path: str = "$") -> Any:
+    if path == target:
+        return MARK
+    if isinstance(value, dict):
+        return {k: _with_marker(v, target, f"{path}.{k}") for k, v in value.items()}
+    if isinstance(value, list):
+        return [_with_marker(v, target, f"{path}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+def mutations(sample: Any) -> Iterator[tuple[str, bytes]]:
+    """(what, body) for every hostile value of every leaf of ``sample``, then whole bodies."""
+    for path, leaf in _leaves(sample):
+        template = msgspec.json.encode(_with_marker(sample, path))
+        if isinstance(leaf, bool) or leaf is None:
+            options: dict[str, bytes | None] = {"deep": DEEP, "NUL": STRINGS["NUL"]}
+        elif isinstance(leaf, int | float):
+            options = dict(NUMBERS)
+            options["as a string"] = msgspec.json.encode(str(leaf))
+        elif ISO_TIME.match(leaf):
+            options = {**STRINGS, **TIMES}
+        elif ISO_DAY.match(leaf):
+            options = {**STRINGS, **DAYS}
+        else:
+            options = dict(STRINGS)
+        for what, raw in options.items():
+            assert raw is not None
+            yield f"{path} = {what}", template.replace(_MARK_JSON, raw)
+    yield from ((f"whole body: {what}", raw) for what, raw in WHOLE.items())
+
+
+# --- requests as each surface expects them ---------------------------------------------------
+
+
+class Caller:
+    """Sends a request the way its surface authenticates it."""
+
+    def __init__(self, client: Any, token: str) -> None:
+        self.client = client
+        self.token = token
+
+    async def send(self, method: str, path: str, body: bytes, content_type: str | None) -> Any:
+        headers: dict[str, str] = {}
+        if content_type is not None:
+            headers["content-type"] = content_type
+        if path.startswith(OPERATORS):
+            headers |= sign_request(SECRET, method, path, body, operator_id="metro", key_id="k1")
+        else:  # the mobile surface, and any surface added later: a resident's token
+            headers["authorization"] = f"Bearer {self.token}"
+        return await self.client.request(method, path, content=body, headers=headers)
+
+
+def _path(template: str, value: str = "metro") -> str:
+    return PATH_PARAM.sub(value, template)
+
+
+@pytest.fixture
+async def caller(client: Any, pool: Any, jwt_keys: JwtKeys) -> Caller:
+    await operator(pool, "metro")
+    resident_id = str(uuid.uuid4())
+    async with pool.acquire() as conn:
+        await conn.execute(
+            "INSERT INTO residents (id, district_code) VALUES ($1, '440305')", resident_id
+        )
+    token = jwt_keys.issue(resident_id, Role.RESIDENT, 3600, extra={"typ": "access"})
+    return Caller(client, token)
+
+
+def problem_4xx(r: Any) -> str | None:
+    """None when ``r`` is a 4xx problem+json with a code; else what is wrong with it."""
+    if not 400 <= r.status_code < 500:
+        return f"status {r.status_code}: {r.text[:200]}"
+    if not r.headers.get("content-type", "").startswith("application/problem+json"):
+        return f"status {r.status_code} but {r.headers.get('content-type')}"
+    if not isinstance(r.json().get("code"), str):
+        return f"status {r.status_code} without a code"
+    return None
+
+
+def route_id(route: tuple[str, str, Any]) -> str:
+    return f"{route[0]} {route[1]}"
+
+
+# --- the matrix ----------------------------------------------------------------------------
+
+
+def test_every_body_route_has_a_sample():
+    """A new POST/PUT/PATCH joins the matrix below: give it a sample body here."""
+    known = set(_samples("s"))
+    missing = [route_id(r) for r in BODY_ROUTES if route_id(r) not in known]
+    assert not missing, f"add a sample body for {missing} to _samples()"
+    assert {route_id(r) for r in BODY_ROUTES} >= known  # no sample for a route that is gone
+
+
+@pytest.mark.parametrize("route", BODY_ROUTES, ids=route_id)
+async def test_hostile_bodies_are_refused_4xx(route, caller, pool):
+    method, template, handler = route
+    _, subject = await linked(pool, "metro")
+    samples = _samples(subject).get(route_id(route), [])
+    accepts = handler.opt.get(ACCEPTS, JSON_ONLY)
+    path = _path(template)
+    failures: list[str] = []
+    sent = 0
+    for sample in samples:
+        if isinstance(sample, tuple):  # a raw format (daily files): hostile bytes are stored
+            media, raw = sample  # and judged line by line later; only a 5xx is wrong here
+            for what, body in [*STRINGS.items(), *WHOLE.items()]:
+                r = await caller.send(method, path, raw + b"\n" + body, media)
+                sent += 1
+                if r.status_code >= 500 or (r.status_code >= 400 and problem_4xx(r)):
+                    failures.append(f"{what}: {r.status_code} {r.text[:200]}")
+            continue
+        for what, body in mutations(sample):
+            r = await caller.send(method, path, body, "application/json")
+            sent += 1
+            if wrong := problem_4xx(r):
+                failures.append(f"{what}: {wrong}")
+    if accepts == JSON_ONLY and samples:
+        assert sent > 15
+    assert not failures, f"{len(failures)} of {sent} hostile bodies:\n" + "\n".join(failures[:40])
+
+
+@pytest.mark.parametrize("route", BODY_ROUTES, ids=route_id)
+async def test_a_body_of_another_media_type_is_415(route, caller, pool):
+    method, template, handler = route
+    _, subject = await linked(pool, "metro")
+    samples = _samples(subject).get(route_id(route)) or [{"any": "body"}]
+    first = samples[0]
+    body = first[1] if isinstance(first, tuple) else msgspec.json.encode(first)
+    accepts = handler.opt.get(ACCEPTS, JSON_ONLY)
+    failures = []
+    for media in [*WRONG_TYPES, "application/json" if accepts != JSON_ONLY else None]:
+        if media in accepts:
+            continue
+        r = await caller.send(method, _path(template), body, media)
+        if problem_4xx(r) or r.status_code != 415 or r.json()["code"] != "unsupported_media_type":
+            failures.append(f"{media}: {r.status_code} {r.text[:200]}")
+    assert not failures, failures
+
+
+async def test_json_with_parameters_and_the_file_types_are_accepted(caller, pool):
+    _, subject = await linked(pool, "metro")
+    batch = msgspec.json.encode(_samples(subject)[f"POST {OPERATORS}/events"][0])
+    r = await caller.send("POST", f"{OPERATORS}/events", batch, "Application/JSON; charset=utf-8")
+    assert r.status_code == 200, r.text
+    assert r.json()["accepted"] == 1
+    csv = b"type,record_id,subject\n"
+    r = await caller.send("POST", f"{OPERATORS}/files?format=csv", csv, "text/csv")
+    assert r.status_code == 202, r.text
+    r = await caller.send("PATCH", f"{MOBILE}/me", b'{"district_code": null}', "application/json")
+    assert r.status_code == 200, r.text
+
+
+async def test_numeric_strings_are_refused_and_nothing_is_credited(caller, pool):
+    day = _ago(days=1)[:10]
+    body = msgspec.json.encode({"type": "steps", "day": day, "steps": "8000"})
+    r = await caller.send("POST", f"{MOBILE}/activities", body, "application/json")
+    assert r.status_code == 400, r.text
+    assert r.json()["code"] == "validation_failed"
+    assert r.json()["errors"][0]["path"] == "steps"
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM behaviour_events") == 0
+
+
+@pytest.mark.parametrize("route", [r for r in ROUTES if PATH_PARAM.search(r[1])], ids=route_id)
+async def test_nul_in_a_path_segment_is_refused_before_sql(route, caller):
+    method, template, _ = route
+    for value in ("a%00b", "%00"):
+        r = await caller.send(method, _path(template, value), b"", None)
+        assert not problem_4xx(r), (value, r.status_code, r.text)
+
+
+async def test_nul_in_a_query_is_refused(caller):
+    r = await caller.send("GET", f"{MOBILE}/history?cursor=a%00b", b"", None)
+    assert not problem_4xx(r), r.text
+    assert r.json()["code"] == "bad_request"
+
+
+RESIDENT_ROUTES = [
+    r
+    for r in ROUTES
+    if r[0] != "OPTIONS"
+    and r[1].startswith(MOBILE + "/")
+    and ("/auth/" not in r[1] or r[1] == f"{MOBILE}/auth/sign-out")
+]
+
+
+@pytest.mark.parametrize("route", RESIDENT_ROUTES, ids=route_id)
+async def test_a_signed_token_whose_subject_is_not_a_resident_id(route, caller, jwt_keys):
+    method, template, _ = route
+    for subject in (
+        "not-a-uuid",
+        "a\x00b",
+        "1' OR '1'='1",
+        "",
+        "{12345678-1234-5678-1234-567812345678}",
+    ):
+        token = jwt_keys.issue(subject, Role.RESIDENT, 3600, extra={"typ": "access"})
+        r = await caller.client.request(
+            method,
+            _path(template),
+            content=b"{}" if method in _BODY_METHODS else b"",
+            headers={"authorization": f"Bearer {token}", "content-type": "application/json"},
+        )
+        assert not problem_4xx(r), (subject, r.status_code, r.text)
+        assert (r.status_code, r.json()["code"]) == (401, "token_invalid"), subject
