@@ -1,8 +1,8 @@
-"""Errors behaviours raises on purpose (problem+json through server.errors' one handler)."""
+"""Errors behaviours raises on purpose (problem+json through kit.errors' one handler)."""
 
 from __future__ import annotations
 
-from server.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
+from kit.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
 
 
 class TooManyRecords(PayloadTooLarge):

@@ -16,7 +16,7 @@ import msgspec
 from msgspec import Meta, Struct
 
 from behaviours.errors import InvalidRecords
-from server.errors import FieldError
+from kit.errors import FieldError
 
 # Every text field is bounded and free of NUL (PostgreSQL refuses NUL in text: it must be a
 # validation error here, not a database error later). The mobile API's schemas use the same.

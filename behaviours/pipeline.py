@@ -41,9 +41,9 @@ from behaviours.rules import (
     programme_day,
     trip_key,
 )
+from kit.db import Tx
 from points.schemas import Issuance, PointsPolicy
 from points.service import issue_reductions
-from server.db import Tx
 from server.settings import Settings
 
 APP_OPERATOR_ID = "resident-app"

@@ -26,8 +26,8 @@ from behaviours.events import BatchResult, CanonicalEvent, Source, Verdict
 from behaviours.pipeline import APP_OPERATOR_ID, ReferenceCache, default_cache
 from behaviours.pipeline import ingest as _ingest
 from integrations.operator_records import FileFormatError, check_csv_header
-from server.cipher import SecretBox
-from server.db import Tx
+from kit.cipher import SecretBox
+from kit.db import Tx
 from server.settings import PrivacySettings, Settings
 
 DATA_DIR = Path(__file__).parent / "data"
@@ -165,7 +165,7 @@ async def add_signing_key(
     dev and test: the public development key, which prod settings refuse)."""
     if await repo.get_operator(tx.conn, operator_id) is None:
         raise UnknownOperator(f"No operator {operator_id!r}.")
-    secret = secret or secrets.token_urlsafe(32)
+    secret = secret or secrets.token_hex(32)  # hex: never starts with "-" on a command line
     box = SecretBox.from_settings(privacy)
     await repo.add_key(
         tx.conn, operator_id, key_id, box.seal(secret, context=_key_context(operator_id, key_id))
@@ -198,7 +198,7 @@ async def revoke_signing_key(tx: Tx, operator_id: str, key_id: str) -> bool:
 
 
 def secret_lookup(conn: Any, privacy: PrivacySettings) -> Any:
-    """``lookup_secret(operator_id, key_id)`` for :func:`server.auth.verify_signature`: the
+    """``lookup_secret(operator_id, key_id)`` for :func:`kit.auth.verify_signature`: the
     decrypted secret, or None (no such key, or a stored value that does not open under the
     settings' secrets key: in clear, another key's, edited)."""
     box = SecretBox.from_settings(privacy)

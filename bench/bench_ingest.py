@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import msgspec
 from ingest_city import LINES, SECRET, STOPS_PER_LINE, build, stops_of_line
 
-from server.auth import sign_request
+from kit.auth import sign_request
 
 EVENTS = int(os.environ.get("BENCH_EVENTS", "1000000"))
 RESIDENTS = int(os.environ.get("BENCH_RESIDENTS", "1000000"))
@@ -189,7 +189,7 @@ def free_port() -> int:
 
 
 async def prepare(db_url: str) -> None:
-    from server.db import create_pool
+    from kit.db import create_pool
     from server.migrate import migrate
     from server.seeds import apply_seeds
 
@@ -221,9 +221,9 @@ async def tune(db_url: str) -> None:
 async def audit(db_url: str) -> int:
     """Seal every committed batch into the journal (what the periodic task does in production),
     then run the same audit as `tanpuhui audit`: chain, Merkle roots, re-derived balances."""
+    from kit.db import connect, transaction_on
     from points.audit import run_audit_cli
     from points.journal import seal
-    from server.db import connect, transaction_on
 
     conn = await connect(db_url)
     try:

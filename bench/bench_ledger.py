@@ -34,10 +34,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import asyncpg
 
+from kit.db import create_pool, transaction
 from points import journal, service
 from points.errors import InsufficientFunds
 from points.schemas import Issuance, Owner, PointsPolicy, TransferRequest
-from server.db import create_pool, transaction
 from server.migrate import migrate
 
 POLICY = PointsPolicy(grams_per_point=10, expiry_years=2, hold_timeout_s=900)

@@ -41,8 +41,8 @@ from shapely import box, to_wkb
 
 from behaviours import service as behaviours
 from behaviours.events import DailySteps, Point, Walk
-from server.auth import JwtKeys, Role
-from server.db import create_pool, transaction
+from kit.auth import JwtKeys, Role
+from kit.db import create_pool, transaction
 from server.embedded import EmbeddedPostgres, EmbeddedRedis
 from server.migrate import migrate
 from server.seeds import apply_seeds

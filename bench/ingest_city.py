@@ -12,7 +12,7 @@ from shapely.geometry import LineString, box
 
 from behaviours import service
 from behaviours.service import OperatorKind
-from server.db import transaction
+from kit.db import transaction
 from server.settings import PrivacySettings
 
 LON0, LAT0 = 113.80, 22.45

@@ -20,7 +20,7 @@ from shapely import make_valid, to_wkb
 from shapely.geometry import shape
 
 from behaviours import service
-from server.db import Tx, connect, transaction_on
+from kit.db import Tx, connect, transaction_on
 from server.settings import Settings
 
 

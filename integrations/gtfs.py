@@ -21,7 +21,7 @@ from shapely import to_wkb
 from shapely.geometry import LineString
 
 from behaviours import service
-from server.db import Tx, connect, transaction_on
+from kit.db import Tx, connect, transaction_on
 from server.settings import Settings
 
 

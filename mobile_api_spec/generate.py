@@ -16,11 +16,10 @@ from typing import Any
 
 from server.app import create_app
 from server.mobile.errors import CATALOGUE
-from server.mobile.routes import PREFIX
+from server.mobile.routes import PREFIX, mobile_router
 from server.settings import Settings
 
 SPEC_PATH = Path(__file__).parent / "openapi.json"
-SURFACE = "server.mobile.routes:mobile_router"
 
 DESCRIPTION = """\
 The API a resident's WeChat mini-program or phone app talks to: sign-in, data sources, \
@@ -60,7 +59,7 @@ def _strip_example_ids(node: Any) -> None:
 
 
 def build() -> dict[str, Any]:
-    app = create_app(Settings(), surfaces=[SURFACE])
+    app = create_app(Settings(), surfaces=[mobile_router])
     full = app.openapi_schema.to_schema()
     paths = {p: v for p, v in full["paths"].items() if p.startswith(PREFIX)}
     schemas = full.get("components", {}).get("schemas", {})

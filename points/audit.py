@@ -173,7 +173,7 @@ async def run_audit_cli(
 ) -> int:
     """The audit; with ``witness_path``, checked against the checkpoints kept there (``key`` and
     ``origin`` sign the new one, added only when everything holds)."""
-    from server.db import connect
+    from kit.db import connect
 
     err = sys.stderr
     kept: witness.WitnessFile | None = None

@@ -1,8 +1,8 @@
-"""The ledger's refusals, each with a stable code (see server.errors for the wire shape)."""
+"""The ledger's refusals, each with a stable code (see kit.errors for the wire shape)."""
 
 from __future__ import annotations
 
-from server.errors import Conflict, InvalidInput, NotFound, Unprocessable
+from kit.errors import Conflict, InvalidInput, NotFound, Unprocessable
 
 
 class InsufficientFunds(Unprocessable):

@@ -17,12 +17,12 @@ from typing import Any
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from kit.db import Tx
+from kit.errors import NotFound
 from points import merkle, witness
 from points import repository as repo
 from points.errors import BlockNotSealed, TransferNotFound
 from points.schemas import InclusionProof
-from server.db import Tx
-from server.errors import NotFound
 
 
 async def seal(tx: Tx, *, max_batches: int = 5000) -> int:

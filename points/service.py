@@ -1,6 +1,6 @@
 """The ledger's rules: issuance, transfers, holds, reversals, lots and expiry, reads.
 
-No SQL here (``points.repository``) and no HTTP. Write functions take a :class:`server.db.Tx` and
+No SQL here (``points.repository``) and no HTTP. Write functions take a :class:`kit.db.Tx` and
 never commit; reads take an asyncpg connection or pool. Every write goes through one set-wise
 engine (:func:`_apply`): lock the accounts in sorted order, insert the transfers (new keys only),
 compare replays by content hash, apply balance deltas in one statement, consume lots.
@@ -19,6 +19,8 @@ from typing import Any
 
 import msgspec
 
+from kit.db import Tx
+from kit.errors import IdempotencyConflict, InvalidInput
 from points import merkle
 from points import repository as repo
 from points.errors import (
@@ -49,8 +51,6 @@ from points.schemas import (
     TransferRequest,
     utcnow,
 )
-from server.db import Tx
-from server.errors import IdempotencyConflict, InvalidInput
 
 __all__ = [
     "EXPIRY",

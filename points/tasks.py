@@ -7,10 +7,10 @@ from typing import Any
 
 from celery import shared_task
 
+from kit.db import transaction
+from kit.tasks import WorkerContext, run_async
 from points import journal, service
 from points.schemas import PointsPolicy
-from server.db import transaction
-from server.worker import WorkerContext, run_async
 
 BEAT: dict[str, dict[str, Any]] = {
     "points.seal_journal": {"task": "points.seal_journal", "schedule": 2.0},

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from server.auth import sign_request
+from kit.auth import sign_request
 from server.settings import PrivacySettings, Settings, SettingsError
 
 PROG = "python -m scripts.operator_push"
@@ -79,7 +79,7 @@ async def create_demo(url: str, privacy: PrivacySettings) -> tuple[str, str, str
     subject, the consent's time). The consent is dated a day back (demo only), so that a trip
     of the last hours falls after it."""
     from behaviours import service
-    from server.db import connect, transaction_on
+    from kit.db import connect, transaction_on
 
     conn = await connect(url)
     try:

@@ -7,7 +7,6 @@ and closes them on shutdown.
 from __future__ import annotations
 
 import gc
-import importlib
 import re
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -31,21 +30,21 @@ from litestar.types import (
     Send,
 )
 
-from server.auth import JwtKeys
-from server.db import TRANSIENT_ERRORS, create_pool, transaction
+from kit.auth import JwtKeys
+from kit.db import TRANSIENT_ERRORS, create_pool, transaction
+from kit.logs import configure_logging, request_id_var
+from kit.redis import create_redis
 from server.errors import exception_handlers
 from server.health import HealthController
-from server.logs import configure_logging, request_id_var
-from server.redis import create_redis
+from server.mobile.routes import mobile_router
+from server.operators.routes import operators_router
+from server.public.routes import public_router
 from server.settings import Settings
 from server.wire import StrictRequest, check_request
+from server.worker import create_celery
 
-# "module:attribute" of each surface's Router; each domain's routes.py owns its handlers.
-SURFACES: list[str] = [
-    "server.mobile.routes:mobile_router",
-    "server.operators.routes:operators_router",
-    "server.public.routes:public_router",
-]
+# Every surface's Router (thin routes under server/<surface>/routes.py): one import line each.
+SURFACES: tuple[Router, ...] = (mobile_router, operators_router, public_router)
 
 _RID_OK = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
@@ -94,8 +93,6 @@ def _lifespan(settings: Settings) -> Any:
             raise RuntimeError("create_app needs DATABASE_URL and REDIS_URL (see `tanpuhui dev`)")
         # The Celery app of the tasks this process sends (uploaded files), on the configured
         # broker; SettingsError (no start) when that broker cannot be the one in effect.
-        from server.worker import create_celery
-
         app.state.celery = create_celery(settings)
         app.state.pool = await create_pool(
             settings.database.url,
@@ -142,12 +139,12 @@ def provide_jwt(state: State) -> JwtKeys:
 
 
 def create_app(
-    settings: Settings, *, surfaces: list[str] | None = None, extra_handlers: Sequence[Any] = ()
+    settings: Settings,
+    *,
+    surfaces: Sequence[Router] = SURFACES,
+    extra_handlers: Sequence[Any] = (),
 ) -> Litestar:
-    routers: list[Router | type[Any]] = [HealthController, *extra_handlers]
-    for target in SURFACES if surfaces is None else surfaces:
-        module, _, attr = target.partition(":")
-        routers.append(getattr(importlib.import_module(module), attr))
+    routers: list[Router | type[Any]] = [HealthController, *extra_handlers, *surfaces]
     return App(
         route_handlers=routers,
         lifespan=[_lifespan(settings)],

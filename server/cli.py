@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import fcntl
 import ipaddress
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -16,7 +18,22 @@ from typing import Any
 
 import asyncpg
 import msgspec
+import uvicorn
 
+from behaviours.service import district_count, districts_note, seal_clear_secrets
+from kit.db import connect, transaction_on
+from kit.logs import configure_logging
+from points import witness
+from points.audit import run_audit_cli
+from server.embedded import (
+    EmbeddedError,
+    EmbeddedPostgres,
+    EmbeddedRedis,
+    attached_postgres,
+    default_dirs,
+)
+from server.migrate import MigrationError, migrate, role_facts
+from server.seeds import apply_seeds
 from server.settings import (
     PrivacySettings,
     Settings,
@@ -25,6 +42,7 @@ from server.settings import (
     env_name,
     markdown_table,
 )
+from server.worker import broker_url, create_celery, mask_url
 
 
 def _fail(message: str, status: int = 2, *, prog: str = "tanpuhui") -> int:
@@ -49,10 +67,6 @@ async def _migrate(
     """Migrate as the owner; grant the application role (``app_url``'s) exactly its privileges
     (server/migrate.py); seed; encrypt operator secrets still stored in clear. Without a
     distinct application role least privilege is off: a warning, refused in prod."""
-    from behaviours.service import seal_clear_secrets
-    from server.db import connect, transaction_on
-    from server.migrate import MigrationError, migrate, role_facts
-    from server.seeds import apply_seeds
 
     prod = settings is not None and settings.env == "prod"
     app_role: str | None = None
@@ -92,8 +106,6 @@ async def _migrate(
 
 async def _districts_note(url: str) -> str:
     """What the programme's districts allow (none imported: trips with coordinates are refused)."""
-    from behaviours.service import district_count, districts_note
-    from server.db import connect
 
     conn = await connect(url)
     try:
@@ -103,7 +115,6 @@ async def _districts_note(url: str) -> str:
 
 
 def cmd_migrate(settings: Settings, _: argparse.Namespace) -> int:
-    from server.migrate import MigrationError
 
     _require_urls_db(settings, "migrate")
     assert settings.database.url
@@ -122,14 +133,10 @@ def _require_urls_db(settings: Settings, command: str) -> None:
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
-    from server.logs import configure_logging
-    from server.worker import TASK_MODULES, create_celery
 
     _require_urls(settings, "worker")
     configure_logging(settings.log.level)
     app = create_celery(settings)
-    for module in TASK_MODULES:
-        __import__(module)
     app.worker_main(
         [
             "worker",
@@ -145,7 +152,6 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_beat(settings: Settings, _: argparse.Namespace) -> int:
-    from server.worker import create_celery
 
     _require_urls(settings, "beat")
     app = create_celery(settings)
@@ -183,9 +189,6 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
 
 
 def cmd_serve(settings: Settings, _: argparse.Namespace) -> int:
-    import uvicorn
-
-    from server.worker import broker_url
 
     _require_urls(settings, "serve")
     broker_url(settings)  # refuse before starting: the API sends tasks only to its own broker
@@ -196,7 +199,6 @@ def cmd_serve(settings: Settings, _: argparse.Namespace) -> int:
 def _setting_rows(settings: Settings) -> list[tuple[str, str, str, str]]:
     """(variable, value in effect, where it comes from, meaning) for every setting; secrets are
     masked, and so is the password of any URL."""
-    from server.worker import mask_url
 
     values: dict[str, tuple[str, Any]] = {}
     for name in settings.__struct_fields__:
@@ -238,8 +240,6 @@ def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
     """Verify the journal's hash chain and re-derive every balance; with --witness FILE, also
     that the journal extends every checkpoint kept in FILE, then add a signed checkpoint of the
     audited head to it (docs/ledger.md, "The witness"). Exit status 1 on any problem."""
-    from points import witness
-    from points.audit import run_audit_cli
 
     _require_urls_db(settings, "audit")
     assert settings.database.url
@@ -259,9 +259,6 @@ def _preflight(settings: Settings, lock_path: Path) -> Any:
     """Refuse (DevRefused, before anything is started) a `tanpuhui dev` that could not run: the
     API's port taken, or this data directory's stores in use by another run. Returns the lock
     file held for the run's lifetime."""
-    import fcntl
-
-    from server.embedded import EmbeddedPostgres, EmbeddedRedis, default_dirs
 
     pg_dir, redis_dir = default_dirs(settings.embedded.data_dir)
     host, port = settings.http.host, settings.http.port
@@ -310,7 +307,6 @@ class DevRefused(Exception):
 
 
 def _port_free(host: str, port: int) -> bool:
-    import socket
 
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -327,7 +323,6 @@ def _port_free(host: str, port: int) -> bool:
 
 
 def _port_answers(host: str, port: int) -> bool:
-    import socket
 
     try:
         with socket.create_connection((host, port), timeout=0.5):
@@ -341,8 +336,6 @@ def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
 
     Supervised: when any child (the API, the worker, beat, the embedded Redis or PostgreSQL)
     dies, it says which and stops everything, with exit status 1."""
-    from server.embedded import EmbeddedPostgres, EmbeddedRedis, default_dirs
-    from server.worker import broker_url
 
     started = time.monotonic()
     pg_dir, redis_dir = default_dirs(settings.embedded.data_dir)
@@ -497,7 +490,6 @@ def with_database(
     TANPUHUI_EMBEDDED_DATA_DIR, as `tanpuhui dev` uses it (attached when it runs, started for the
     command otherwise; ``create`` lets a first command create it). Failures are one line on
     stderr: status 2 for a setting, 1 for anything else."""
-    from server.embedded import EmbeddedError, attached_postgres
 
     try:
         settings = Settings.from_env()

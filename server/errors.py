@@ -1,134 +1,21 @@
-"""One error hierarchy and one handler: every error leaves as RFC 9457 problem+json.
-
-Domain packages raise :class:`DomainError` subclasses (or instances with their own ``code``);
-they never import Litestar. The handlers registered by :func:`exception_handlers` turn them,
-Litestar's own HTTP and validation exceptions, and anything unexpected into one shape::
-
-    {"type": "https://tanpuhui.org/problems/<code>", "title": ..., "status": ...,
-     "detail": ..., "code": "<stable code>", "request_id": ..., "errors": [{path, message}]}
-
-A 500 carries only its request id; the traceback goes to the log.
+"""The one handler: every error leaves as RFC 9457 problem+json (the hierarchy is the kernel's,
+``kit.errors``; domains raise it and never import Litestar). Litestar's own HTTP and validation
+exceptions, store failures that say "not now" and anything unexpected get the same shape; a 500
+carries only its request id, the traceback goes to the log.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any
 
 import msgspec
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
 
-if TYPE_CHECKING:
-    from litestar import Request, Response
-
-PROBLEM_JSON = "application/problem+json"
-PROBLEM_BASE = "https://tanpuhui.org/problems/"
+from kit.errors import PROBLEM_JSON, DomainError, FieldError, Problem, RateLimited, problem
 
 log = logging.getLogger("tanpuhui.errors")
-
-
-class FieldError(msgspec.Struct, frozen=True):
-    path: str
-    message: str
-
-
-class Problem(msgspec.Struct, omit_defaults=True):
-    """The RFC 9457 body (with this project's ``code`` and ``request_id`` extensions)."""
-
-    type: str
-    title: str
-    status: int
-    code: str
-    detail: str | None = None
-    request_id: str | None = None
-    errors: list[FieldError] | None = None
-    extra: dict[str, Any] | None = None
-
-
-class DomainError(Exception):
-    """Base of every error a domain raises on purpose.
-
-    Subclasses set ``code``, ``status`` and ``title``; an instance may override ``code`` (a more
-    specific stable code) and add ``errors`` or ``extra`` (machine-readable context).
-    """
-
-    code: ClassVar[str] = "domain_error"
-    status: ClassVar[int] = 400
-    title: ClassVar[str] = "Request refused"
-
-    def __init__(
-        self,
-        detail: str,
-        *,
-        code: str | None = None,
-        errors: list[FieldError] | None = None,
-        extra: dict[str, Any] | None = None,
-    ) -> None:
-        super().__init__(detail)
-        self.detail = detail
-        if code is not None:
-            self.code = code  # type: ignore[misc]
-        self.errors = errors
-        self.extra = extra
-
-
-class InvalidInput(DomainError):
-    code = "invalid_input"
-    status = 400
-    title = "Invalid input"
-
-
-class Unauthenticated(DomainError):
-    code = "unauthenticated"
-    status = 401
-    title = "Authentication required"
-
-
-class Forbidden(DomainError):
-    code = "forbidden"
-    status = 403
-    title = "Not allowed"
-
-
-class NotFound(DomainError):
-    code = "not_found"
-    status = 404
-    title = "Not found"
-
-
-class Conflict(DomainError):
-    code = "conflict"
-    status = 409
-    title = "Conflict"
-
-
-class IdempotencyConflict(Conflict):
-    code = "idempotency_key_reused"
-    title = "Idempotency key reused with a different request"
-
-
-class PayloadTooLarge(DomainError):
-    code = "payload_too_large"
-    status = 413
-    title = "Payload too large"
-
-
-class Unprocessable(DomainError):
-    code = "unprocessable"
-    status = 422
-    title = "Request cannot be carried out"
-
-
-class RateLimited(DomainError):
-    code = "rate_limited"
-    status = 429
-    title = "Too many requests"
-
-
-class Unavailable(DomainError):
-    code = "unavailable"
-    status = 503
-    title = "Service unavailable"
-
 
 _HTTP_CODES = {
     400: ("bad_request", "Bad request"),
@@ -143,36 +30,12 @@ _HTTP_CODES = {
 }
 
 
-def problem(
-    status: int,
-    code: str,
-    title: str,
-    detail: str | None = None,
-    *,
-    request_id: str | None = None,
-    errors: list[FieldError] | None = None,
-    extra: dict[str, Any] | None = None,
-) -> Problem:
-    return Problem(
-        type=PROBLEM_BASE + code,
-        title=title,
-        status=status,
-        code=code,
-        detail=detail,
-        request_id=request_id,
-        errors=errors,
-        extra=extra,
-    )
-
-
 def _request_id(request: Request[Any, Any, Any]) -> str | None:
     rid = request.scope.get("state", {}).get("request_id")
     return rid if isinstance(rid, str) else None
 
 
 def _respond(body: Problem, headers: dict[str, str] | None = None) -> Response[bytes]:
-    from litestar import Response
-
     return Response(
         content=msgspec.json.encode(body),
         status_code=body.status,
@@ -211,8 +74,6 @@ def handle_domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Re
 
 
 def handle_http_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
-    from litestar.exceptions import HTTPException, ValidationException
-
     assert isinstance(exc, HTTPException)
     status = exc.status_code
     if status >= 500:
@@ -272,8 +133,6 @@ def handle_transient(request: Request[Any, Any, Any], exc: Exception) -> Respons
 def exception_handlers(
     transient: tuple[type[BaseException], ...] = (),
 ) -> dict[type[Exception] | int, Any]:
-    from litestar.exceptions import HTTPException
-
     handlers: dict[type[Exception] | int, Any] = {
         DomainError: handle_domain_error,
         HTTPException: handle_http_exception,

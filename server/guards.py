@@ -15,8 +15,8 @@ from litestar.di import Provide
 from litestar.handlers.base import BaseRouteHandler
 from litestar.types import Guard
 
-from server.auth import JwtKeys, Principal, Role, bearer_token, require_role
-from server.errors import Unauthenticated
+from kit.auth import JwtKeys, Principal, Role, bearer_token, require_role
+from kit.errors import Unauthenticated
 
 _KEY = "principal"
 

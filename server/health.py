@@ -10,7 +10,7 @@ from litestar import Controller, get
 from litestar.datastructures import State
 
 from behaviours.service import district_count, districts_note
-from server.errors import Unavailable
+from kit.errors import Unavailable
 
 
 class Health(msgspec.Struct):

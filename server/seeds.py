@@ -6,14 +6,15 @@ Seed data lives as data files inside the owning package; each package exposes an
 
 from __future__ import annotations
 
-import importlib
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-# "module:function" of every package's seeder, in dependency order.
-SEEDERS: list[str] = ["behaviours.service:seed"]
+from behaviours import service as behaviours
+
+# Every package's seeder, in dependency order: one line each.
+SEEDERS: tuple[Callable[[Any], Awaitable[None]], ...] = (behaviours.seed,)
 
 
 async def apply_seeds(conn: Any) -> None:
-    for target in SEEDERS:
-        module, _, name = target.partition(":")
-        await getattr(importlib.import_module(module), name)(conn)
+    for seed in SEEDERS:
+        await seed(conn)

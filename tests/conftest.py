@@ -27,14 +27,14 @@ import asyncpg
 import pytest
 from litestar.testing import AsyncTestClient
 
+from kit.auth import JwtKeys
+from kit.db import create_pool, transaction_on
+from kit.redis import create_redis
 from points.audit import audit
 from points.journal import seal
 from server.app import create_app
-from server.auth import JwtKeys
-from server.db import create_pool, transaction_on
 from server.embedded import EmbeddedPostgres, EmbeddedRedis, provision, role_url
 from server.migrate import migrate
-from server.redis import create_redis
 from server.seeds import apply_seeds
 from server.settings import Settings
 

@@ -10,7 +10,7 @@ from typing import NamedTuple
 
 from behaviours.errors import InvalidScope, LinkNotFound, UnknownOperator
 from behaviours.service import SCOPES
-from server.errors import (
+from kit.errors import (
     InvalidInput,
     RateLimited,
     Unauthenticated,

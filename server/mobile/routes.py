@@ -22,9 +22,9 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 
-from server.auth import JwtKeys, Principal, Role, bearer_token, require_role
-from server.db import Tx, transaction
-from server.errors import PROBLEM_BASE, PROBLEM_JSON, Problem, Unauthenticated
+from kit.auth import JwtKeys, Principal, Role, bearer_token, require_role
+from kit.db import Tx, transaction
+from kit.errors import PROBLEM_BASE, PROBLEM_JSON, Problem, Unauthenticated
 from server.mobile import service
 from server.mobile.errors import CATALOGUE
 from server.mobile.schemas import (

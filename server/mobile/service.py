@@ -29,9 +29,9 @@ import behaviours.service as behaviours
 import points.service as points_service
 from behaviours.events import BikeTrip, CanonicalEvent, DailySteps, Point, RoutePoint, Walk
 from behaviours.pipeline import default_cache
-from server.auth import JwtKeys, Role
-from server.db import Tx
-from server.errors import IdempotencyConflict, InvalidInput, NotFound
+from kit.auth import JwtKeys, Role
+from kit.db import Tx
+from kit.errors import IdempotencyConflict, InvalidInput, NotFound
 from server.mobile import repository as repo
 from server.mobile.errors import (
     AccountGone,

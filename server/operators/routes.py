@@ -5,7 +5,7 @@ hold a pooled connection: the signature headers are checked (present, well-forme
 the window) before a byte of the body is read; then the body is read (bounded), the signing key
 looked up on the pool (one short query, no transaction), the HMAC and the nonce verified. Only
 then is the body decoded (msgspec, one pass) and one service function called, inside
-``server.db.transaction(pool)`` for writes and straight on the pool for reads.
+``kit.db.transaction(pool)`` for writes and straight on the pool for reads.
 """
 
 from __future__ import annotations
@@ -20,8 +20,10 @@ from litestar.params import FromPath, QueryParameter
 from behaviours import service
 from behaviours.errors import BodyTooLarge, TooManyRecords
 from behaviours.events import Source, decode_batch
-from server.auth import SignedCaller, check_signature_headers, verify_signed
-from server.db import transaction
+from behaviours.tasks import process_file
+from kit.auth import SignedCaller, check_signature_headers, verify_signed
+from kit.db import transaction
+from kit.tasks import enqueue_after_commit
 from server.settings import Settings
 from server.wire import ACCEPTS
 
@@ -132,9 +134,6 @@ async def upload_file(
     settings: NamedDependency[Settings],
     file_format: Annotated[Literal["ndjson", "csv"], QueryParameter(name="format")] = "ndjson",
 ) -> Response[bytes]:
-    from integrations.tasks import process_file
-    from server.worker import enqueue_after_commit
-
     caller, body = await _signed(
         request, pool, redis, settings, limit=settings.ingest.max_file_bytes, what="The file"
     )

@@ -9,7 +9,7 @@ from typing import Any
 
 from behaviours import service
 from behaviours.events import BikeTrip, DailySteps, Point, Source, TransitTrip, Walk
-from server.db import transaction
+from kit.db import transaction
 from server.settings import PrivacySettings
 
 DATA = Path(__file__).parent.parent / "integrations" / "data"

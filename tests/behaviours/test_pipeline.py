@@ -11,7 +11,7 @@ import pytest
 from behaviours import repository
 from behaviours.events import CanonicalEvent, MeterReading, TransitTrip, VehicleMileage
 from behaviours.pipeline import APP_OPERATOR_ID
-from server.db import transaction
+from kit.db import transaction
 from tests.behaviours.helpers import (
     bike,
     co2e_balance,
@@ -572,7 +572,7 @@ async def test_constant_round_trips_per_batch(pool, settings, metro_op):
     """Statements sent per batch do not grow with its size."""
     from behaviours.events import Source
     from behaviours.service import ingest
-    from server.db import Tx
+    from kit.db import Tx
 
     counts, logs = [], []
     for n in (1, 2, 300):  # the first also loads the reference data into this process

@@ -12,7 +12,7 @@ import pytest
 
 from behaviours import service
 from behaviours.pipeline import APP_OPERATOR_ID
-from server.db import transaction
+from kit.db import transaction
 from tests.behaviours.helpers import (
     bike,
     co2e_balance,

@@ -32,7 +32,7 @@ import msgspec
 
 from behaviours import service
 from behaviours.events import EventBatch
-from server.db import transaction_on
+from kit.db import transaction_on
 from server.embedded import EmbeddedPostgres, EmbeddedRedis
 from server.migrate import migrate
 from server.seeds import apply_seeds

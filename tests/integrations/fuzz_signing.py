@@ -12,7 +12,7 @@ from typing import Any
 import requests
 import schemathesis
 
-from server.auth import sign_request
+from kit.auth import sign_request
 
 
 class OperatorSignature(requests.auth.AuthBase):

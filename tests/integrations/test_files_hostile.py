@@ -12,9 +12,9 @@ import pytest
 from behaviours import repository as repo
 from behaviours import service
 from behaviours.errors import InvalidFile
-from integrations.operator_files import process_file
-from server.auth import sign_request
-from server.db import transaction
+from behaviours.files import process_file
+from kit.auth import sign_request
+from kit.db import transaction
 from tests.behaviours.helpers import SECRET, linked, metro, now, operator
 
 # Words of the machinery under the programme's: none may reach an operator.

@@ -6,8 +6,8 @@ from datetime import timedelta
 
 import msgspec
 
-from integrations.operator_files import process_file
-from server.auth import sign_request
+from behaviours.files import process_file
+from kit.auth import sign_request
 from tests.behaviours.helpers import SECRET, linked, metro, now, operator
 
 PATH = "/api/operators/v1/events"
@@ -54,7 +54,7 @@ async def test_replayed_signature_is_refused(client, pool, settings):
 
 async def test_bad_signature_and_revoked_key(client, pool, settings):
     from behaviours import service
-    from server.db import transaction
+    from kit.db import transaction
 
     await operator(pool, "metro")
     body = batch()
@@ -122,7 +122,7 @@ async def test_daily_file_upload_task_status_and_results(client, pool, settings)
 
 async def test_csv_file(pool, settings):
     from behaviours import service
-    from server.db import transaction
+    from kit.db import transaction
 
     await operator(pool, "metro")
     _, subject = await linked(pool)
@@ -145,7 +145,7 @@ async def test_csv_file(pool, settings):
 
 
 async def test_celery_task_is_registered(settings):
-    from integrations import tasks
+    from behaviours import tasks
 
     assert tasks.process_file.name == "integrations.process_file"
     assert "integrations.resume_files" in tasks.BEAT
@@ -156,7 +156,7 @@ async def test_a_transient_failure_leaves_the_file_resumable(pool, settings, mon
     import pytest
 
     from behaviours import service
-    from server.db import transaction
+    from kit.db import transaction
 
     await operator(pool, "metro")
     _, subject = await linked(pool)

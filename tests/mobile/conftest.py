@@ -11,8 +11,8 @@ from litestar.testing import AsyncTestClient
 from shapely import box, to_wkb
 
 import behaviours.service as behaviours_service
+from kit.db import transaction
 from server.app import create_app
-from server.db import transaction
 from server.settings import Settings
 from tests.mobile.fakes import FakeUpstreams
 

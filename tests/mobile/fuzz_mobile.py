@@ -23,7 +23,7 @@ from pathlib import Path
 
 import asyncpg
 
-from server.auth import JwtKeys, Role
+from kit.auth import JwtKeys, Role
 from server.embedded import EmbeddedPostgres, EmbeddedRedis
 from server.migrate import migrate
 from server.seeds import apply_seeds

@@ -9,8 +9,8 @@ import jwt as pyjwt
 import msgspec
 from litestar.testing import AsyncTestClient
 
+from kit.auth import JwtKeys, Role
 from server.app import create_app
-from server.auth import JwtKeys, Role
 from tests.mobile.conftest import API, bearer, sign_in
 
 PHONE = "13812345678"

@@ -8,8 +8,8 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from behaviours import service as behaviours
-from server.auth import sign_request
-from server.db import transaction
+from kit.auth import sign_request
+from kit.db import transaction
 from server.settings import PrivacySettings
 from tests.mobile.conftest import API, bearer, sign_in
 

@@ -15,11 +15,11 @@ from litestar.testing import AsyncTestClient
 
 from behaviours import service as behaviours_service
 from behaviours.rules import Reason
+from kit.db import transaction
+from kit.errors import DomainError
 from mobile_api_spec.generate import build
 from points import service as points_service
 from server.app import create_app
-from server.db import transaction
-from server.errors import DomainError
 from server.mobile import service
 from server.mobile.errors import SmsRateLimited
 from server.mobile.schemas import LINKABLE_KINDS

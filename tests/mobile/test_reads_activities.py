@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from kit.db import transaction
 from points import service as points_service
-from server.db import transaction
 from server.mobile.tracks import Fix, check_track
 from tests.mobile.conftest import API, bearer, sign_in
 from tests.points.factories import POLICY, issuance, spend

@@ -4,9 +4,9 @@ import asyncio
 import itertools
 import random
 
+from kit.db import transaction
 from points import service
 from points.schemas import Owner, TransferRequest
-from server.db import transaction
 from tests.points.factories import POLICY, REGION, T0, invariants, issuance, resident, spend
 
 

@@ -5,6 +5,8 @@ from datetime import timedelta
 
 import pytest
 
+from kit.db import transaction
+from kit.tasks import WorkerContext
 from points import service
 from points.errors import (
     HoldAlreadySettled,
@@ -15,8 +17,6 @@ from points.errors import (
 )
 from points.schemas import Balance
 from points.tasks import void_timed_out_holds_body
-from server.db import transaction
-from server.worker import WorkerContext
 from tests.points.factories import POLICY, invariants, issuance, resident, spend
 
 

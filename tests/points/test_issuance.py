@@ -2,10 +2,10 @@
 
 import pytest
 
+from kit.db import Tx, transaction
+from kit.errors import IdempotencyConflict
 from points import service
 from points.schemas import Balance
-from server.db import Tx, transaction
-from server.errors import IdempotencyConflict
 from tests.points.factories import POLICY, CountingConnection, invariants, issuance, resident
 
 

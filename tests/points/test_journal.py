@@ -7,11 +7,11 @@ import sys
 import msgspec
 import pytest
 
+from kit.db import transaction
 from points import journal, merkle, service
 from points.audit import audit, run_audit_cli
 from points.errors import BlockNotSealed
 from points.schemas import InclusionProof
-from server.db import transaction
 from tests.points.factories import POLICY, issuance, resident, spend
 
 

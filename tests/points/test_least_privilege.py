@@ -5,7 +5,7 @@ triggers that guard it (docs/ledger.md, "Who may write the ledger")."""
 import asyncpg
 import pytest
 
-from server.db import transaction
+from kit.db import transaction
 from tests.points.test_journal import ledger_with_blocks
 
 REFUSED = asyncpg.InsufficientPrivilegeError

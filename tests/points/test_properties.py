@@ -10,10 +10,10 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from kit.db import transaction
+from kit.errors import DomainError
 from points import journal, service
 from points.audit import audit
-from server.db import transaction
-from server.errors import DomainError
 from tests.points.factories import POLICY, REGION, invariants, issuance, spend
 
 RESIDENTS = [f"00000000-0000-0000-0000-00000000000{i}" for i in range(3)]

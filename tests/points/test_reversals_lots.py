@@ -4,10 +4,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from kit.db import transaction
 from points import service
 from points.errors import AlreadyReversed, NotReversible, PointsAlreadySpent
 from points.schemas import Balance, PointsPolicy
-from server.db import transaction
 from tests.points.factories import POLICY, REGION, invariants, issuance, resident, spend
 
 

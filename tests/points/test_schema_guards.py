@@ -4,10 +4,10 @@
 import asyncpg
 import pytest
 
+from kit.db import Tx, transaction
 from points import service
 from points.audit import audit
 from points.schemas import Balance
-from server.db import Tx, transaction
 from tests.points.factories import POLICY, CountingConnection, invariants, issuance, resident, spend
 
 

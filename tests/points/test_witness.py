@@ -13,10 +13,10 @@ import msgspec
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from kit.db import transaction
 from points import journal, merkle, service, witness
 from points import repository as repo
 from points.audit import audit, run_audit_cli
-from server.db import transaction
 from tests.conftest import WITNESS_KEY
 from tests.points.factories import POLICY, issuance, resident, spend
 from tests.points.test_journal import ledger_with_blocks

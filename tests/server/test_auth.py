@@ -2,8 +2,8 @@ import time
 
 import pytest
 
-from server.auth import JwtKeys, Role, require_role, sign_request, verify_signature
-from server.errors import Forbidden, Unauthenticated
+from kit.auth import JwtKeys, Role, require_role, sign_request, verify_signature
+from kit.errors import Forbidden, Unauthenticated
 
 SECRET = "operator-secret-0123456789"
 

@@ -13,8 +13,8 @@ import msgspec
 import pytest
 from litestar.testing import AsyncTestClient
 
+from kit.auth import sign_request
 from server.app import create_app
-from server.auth import sign_request
 from server.settings import Settings, SettingsError
 from server.worker import broker_url, create_celery
 from tests.behaviours.helpers import SECRET, linked, metro, now, operator
@@ -113,8 +113,8 @@ def test_the_broker_is_the_redis_url_or_the_broker_setting(settings, monkeypatch
 # fallback at an address where nothing listens, so even a regression never reaches a real one.
 _UNCONFIGURED = """
 import asyncio, sys
-from integrations.tasks import process_file
-from server.worker import BrokerNotConfigured, enqueue_after_commit
+from behaviours.tasks import process_file
+from kit.tasks import BrokerNotConfigured, enqueue_after_commit
 
 try:
     process_file.delay("00000000-0000-0000-0000-000000000000")

@@ -21,8 +21,8 @@ from typing import Any
 import msgspec
 import pytest
 
+from kit.auth import JwtKeys, Role, sign_request
 from server.app import create_app
-from server.auth import JwtKeys, Role, sign_request
 from server.settings import Settings
 from tests.behaviours.helpers import SECRET, linked, operator
 

@@ -9,9 +9,9 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody
 from litestar.testing import AsyncTestClient
 
+from kit.db import Tx
+from kit.errors import Conflict
 from server.app import create_app
-from server.db import Tx
-from server.errors import Conflict
 
 
 class Payload(msgspec.Struct, forbid_unknown_fields=True):

@@ -19,7 +19,7 @@ import httpx
 import msgspec
 import pytest
 
-from server.auth import sign_request
+from kit.auth import sign_request
 from server.cli import uvicorn_options
 from server.settings import Settings, SettingsError
 from tests.behaviours.helpers import SECRET, operator

@@ -7,9 +7,9 @@ import asyncio
 import json
 import tempfile
 
+from kit.db import transaction
 from points import service
 from points.tasks import seal_journal
-from server.db import transaction
 from server.tasks import ping
 from server.worker import create_celery
 from tests.points.factories import POLICY, issuance, resident

@@ -9,9 +9,9 @@ import msgspec
 import pytest
 
 from behaviours import service
-from server.auth import sign_request
-from server.cipher import SecretBox
-from server.db import transaction
+from kit.auth import sign_request
+from kit.cipher import SecretBox
+from kit.db import transaction
 from server.settings import PrivacySettings, Settings, SettingsError
 
 SECRET = "at-rest-secret-0123456789abcdef"

@@ -25,8 +25,8 @@ import msgspec
 import pytest
 from litestar.testing import AsyncTestClient
 
+from kit.auth import JwtKeys, Role, sign_request
 from server.app import create_app
-from server.auth import JwtKeys, Role, sign_request
 from server.embedded import EmbeddedRedis
 from server.settings import Settings
 from tests.behaviours.helpers import SECRET, linked, metro, operator
@@ -143,7 +143,7 @@ async def test_redis_hung_is_503_after_its_timeout(redis_app, own_redis):
 def test_every_redis_and_postgres_outage_is_in_the_transient_list():
     import redis.exceptions as rx
 
-    from server.db import TRANSIENT_ERRORS, StoreUnreachable
+    from kit.db import TRANSIENT_ERRORS, StoreUnreachable
 
     for kind in (
         rx.ConnectionError,

@@ -2,9 +2,10 @@
 
 import pytest
 
-from server.db import transaction
+from kit.db import transaction
+from kit.tasks import enqueue_after_commit
 from server.tasks import ping
-from server.worker import create_celery, enqueue_after_commit
+from server.worker import create_celery
 
 
 @pytest.fixture

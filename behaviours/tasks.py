@@ -1,4 +1,5 @@
-"""Celery tasks of the integrations: operators' daily files."""
+"""Celery tasks of behaviours: operators' daily files (task names kept from when they lived in
+integrations/, so messages already queued still run)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ from typing import Any
 
 from celery import shared_task
 
-from server.worker import WorkerContext, run_async
+from behaviours import files, service
+from kit.tasks import WorkerContext, run_async
 
 BEAT: dict[str, dict[str, Any]] = {
     "integrations.resume_files": {"task": "integrations.resume_files", "schedule": 300.0},
@@ -16,10 +18,9 @@ BEAT: dict[str, dict[str, Any]] = {
 @shared_task(name="integrations.process_file")  # type: ignore[untyped-decorator]
 def process_file(file_id: str) -> str:
     """Process an uploaded operator file (NDJSON or CSV) to its end."""
-    from integrations.operator_files import process_file as run
 
     async def body(ctx: WorkerContext) -> str:
-        return await run(ctx.pool, ctx.settings, file_id)
+        return await files.process_file(ctx.pool, ctx.settings, file_id)
 
     return run_async(body)
 
@@ -27,11 +28,10 @@ def process_file(file_id: str) -> str:
 @shared_task(name="integrations.resume_files")  # type: ignore[untyped-decorator]
 def resume_files() -> int:
     """Re-dispatch files left queued or half-done (a lost message, a worker that died)."""
-    from behaviours.service import stalled_files
 
     async def body(ctx: WorkerContext) -> list[str]:
         async with ctx.pool.acquire() as conn:
-            return await stalled_files(conn)
+            return await service.stalled_files(conn)
 
     ids = run_async(body)
     for file_id in ids:

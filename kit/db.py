@@ -81,7 +81,7 @@ async def _connect(*args: Any, **kwargs: Any) -> Any:
 
 # Failures that say "not now" rather than "never": the transaction was rolled back whole (or
 # never began), so the same request can simply be sent again. The app answers them 503
-# `retry_later` with Retry-After (server.errors.handle_transient); the one list, registered by
+# `retry_later` with Retry-After (kit.errors.handle_transient); the one list, registered by
 # server.app.create_app.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     TimeoutError,  # asyncpg's command timeout, pool acquire timeout

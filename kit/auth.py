@@ -21,8 +21,8 @@ from typing import Any
 import jwt
 import msgspec
 
-from server.errors import Forbidden, Unauthenticated
-from server.settings import AuthSettings, parse_jwt_keys
+from kit.errors import Forbidden, Unauthenticated
+from kit.settings import AuthSettings, parse_jwt_keys
 
 
 class Role(StrEnum):

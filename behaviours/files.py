@@ -19,7 +19,7 @@ from behaviours import service
 from behaviours.errors import ConcurrentIngest
 from behaviours.events import CanonicalEvent, Source, Verdict
 from integrations.operator_records import FileFormatError, LineError, clean_record_id, parse
-from server.db import TRANSIENT_ERRORS, Tx, transaction
+from kit.db import TRANSIENT_ERRORS, Tx, transaction
 from server.settings import Settings
 
 log = logging.getLogger("tanpuhui.integrations.files")

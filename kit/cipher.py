@@ -16,7 +16,7 @@ import os
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from server.settings import PrivacySettings
+from kit.settings import PrivacySettings
 
 PREFIX = "v1:"
 # Public on purpose, like the development phone-hash key: dev and test only (prod refuses to
