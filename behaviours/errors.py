@@ -16,15 +16,15 @@ class BodyTooLarge(PayloadTooLarge):
 
 
 class InvalidRecords(InvalidInput):
-    code = "invalid_records"
+    code = "records_invalid"
     title = "Records do not match the event schema"
 
 
 class InvalidFile(InvalidInput):
     """An uploaded file the programme cannot read as a whole (e.g. a CSV header naming unknown
-    columns); a single bad line is that line's ``invalid_record`` verdict instead."""
+    columns); a single bad line is that line's ``record_invalid`` verdict instead."""
 
-    code = "invalid_file"
+    code = "file_invalid"
     title = "The file cannot be read"
 
 
@@ -52,5 +52,5 @@ class LinkNotFound(NotFound):
 
 
 class InvalidScope(InvalidInput):
-    code = "invalid_scope"
+    code = "scope_invalid"
     title = "Invalid consent scope"

@@ -203,7 +203,7 @@ batch_decoder = msgspec.json.Decoder(EventBatch)
 
 
 def decode_batch(body: bytes) -> EventBatch:
-    """The operator batch body, strictly decoded; anything else is ``invalid_records`` (400):
+    """The operator batch body, strictly decoded; anything else is ``records_invalid`` (400):
     a schema mismatch with the path of the first error, bytes that are not JSON (invalid UTF-8
     included) or JSON nested deeper than msgspec follows."""
     try:

@@ -1,10 +1,10 @@
 """Processing an operator's uploaded daily file: parse, then ingest chunk by chunk, each chunk
 in its own transaction with its verdicts and resume point (a restarted worker continues).
 
-A line never fails its file: a line that does not parse is its own ``invalid_record`` verdict
+A line never fails its file: a line that does not parse is its own ``record_invalid`` verdict
 (integrations.operator_records). Should a chunk still fail on something no check foresaw, it
 is done again record by record, each in a savepoint, so only the record that fails is answered
-``invalid_record`` (and logged) and the others go through. The file ends ``failed`` only when
+``record_invalid`` (and logged) and the others go through. The file ends ``failed`` only when
 its CSV header cannot be used or the chunk's own bookkeeping fails, with a message in the
 programme's words (the details go to the log, never to the operator)."""
 
@@ -104,7 +104,7 @@ async def _one_by_one(
     file_id: str,
 ) -> list[Verdict]:
     """Each record in its own savepoint: one that fails is rolled back alone and answered
-    ``invalid_record``; a transient failure or a race still rolls back the whole chunk."""
+    ``record_invalid``; a transient failure or a race still rolls back the whole chunk."""
     out: list[Verdict] = []
     for n, event in lines:
         try:
@@ -119,7 +119,7 @@ async def _one_by_one(
             verdict = Verdict(
                 record_id=clean_record_id(event.record_id, n),
                 status="rejected",
-                reason_code="invalid_record",
+                reason_code="record_invalid",
                 message=f"line {n}: this record could not be processed and nothing of it was "
                 "kept; the programme logged the error.",
             )

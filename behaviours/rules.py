@@ -38,7 +38,7 @@ class Reason(StrEnum):
     CONSENT_REVOKED = "consent_revoked"
     SCOPE_NOT_GRANTED = "scope_not_granted"
     BEFORE_CONSENT = "before_consent"
-    INVALID_TIME_RANGE = "invalid_time_range"
+    INVALID_TIME_RANGE = "time_range_invalid"
     IN_FUTURE = "in_future"
     TOO_OLD = "too_old"
     NO_METHODOLOGY = "no_methodology"

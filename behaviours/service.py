@@ -282,7 +282,7 @@ async def create_file(
 ) -> tuple[str, bool]:
     """Store an uploaded file; (file id, whether new). The same content again is the same
     file (safe to retry the upload). A CSV file whose header cannot be used is refused here,
-    once (``invalid_file``), rather than on every one of its rows."""
+    once (``file_invalid``), rather than on every one of its rows."""
     if fmt == "csv":
         try:
             check_csv_header(content)

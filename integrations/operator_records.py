@@ -3,7 +3,7 @@ canonical events, with a per-line error for records that do not parse.
 
 One hostile line never stops a file: whatever a line holds (invalid UTF-8, a NUL, deep nesting,
 an oversized CSV field, a number that is not one, a time at the edge of the calendar) it
-becomes that line's ``invalid_record`` verdict, in the programme's words, and the lines after
+becomes that line's ``record_invalid`` verdict, in the programme's words, and the lines after
 it are processed. Only a CSV header the programme cannot read refuses the whole file
 (:class:`FileFormatError`, once, at upload).
 """
@@ -64,7 +64,7 @@ class LineError(msgspec.Struct, frozen=True):
         return Verdict(
             record_id=self.record_id,
             status="rejected",
-            reason_code="invalid_record",
+            reason_code="record_invalid",
             message=f"line {self.line}: {self.message}",
         )
 

@@ -66,7 +66,7 @@ class DomainError(Exception):
 
 
 class InvalidInput(DomainError):
-    code = "invalid_input"
+    code = "input_invalid"
     status = 400
     title = "Invalid input"
 

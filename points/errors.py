@@ -51,7 +51,7 @@ class PointsAlreadySpent(Unprocessable):
 
 
 class InvalidTransfer(InvalidInput):
-    code = "invalid_transfer"
+    code = "transfer_invalid"
     title = "Invalid transfer"
 
 

@@ -905,7 +905,7 @@ def _decode_cursor(cursor: str | None) -> int:
         return _cursor_decoder.decode(raw).b
     except (binascii.Error, msgspec.DecodeError, ValueError):
         raise InvalidInput(
-            "the cursor is not one this API gave out", code="invalid_cursor"
+            "the cursor is not one this API gave out", code="cursor_invalid"
         ) from None
 
 

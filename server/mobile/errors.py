@@ -92,7 +92,7 @@ CATALOGUE: dict[str, ErrorCode] = {
         BadDistrict.title,
         "The district code is not one of the programme's imported districts.",
     ),
-    "invalid_scope": ErrorCode(
+    "scope_invalid": ErrorCode(
         400,
         InvalidScope.title,
         f"Consent scope must be some of {', '.join(SCOPES)}, or `*` for all of them.",

@@ -443,7 +443,7 @@ class ResidentController(Controller):
         "/data-sources/{operator_id:str}/link",
         tags=["data sources"],
         summary="Link an operator: consent to its data for a scope (yields my pseudonym there)",
-        responses=errors(*_GUARDED, "validation_failed", "invalid_scope", "unknown_operator"),
+        responses=errors(*_GUARDED, "validation_failed", "scope_invalid", "unknown_operator"),
     )
     async def link(
         self,

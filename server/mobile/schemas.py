@@ -177,7 +177,7 @@ class LinkRequest(Request, kw_only=True):
             min_length=1,
             max_length=16,
             description="The behaviours whose data the resident consents to share: some of "
-            f"{_codes(SCOPES)}, or `*` for all of them (any other value is `invalid_scope`).",
+            f"{_codes(SCOPES)}, or `*` for all of them (any other value is `scope_invalid`).",
         ),
     ]
 

@@ -130,7 +130,7 @@ class TestTimes:
     async def test_invalid_time_range(self, pool, settings, metro_op):
         _, subject = await linked(pool)
         [v] = await run(pool, settings, [metro(subject, minutes=-5)])
-        assert v.reason_code == "invalid_time_range"
+        assert v.reason_code == "time_range_invalid"
 
 
 class TestDistanceAndSpeed:

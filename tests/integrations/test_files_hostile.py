@@ -1,5 +1,5 @@
 """One hostile line never fails an uploaded file (issue 8, item 5): it is that line's
-``invalid_record`` verdict, in the programme's words, and the lines after it are processed."""
+``record_invalid`` verdict, in the programme's words, and the lines after it are processed."""
 
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ async def test_hostile_ndjson_lines_are_their_own_verdicts(pool, settings):
         *[(n, "rejected") for n in range(2, 8)],
         (8, "accepted"),
     ]
-    assert {x["reason_code"] for x in results[1:7]} == {"invalid_record"}
+    assert {x["reason_code"] for x in results[1:7]} == {"record_invalid"}
     _words_are_ours(results)
     by_line = {x["line"]: x for x in results}
     assert "NUL" in by_line[2]["message"] and by_line[2]["record_id"] == "line:2"
@@ -138,12 +138,12 @@ async def test_upload_with_an_unknown_column_answers_400(client, pool, settings)
     r = await client.post(path, content=body, headers={**headers, "Content-Type": "text/csv"})
     assert r.status_code == 400, r.text
     assert r.headers["content-type"].startswith("application/problem+json")
-    assert r.json()["code"] == "invalid_file" and "bogus" in r.json()["detail"]
+    assert r.json()["code"] == "file_invalid" and "bogus" in r.json()["detail"]
 
 
 async def test_a_record_failing_unforeseen_is_isolated(pool, settings, monkeypatch):
     """Whatever no check foresaw: the chunk is done again record by record, the failing one is
-    answered invalid_record (details to the log only) and the others go through."""
+    answered record_invalid (details to the log only) and the others go through."""
     await operator(pool, "metro")
     _, subject = await linked(pool)
     start = now() - timedelta(hours=6)
@@ -162,7 +162,7 @@ async def test_a_record_failing_unforeseen_is_isolated(pool, settings, monkeypat
     status, results = await _process(pool, settings, "ndjson", content)
     assert (status.status, status.accepted, status.rejected) == ("done", 2, 1)
     assert [x["status"] for x in results] == ["accepted", "rejected", "accepted"]
-    assert results[1]["reason_code"] == "invalid_record"
+    assert results[1]["reason_code"] == "record_invalid"
     assert "disk on fire" not in results[1]["message"]
     async with pool.acquire() as conn:
         n = await conn.fetchval("SELECT count(*) FROM behaviour_events")

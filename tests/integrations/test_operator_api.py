@@ -77,7 +77,7 @@ async def test_limits_and_schema_errors_are_problem_json(client, pool, settings)
     assert r.status_code == 413 and r.json()["code"] == "body_too_large"
     bad = b'{"events": [{"type": "transit_trip", "record_id": "1"}]}'
     r = await client.post(PATH, content=bad, headers=signed("POST", PATH, bad))
-    assert r.status_code == 400 and r.json()["code"] == "invalid_records"
+    assert r.status_code == 400 and r.json()["code"] == "records_invalid"
     assert r.json()["errors"][0]["path"].startswith("$.events[0]")
 
 
@@ -110,7 +110,7 @@ async def test_daily_file_upload_task_status_and_results(client, pool, settings)
         (2, "rejected"),
         (3, "accepted"),
     ]
-    assert lines[1]["reason_code"] == "invalid_record"
+    assert lines[1]["reason_code"] == "record_invalid"
     # the same file again is the same file
     r = await client.post(path, content=ndjson, headers=signed("POST", path, ndjson))
     assert r.status_code == 200 and r.json()["id"] == file_id
@@ -141,7 +141,7 @@ async def test_csv_file(pool, settings):
         results = await service.file_results(conn, "metro", file_id)
     lines = [msgspec.json.decode(x) for x in results.splitlines()]
     assert lines[0]["status"] == "accepted" and lines[0]["reduction_g"] == 134  # 26.9 g x 5 km
-    assert lines[1]["reason_code"] == "invalid_record"
+    assert lines[1]["reason_code"] == "record_invalid"
 
 
 async def test_celery_task_is_registered(settings):

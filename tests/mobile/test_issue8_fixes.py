@@ -242,7 +242,7 @@ class TestContract:
         scope = schemas["LinkRequest"]["properties"]["scope"]["description"]
         assert "trips" not in scope
         assert all(f"`{s}`" in scope for s in behaviours_service.SCOPES)
-        meaning = spec["x-error-codes"]["invalid_scope"]["meaning"]
+        meaning = spec["x-error-codes"]["scope_invalid"]["meaning"]
         assert all(s in meaning for s in behaviours_service.SCOPES)
         assert schemas["Verdict"]["properties"]["status"]["enum"] == ["accepted", "rejected"]
         reasons = str(schemas["Verdict"]["properties"]["reason_code"])
