@@ -3,8 +3,8 @@
 A tagged union on ``type``; each event carries the operator's own ``record_id`` (unique per
 operator: the idempotency key of the record) and ``subject``, the operator's pseudonymous
 reference of the resident (created when the resident links the operator). Times are RFC 3339
-with an offset. Operators' other formats (CSV, NDJSON files) are turned into these by
-``integrations.operator_records``.
+with an offset. Operators' daily files (CSV, NDJSON) are turned into these by
+``behaviours.records`` (the formats themselves: ``integrations.operator_records``).
 """
 
 from __future__ import annotations
@@ -181,7 +181,11 @@ VerdictStatus = Literal["accepted", "duplicate", "rejected"]
 
 
 class Verdict(Struct, frozen=True):
-    """The answer for one record. ``duplicate`` repeats the first verdict's figures."""
+    """The answer for one record. ``duplicate`` repeats the first verdict's figures.
+
+    ``methodology_version``: the methodology the event was quantified with and its version,
+    ``"<code>@<version>"`` as stored with the event (None when none applied), so no caller
+    reads the event back for it."""
 
     record_id: str
     status: VerdictStatus
@@ -190,6 +194,7 @@ class Verdict(Struct, frozen=True):
     points: int = 0
     reason_code: str | None = None
     message: str | None = None
+    methodology_version: str | None = None
 
 
 class BatchResult(Struct, frozen=True):

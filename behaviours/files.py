@@ -2,7 +2,7 @@
 in its own transaction with its verdicts and resume point (a restarted worker continues).
 
 A line never fails its file: a line that does not parse is its own ``record_invalid`` verdict
-(integrations.operator_records). Should a chunk still fail on something no check foresaw, it
+(behaviours.records). Should a chunk still fail on something no check foresaw, it
 is done again record by record, each in a savepoint, so only the record that fails is answered
 ``record_invalid`` (and logged) and the others go through. The file ends ``failed`` only when
 its CSV header cannot be used or the chunk's own bookkeeping fails, with a message in the
@@ -18,22 +18,23 @@ from typing import Any
 from behaviours import service
 from behaviours.errors import ConcurrentIngest
 from behaviours.events import CanonicalEvent, Source, Verdict
-from integrations.operator_records import FileFormatError, LineError, clean_record_id, parse
+from behaviours.pipeline import IngestPolicy
+from behaviours.records import line_verdict, parse
+from integrations.operator_records import FileFormatError, LineError, clean_record_id
 from kit.db import TRANSIENT_ERRORS, Tx, transaction
-from server.settings import Settings
 
 log = logging.getLogger("tanpuhui.integrations.files")
 
 
-async def process_file(pool: Any, settings: Settings, file_id: str) -> str:
+async def process_file(pool: Any, policy: IngestPolicy, file_id: str) -> str:
     """Process ``file_id`` to the end; returns its final status (or "busy" if another worker
     holds it)."""
-    chunk_size = settings.ingest.file_chunk_records
+    chunk_size = policy.settings.file_chunk_records
     races = 0
     one_by_one = False
     while True:
         try:
-            done = await _chunk(pool, settings, file_id, chunk_size, one_by_one=one_by_one)
+            done = await _chunk(pool, policy, file_id, chunk_size, one_by_one=one_by_one)
         except FileFormatError as exc:
             async with transaction(pool) as tx:
                 await service.fail_file(tx, file_id, str(exc)[:500])
@@ -70,7 +71,7 @@ async def process_file(pool: Any, settings: Settings, file_id: str) -> str:
 
 
 async def _chunk(
-    pool: Any, settings: Settings, file_id: str, chunk_size: int, *, one_by_one: bool
+    pool: Any, policy: IngestPolicy, file_id: str, chunk_size: int, *, one_by_one: bool
 ) -> bool | None:
     """One chunk in one transaction: True when it was the last, None when another worker
     holds the file."""
@@ -84,12 +85,12 @@ async def _chunk(
         lines = [(n, e) for n, e in chunk if not isinstance(e, LineError)]
         source = Source(operator_id=work.operator_id)
         if one_by_one:
-            found = await _one_by_one(tx, source, lines, settings, file_id)
+            found = await _one_by_one(tx, source, lines, policy, file_id)
         else:
-            found = await service.ingest(tx, source, [e for _, e in lines], settings=settings)
+            found = await service.ingest(tx, source, [e for _, e in lines], policy=policy)
         verdicts = iter(found)
         out: list[tuple[int, Verdict]] = [
-            (n, e.verdict() if isinstance(e, LineError) else next(verdicts)) for n, e in chunk
+            (n, line_verdict(e) if isinstance(e, LineError) else next(verdicts)) for n, e in chunk
         ]
         last = chunk[-1][0] if chunk else work.next_line
         await service.record_file_progress(tx, file_id, last, out, done=done)
@@ -100,7 +101,7 @@ async def _one_by_one(
     tx: Tx,
     source: Source,
     lines: Sequence[tuple[int, CanonicalEvent]],
-    settings: Settings,
+    policy: IngestPolicy,
     file_id: str,
 ) -> list[Verdict]:
     """Each record in its own savepoint: one that fails is rolled back alone and answered
@@ -109,7 +110,7 @@ async def _one_by_one(
     for n, event in lines:
         try:
             async with tx.conn.transaction():
-                [verdict] = await service.ingest(tx, source, [event], settings=settings)
+                [verdict] = await service.ingest(tx, source, [event], policy=policy)
         except ConcurrentIngest:
             raise
         except TRANSIENT_ERRORS:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -41,10 +42,12 @@ from behaviours.rules import (
     programme_day,
     trip_key,
 )
+from behaviours.settings import IngestSettings
 from kit.db import Tx
 from points.schemas import Issuance, PointsPolicy
 from points.service import issue_reductions
-from server.settings import Settings
+from points.settings import PointsSettings
+from residents import service as residents_service
 
 APP_OPERATOR_ID = "resident-app"
 
@@ -117,11 +120,49 @@ def default_cache() -> ReferenceCache:
     return _default_cache
 
 
+@dataclass(frozen=True)
+class IngestPolicy:
+    """What :func:`ingest` needs besides the batch, built once at start-up (the app's
+    lifespan state, a worker process's first task), never per batch: ingestion's settings
+    section, the programme's region (events placed in no district), the points policy and this
+    process's reference cache."""
+
+    settings: IngestSettings
+    region_code: str
+    points: PointsPolicy
+    cache: ReferenceCache = field(default_factory=default_cache)
+
+    @classmethod
+    def build(
+        cls,
+        settings: IngestSettings,
+        *,
+        region_code: str,
+        points: PointsSettings,
+        cache: ReferenceCache | None = None,
+    ) -> IngestPolicy:
+        return cls(
+            settings=settings,
+            region_code=region_code,
+            points=PointsPolicy.from_settings(points),
+            cache=cache or default_cache(),
+        )
+
+
+def _with_home(link: Any, home: residents_service.Home | None) -> dict[str, Any]:
+    """A link with its resident's home district and whether the account was erased."""
+    return {
+        **dict(link),
+        "district_code": home.district_code if home else None,
+        "erased": home is None or home.erased,
+    }
+
+
 def _consent(items: list[Item], links: dict[str, Any]) -> dict[str, str | None]:
     homes: dict[str, str | None] = {}
     for it in items:
         link = links.get(it.event.subject)
-        if link is None or link["deleted_at"] is not None:
+        if link is None or link["erased"]:
             it.reject(Reason.UNKNOWN_SUBJECT)
             continue
         it.resident_id = link["resident_id"]
@@ -218,13 +259,14 @@ async def ingest(
     source: Source,
     events: Sequence[CanonicalEvent],
     *,
-    settings: Settings,
-    cache: ReferenceCache | None = None,
+    policy: IngestPolicy,
     now: datetime | None = None,
     prejudged: Mapping[str, tuple[str, str]] | None = None,
 ) -> list[Verdict]:
-    """Verify, quantify, store and credit ``events`` from ``source``; one verdict per event,
-    in order. Accepted events are credited through the ledger in this same transaction.
+    """The one pipeline for operators and the residents' app (``Source(APP_OPERATOR_ID,
+    resident_id=...)``): verify, quantify, store and credit ``events`` from ``source``; one
+    verdict per event, in order. Accepted events are credited through the ledger in this same
+    transaction.
 
     ``prejudged`` (record_id -> (reason_code, message)): events the caller already judged
     (e.g. the mobile API's GPS-track checks). They take the normal path (stored, duplicates
@@ -232,8 +274,9 @@ async def ingest(
     conn = tx.conn
     await repo.plan_for_this_batch(conn)
     now = now or datetime.now(UTC)
-    ingest_settings = settings.ingest
-    ref = await (cache or default_cache()).get(conn)
+    ingest_settings = policy.settings
+    region_code = policy.region_code
+    ref = await policy.cache.get(conn)
     operator = ref.operators.get(source.operator_id)
     feed = operator["gtfs_feed"] if operator is not None else None
 
@@ -257,18 +300,19 @@ async def ingest(
 
     # Who: links (one query) or the resident's own app.
     if source.resident_id is not None:
-        home = await repo.resident_home(conn, source.resident_id)
-        homes = {source.resident_id: home["district_code"] if home else None}
+        own = await residents_service.lock_homes(conn, [source.resident_id])
+        home = own.get(source.resident_id)
+        homes = {source.resident_id: home.district_code if home else None}
         for it in items:
             it.resident_id = source.resident_id
-            if home is None or home["deleted_at"] is not None:
+            if home is None or home.erased:
                 it.reject(Reason.UNKNOWN_SUBJECT)
     else:
         subjects = list({it.event.subject for it in items})
-        links = {
-            r["subject_ref"]: r
-            for r in await repo.resolve_subjects(conn, source.operator_id, subjects)
-        }
+        found = await repo.resolve_subjects(conn, source.operator_id, subjects)
+        # The residents' lock (id order) and home districts, one statement for the batch.
+        locked = await residents_service.lock_homes(conn, [r["resident_id"] for r in found])
+        links = {r["subject_ref"]: _with_home(r, locked.get(r["resident_id"])) for r in found}
         homes = _consent(items, links)
 
     check_times(items, now, ingest_settings.future_skew_s, ingest_settings.claim_window_days)
@@ -318,10 +362,9 @@ async def ingest(
     for it, event_id in zip(fresh, ids, strict=True):
         it.event_id = event_id
         if it.district is None:
-            it.district = settings.region_code
+            it.district = region_code
     accepted = [it for it in fresh if it.ok]
     if accepted:
-        policy = PointsPolicy.from_settings(settings.points)
         results = await issue_reductions(
             tx,
             [
@@ -329,12 +372,12 @@ async def ingest(
                     resident_id=it.resident_id or "",
                     reduction_g=it.reduction_g,
                     source_ref=it.event_id,
-                    region_code=it.district or settings.region_code,
+                    region_code=it.district or region_code,
                     occurred_at=it.started_at,
                 )
                 for it in accepted
             ],
-            policy,
+            policy.points,
         )
         points = {r.source_ref: r.points for r in results}
         for it in accepted:
@@ -366,6 +409,10 @@ async def ingest(
 
 
 def _verdict(it: Item) -> Verdict:
+    # The methodology and version as the event's row stores them (_rows), as "code@version":
+    # none for a record kept only as its verdict.
+    f = None if it.without_consent else it.factor
+    version = f"{f.code}@{f.version}" if f else None
     if it.ok:
         return Verdict(
             record_id=it.event.record_id,
@@ -373,6 +420,7 @@ def _verdict(it: Item) -> Verdict:
             event_id=it.event_id,
             reduction_g=it.reduction_g,
             points=it.points,
+            methodology_version=version,
         )
     return Verdict(
         record_id=it.event.record_id,
@@ -380,6 +428,7 @@ def _verdict(it: Item) -> Verdict:
         event_id=it.event_id,
         reason_code=str(it.reason),
         message=it.message,
+        methodology_version=version,
     )
 
 
@@ -406,6 +455,7 @@ def _verdicts(
                 points=row["points"],
                 reason_code=row["reason_code"],
                 message=row["reason_message"],
+                methodology_version=row["methodology_version"],
             )
         elif rid in raced:
             out[it.pos] = Verdict(record_id=rid, status="duplicate")
@@ -425,6 +475,7 @@ def _verdicts(
             points=v.points,
             reason_code=v.reason_code,
             message=v.message,
+            methodology_version=v.methodology_version,
         )
     return [v for v in out if v is not None]
 

@@ -12,7 +12,7 @@ import msgspec
 
 from behaviours.reference import Reference
 from behaviours.rules import Item, Reason, programme_day
-from server.settings import IngestSettings
+from behaviours.settings import IngestSettings
 
 _PER_CAPITA = {
     "electricity": "baseline_kwh_per_person_day",

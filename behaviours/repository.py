@@ -3,6 +3,7 @@ query per event. Functions take an asyncpg connection (``tx.conn`` inside a tran
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -321,6 +322,18 @@ async def upsert_link(
     )
 
 
+async def copy_links(
+    conn: Any, operator_id: str, links: Sequence[tuple[str, str]], scope: list[str], granted: Any
+) -> None:
+    """Many new links at once (``COPY``): (subject_ref, resident_id) pairs consented at
+    ``granted``. A pair that already exists fails the whole copy (unique constraints)."""
+    await conn.copy_records_to_table(
+        "operator_links",
+        records=[(operator_id, ref, uuid.UUID(rid), scope, granted) for ref, rid in links],
+        columns=["operator_id", "subject_ref", "resident_id", "scope", "granted_at"],
+    )
+
+
 async def revoke_link(conn: Any, resident_id: str, operator_id: str) -> bool:
     done = await conn.fetchval(
         "UPDATE operator_links SET revoked_at = now() WHERE resident_id = $1 "
@@ -346,31 +359,19 @@ async def resident_links(conn: Any, resident_id: str) -> list[Any]:
 
 
 async def resolve_subjects(conn: Any, operator_id: str, subjects: Sequence[str]) -> list[Any]:
-    """Links of the batch's subjects, with the resident's home district (one query), and the
-    per-resident lock: the residents' rows ``FOR NO KEY UPDATE`` in id order (so concurrent
-    batches touching one person run one after the other, without deadlocks; no row version is
-    written, and foreign-key checks, which take KEY SHARE, are not blocked)."""
+    """Links of the batch's subjects (one query). The residents' home districts and their
+    per-resident lock come from the residents package (``residents.service.lock_homes``)."""
     return list(
         await conn.fetch(
             """
             SELECT l.subject_ref, l.resident_id::text AS resident_id, l.scope, l.granted_at,
-                   l.revoked_at, r.district_code, r.deleted_at
-            FROM operator_links l JOIN residents r ON r.id = l.resident_id
+                   l.revoked_at
+            FROM operator_links l
             WHERE l.operator_id = $1 AND l.subject_ref = ANY($2::text[])
-            ORDER BY r.id
-            FOR NO KEY UPDATE OF r
             """,
             operator_id,
             list(subjects),
         )
-    )
-
-
-async def resident_home(conn: Any, resident_id: str) -> Any:
-    """The resident's home district, and their lock (see :func:`resolve_subjects`)."""
-    return await conn.fetchrow(
-        "SELECT district_code, deleted_at FROM residents WHERE id = $1 FOR NO KEY UPDATE",
-        resident_id,
     )
 
 
@@ -425,6 +426,9 @@ async def existing_records(conn: Any, operator_id: str, record_ids: Sequence[str
         await conn.fetch(
             """
             SELECT record_id, id::text, status, reduction_g, points, reason_code, reason_message,
+                   CASE WHEN methodology_code IS NULL THEN NULL
+                        ELSE methodology_code || '@' || methodology_version END
+                       AS methodology_version,
                    content_digest
             FROM behaviour_events WHERE operator_id = $1 AND record_id = ANY($2::text[])
             """,
@@ -747,3 +751,85 @@ async def pending_files(conn: Any) -> list[str]:
         "AND created_at < now() - interval '2 minutes' ORDER BY created_at LIMIT 100"
     )
     return [r[0] for r in rows]
+
+
+# =============================================================================================
+# Published reads of a resident's events (behaviours/reads.py): a keyset page, one event by
+# id, monthly figures by mode. Read-only, each scoped to the resident; keep this section last.
+# =============================================================================================
+
+_EVENT_VIEW_COLUMNS = """
+    id::text AS event_id, kind, mode, status, started_at AS occurred_at,
+    received_at AS recorded_at, operator_id, distance_m, reduction_g, points,
+    CASE WHEN methodology_code IS NULL THEN NULL
+         ELSE methodology_code || '@' || methodology_version END AS methodology_version,
+    reason_code, reason_message AS reason
+"""
+
+# The history time: the reported start, but never later than the receipt. An activity cannot
+# have happened after it was received; a record claiming a time in the future (rejected
+# `in_future`, e.g. years ahead) is kept with its claim but placed at its receipt, instead of
+# staying at the top of the history forever. Pages key on (history_at, id): ties between
+# events of the same instant are never skipped.
+HISTORY_AT = "least(started_at, received_at)"
+EVENTS_PAGE_SQL = f"""
+SELECT {_EVENT_VIEW_COLUMNS}, {HISTORY_AT} AS history_at
+FROM behaviour_events
+WHERE resident_id = $1::uuid
+  AND ($2::text IS NULL OR kind = $2)
+  AND ($3::text IS NULL OR status = $3)
+  AND ($4::timestamptz IS NULL OR ({HISTORY_AT}, id) < ($4, $5::uuid))
+ORDER BY {HISTORY_AT} DESC, id DESC
+LIMIT $6
+"""
+
+
+async def events_page(
+    conn: Any,
+    resident_id: str,
+    *,
+    kind: str | None,
+    status: str | None,
+    before: tuple[datetime, str] | None,
+    limit: int,
+) -> list[Any]:
+    """The resident's events, newest first, after ``before`` = (history_at, id)."""
+    return list(
+        await conn.fetch(
+            EVENTS_PAGE_SQL,
+            resident_id,
+            kind,
+            status,
+            before[0] if before else None,
+            before[1] if before else None,
+            limit,
+        )
+    )
+
+
+async def event_view(conn: Any, resident_id: str, event_id: str) -> Any:
+    """One event of this resident (another resident's id finds nothing)."""
+    return await conn.fetchrow(
+        f"SELECT {_EVENT_VIEW_COLUMNS} FROM behaviour_events "
+        "WHERE id = $1::uuid AND resident_id = $2::uuid",
+        event_id,
+        resident_id,
+    )
+
+
+async def events_monthly(conn: Any, resident_id: str, since: datetime) -> list[Any]:
+    """Accepted events per programme month (China Standard Time) and mode: one GROUP BY."""
+    return list(
+        await conn.fetch(
+            """
+            SELECT to_char(started_at AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM') AS month, mode,
+                   count(*) AS trips, coalesce(sum(distance_m), 0) AS distance_m,
+                   sum(reduction_g) AS reduction_g, sum(points) AS points
+            FROM behaviour_events
+            WHERE resident_id = $1::uuid AND status = 'accepted' AND started_at >= $2
+            GROUP BY 1, 2 ORDER BY 1 DESC, 2
+            """,
+            resident_id,
+            since,
+        )
+    )

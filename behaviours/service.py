@@ -7,7 +7,7 @@ import hashlib
 import json
 import secrets
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -22,13 +22,18 @@ from behaviours.errors import (
     LinkNotFound,
     UnknownOperator,
 )
-from behaviours.events import BatchResult, CanonicalEvent, Source, Verdict
-from behaviours.pipeline import APP_OPERATOR_ID, ReferenceCache, default_cache
-from behaviours.pipeline import ingest as _ingest
+from behaviours.events import BatchResult, Source, Verdict
+from behaviours.pipeline import (
+    APP_OPERATOR_ID,
+    IngestPolicy,
+    ReferenceCache,
+    default_cache,
+    ingest,
+)
 from integrations.operator_records import FileFormatError, check_csv_header
 from kit.cipher import SecretBox
 from kit.db import Tx
-from server.settings import PrivacySettings, Settings
+from kit.settings import PrivacySettings
 
 DATA_DIR = Path(__file__).parent / "data"
 SCOPES = ("transit", "cycling", "walking", "household", "vehicle")
@@ -94,28 +99,16 @@ class FileStatus(msgspec.Struct, frozen=True):
     error: str | None
 
 
+class FileResultLine(Verdict, frozen=True, kw_only=True):
+    """One line of a file's results (NDJSON, ``GET /files/{id}/results``): the line number of
+    the file, then that record's verdict (the schema of each line; written first ``line``)."""
+
+    line: int
+
+
 # --- ingestion -------------------------------------------------------------------------------
-
-
-async def ingest(
-    tx: Tx,
-    source: Source,
-    events: Sequence[CanonicalEvent],
-    *,
-    settings: Settings,
-    cache: ReferenceCache | None = None,
-    now: datetime | None = None,
-    prejudged: Mapping[str, tuple[str, str]] | None = None,
-) -> list[Verdict]:
-    """The one pipeline for operators and the residents' app (``Source(APP_OPERATOR_ID,
-    resident_id=...)``): one verdict per event, in order; accepted events credited in ``tx``.
-
-    ``prejudged``: record_id -> (reason_code, message) for events the caller has already
-    judged (the mobile API's GPS-track checks): stored like any other event (history shows
-    them, a resend is answered ``duplicate``) but rejected with that code, never credited."""
-    return await _ingest(
-        tx, source, events, settings=settings, cache=cache, now=now, prejudged=prejudged
-    )
+# ``ingest`` (behaviours.pipeline) is the one entry point, re-exported here with the policy it
+# takes (``IngestPolicy.build``, once at start-up).
 
 
 def app_source(resident_id: str) -> Source:
@@ -161,7 +154,7 @@ async def add_signing_key(
 ) -> str:
     """Add a key (rotation: add the new one, move the operator over, then revoke the old).
     Returns the secret, generated when not given. HMAC needs the secret itself, so it cannot be
-    hashed: it is stored encrypted under the settings' secrets key (server/cipher.py; unset in
+    hashed: it is stored encrypted under the settings' secrets key (kit/cipher.py; unset in
     dev and test: the public development key, which prod settings refuse)."""
     if await repo.get_operator(tx.conn, operator_id) is None:
         raise UnknownOperator(f"No operator {operator_id!r}.")
@@ -256,6 +249,25 @@ async def link_operator(tx: Tx, resident_id: str, operator_id: str, scope: list[
     return _link(row, operator["name"])
 
 
+async def import_links(
+    tx: Tx,
+    operator_id: str,
+    links: Sequence[tuple[str, str]],
+    scope: list[str],
+    granted_at: datetime,
+) -> int:
+    """Links consented elsewhere, with their original consent time: (subject_ref, resident_id)
+    pairs of a programme's members moved from another platform (the operator keeps the
+    pseudonyms it knows), or a benchmark's synthetic city. Set-wise; all or nothing."""
+    bad = [s for s in scope if s not in SCOPES and s != "*"]
+    if not scope or bad:
+        raise InvalidScope(f"Scope must be some of {', '.join(SCOPES)} (or *); got {bad or scope}.")
+    if granted_at.tzinfo is None:
+        raise ValueError("granted_at must be an aware datetime")
+    await repo.copy_links(tx.conn, operator_id, links, sorted(set(scope)), granted_at)
+    return len(links)
+
+
 async def unlink_operator(tx: Tx, resident_id: str, operator_id: str) -> None:
     """Revoke at once: events of this subject are rejected (`consent_revoked`) from now on."""
     if not await repo.revoke_link(tx.conn, resident_id, operator_id):
@@ -316,9 +328,10 @@ def _uuid(value: str) -> str:
 # --- reference data --------------------------------------------------------------------------
 
 
-async def seed(conn: Any) -> None:
+async def seed(conn: Any, region_code: str) -> None:
     """Seeder (server.seeds.SEEDERS): default methodologies from data/methodologies.json, and
-    the pseudo-operator of residents' own app. Never overwrites existing versions."""
+    the pseudo-operator of residents' own app (in the programme's ``region_code``). Never
+    overwrites existing versions."""
     data = json.loads((DATA_DIR / "methodologies.json").read_text(encoding="utf-8"))
     async with conn.transaction():
         for m in data["methodologies"]:
@@ -330,17 +343,8 @@ async def seed(conn: Any) -> None:
                 else None,
             }
             await repo.insert_methodology(conn, m)
-        await repo.ensure_operator(conn, APP_OPERATOR_ID, "Residents' app", "app", _region())
+        await repo.ensure_operator(conn, APP_OPERATOR_ID, "Residents' app", "app", region_code)
         await repo.touch_reference(conn)
-
-
-def _region() -> str:
-    from server.settings import SettingsError
-
-    try:
-        return Settings.from_env().region_code
-    except SettingsError:
-        return "440300"
 
 
 async def methodologies(conn: Any) -> list[dict[str, Any]]:
@@ -358,7 +362,7 @@ def districts_note(count: int) -> str:
     if count == 0:
         return (
             "none imported: trips with coordinates are refused (region_not_configured); "
-            "import them with python -m integrations.districts FILE.geojson"
+            "import them with tanpuhui import-districts FILE.geojson"
         )
     return f"{count} imported"
 
@@ -383,6 +387,7 @@ async def import_gtfs(
 
 __all__ = [
     "APP_OPERATOR_ID",
+    "IngestPolicy",
     "Link",
     "OperatorInfo",
     "ReferenceCache",

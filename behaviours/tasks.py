@@ -8,6 +8,7 @@ from typing import Any
 from celery import shared_task
 
 from behaviours import files, service
+from behaviours.pipeline import IngestPolicy
 from kit.tasks import WorkerContext, run_async
 
 BEAT: dict[str, dict[str, Any]] = {
@@ -15,12 +16,29 @@ BEAT: dict[str, dict[str, Any]] = {
 }
 
 
+_policy: tuple[Any, IngestPolicy] | None = None
+
+
+def policy_of(settings: Any) -> IngestPolicy:
+    """This worker process's ingestion policy, built once from the composed settings the
+    worker runs with (the ``ingest`` and ``points`` sections and the region code)."""
+    global _policy
+    if _policy is None or _policy[0] is not settings:
+        _policy = (
+            settings,
+            IngestPolicy.build(
+                settings.ingest, region_code=settings.region_code, points=settings.points
+            ),
+        )
+    return _policy[1]
+
+
 @shared_task(name="integrations.process_file")  # type: ignore[untyped-decorator]
 def process_file(file_id: str) -> str:
     """Process an uploaded operator file (NDJSON or CSV) to its end."""
 
     async def body(ctx: WorkerContext) -> str:
-        return await files.process_file(ctx.pool, ctx.settings, file_id)
+        return await files.process_file(ctx.pool, policy_of(ctx.settings), file_id)
 
     return run_async(body)
 

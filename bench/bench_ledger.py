@@ -36,8 +36,9 @@ import asyncpg
 
 from kit.db import create_pool, transaction
 from points import journal, service
+from points.engine import ISSUANCE_SHARDS
 from points.errors import InsufficientFunds
-from points.schemas import Issuance, Owner, PointsPolicy, TransferRequest
+from points.schemas import FLAG_ISSUANCE, AccountKey, Issuance, Owner, PointsPolicy, TransferRequest
 from server.migrate import migrate
 
 POLICY = PointsPolicy(grams_per_point=10, expiry_years=2, hold_timeout_s=900)
@@ -70,22 +71,22 @@ async def seed_accounts(url: str, residents: int) -> float:
     started = time.perf_counter()
     conn = await asyncpg.connect(url)
     try:
-        await conn.execute(
-            """
-            INSERT INTO ledger_accounts (owner_type, owner_id, asset)
-            SELECT 'resident', lpad(to_hex(i + 1), 32, '0')::uuid::text, a
-            FROM generate_series(0, $1 - 1) AS i, unnest(ARRAY['CO2E_G', 'POINT']) AS a
-            """,
-            residents,
-        )
+        keys = [
+            AccountKey("resident", _resident(i), asset)
+            for i in range(residents)
+            for asset in ("CO2E_G", "POINT")
+        ]
+        for start in range(0, len(keys), 100_000):
+            await service.open_accounts(conn, keys[start : start + 100_000])
         # The issuance sub-accounts too, as in a ledger that has been running for a while.
-        await conn.execute(
-            """
-            INSERT INTO ledger_accounts (owner_type, owner_id, asset, flags)
-            SELECT 'system', 'issuance.' || s, a, 1
-            FROM generate_series(0, $1 - 1) AS s, unnest(ARRAY['CO2E_G', 'POINT']) AS a
-            """,
-            service.ISSUANCE_SHARDS,
+        await service.open_accounts(
+            conn,
+            [
+                AccountKey("system", f"issuance.{s}", asset)
+                for s in range(ISSUANCE_SHARDS)
+                for asset in ("CO2E_G", "POINT")
+            ],
+            flags=FLAG_ISSUANCE,
         )
         await conn.execute("VACUUM ANALYZE ledger_accounts")
     finally:

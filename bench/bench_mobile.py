@@ -28,7 +28,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -43,6 +42,8 @@ from behaviours import service as behaviours
 from behaviours.events import DailySteps, Point, Walk
 from kit.auth import JwtKeys, Role
 from kit.db import create_pool, transaction
+from residents import service as residents_service
+from server.app import ingest_policy
 from server.embedded import EmbeddedPostgres, EmbeddedRedis
 from server.migrate import migrate
 from server.seeds import apply_seeds
@@ -67,13 +68,11 @@ async def seed(db_url: str, residents: int, events: int) -> list[str]:
     try:
         await migrate(conn)
         await apply_seeds(conn)
-        ids = [str(uuid.uuid4()) for _ in range(residents)]
-        await conn.execute(
-            "INSERT INTO residents (id, district_code) SELECT unnest($1::uuid[]), '440305'", ids
-        )
+        ids = await residents_service.create_residents(conn, ["440305"] * residents)
     finally:
         await conn.close()
     settings = Settings.from_env({"DATABASE_URL": db_url, "REDIS_URL": "redis://x/0"})
+    policy = ingest_policy(settings)
     pool = await create_pool(db_url, min_size=1, max_size=4)
     now = datetime.now(UTC).replace(microsecond=0)
     try:
@@ -109,7 +108,7 @@ async def seed(db_url: str, residents: int, events: int) -> list[str]:
                 )
             )
             async with transaction(pool) as tx:
-                await behaviours.ingest(tx, behaviours.app_source(rid), evs, settings=settings)
+                await behaviours.ingest(tx, behaviours.app_source(rid), evs, policy=policy)
         async with pool.acquire() as conn:
             await conn.execute("VACUUM ANALYZE")
     finally:

@@ -3,7 +3,6 @@ operators with signing keys, residents linked to operators (COPY, set-wise)."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,6 +12,7 @@ from shapely.geometry import LineString, box
 from behaviours import service
 from behaviours.service import OperatorKind
 from kit.db import transaction
+from residents import service as residents_service
 from server.settings import PrivacySettings
 
 LON0, LAT0 = 113.80, 22.45
@@ -68,21 +68,15 @@ async def build(pool: Any, residents: int) -> list[str]:
                 tx, op, name=op, kind=kind, region_code="440300", gtfs_feed=feed
             )
             await service.add_signing_key(tx, op, "k1", SECRET, privacy=PrivacySettings())
-    ids = [str(uuid.uuid4()) for _ in range(residents)]
     granted = datetime.now(UTC) - timedelta(days=30)
     async with pool.acquire() as conn:
-        await conn.copy_records_to_table(
-            "residents",
-            records=[
-                (uuid.UUID(r), f"4403{(i % (GRID * GRID)) + 1:02d}") for i, r in enumerate(ids)
-            ],
-            columns=["id", "district_code"],
+        ids = await residents_service.create_residents(
+            conn, [f"4403{(i % (GRID * GRID)) + 1:02d}" for i in range(residents)]
         )
+    async with transaction(pool) as tx:
         for op, _, _ in OPERATORS:
-            await conn.copy_records_to_table(
-                "operator_links",
-                records=[(op, f"s{i}", uuid.UUID(r), ["*"], granted) for i, r in enumerate(ids)],
-                columns=["operator_id", "subject_ref", "resident_id", "scope", "granted_at"],
-            )
+            pairs = [(f"s{i}", r) for i, r in enumerate(ids)]
+            await service.import_links(tx, op, pairs, ["*"], granted)
+    async with pool.acquire() as conn:
         await conn.execute("ANALYZE")
     return ids

@@ -1,11 +1,13 @@
-"""Operators' files: NDJSON (one canonical event per line) and CSV (flat columns) into
-canonical events, with a per-line error for records that do not parse.
+"""Operators' file formats, pure: NDJSON (one JSON event per line) into the lines' bytes, CSV
+(flat columns) into plain dicts shaped as the canonical events, with a per-line error for a
+line that is not a record of the format. Imports nothing of the programme's: the decoding into
+canonical events (and their verdicts) is behaviours.records'.
 
 One hostile line never stops a file: whatever a line holds (invalid UTF-8, a NUL, deep nesting,
 an oversized CSV field, a number that is not one, a time at the edge of the calendar) it
-becomes that line's ``record_invalid`` verdict, in the programme's words, and the lines after
-it are processed. Only a CSV header the programme cannot read refuses the whole file
-(:class:`FileFormatError`, once, at upload).
+becomes that line's error, in the programme's words, and the lines after it are read. Only a
+CSV header the programme cannot read refuses the whole file (:class:`FileFormatError`, once,
+at upload).
 """
 
 from __future__ import annotations
@@ -18,8 +20,6 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import msgspec
-
-from behaviours.events import CanonicalEvent, Verdict, event_decoder
 
 CSV_COLUMNS = [
     "type",
@@ -56,20 +56,13 @@ class FileFormatError(ValueError):
 
 
 class LineError(msgspec.Struct, frozen=True):
+    """A line that is no record: its number (from 1), the record id to answer it under (the
+    line's own when usable, else ``line:<n>``) and why, in the programme's words."""
+
     line: int
     record_id: str
     message: str
 
-    def verdict(self) -> Verdict:
-        return Verdict(
-            record_id=self.record_id,
-            status="rejected",
-            reason_code="record_invalid",
-            message=f"line {self.line}: {self.message}",
-        )
-
-
-Parsed = tuple[int, CanonicalEvent | LineError]
 
 # Times the pipeline can compute with (days, UTC, programme time, two years back) without
 # leaving the calendar; anything outside is no activity of this programme's.
@@ -77,7 +70,10 @@ _EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
 _LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 
 
-def _value_problem(value: Any, where: str) -> str | None:
+def value_problem(value: Any, where: str) -> str | None:
+    """Why a decoded value (builtins, datetimes, dates) cannot be processed or stored, whatever
+    a schema's constraints let through: a NUL or a lone surrogate in a text, a number that is
+    not finite, a time outside the years 1900-8999. None when it can."""
     if isinstance(value, str):
         if "\x00" in value:
             return f"{where} contains a NUL character (U+0000), which is not accepted"
@@ -100,25 +96,18 @@ def _value_problem(value: Any, where: str) -> str | None:
             return f"{where} is outside the years 1900 to 8999"
     elif isinstance(value, dict):
         for k, v in value.items():
-            found = _value_problem(v, f"{where}.{k}")
+            found = value_problem(v, f"{where}.{k}")
             if found:
                 return found
     elif isinstance(value, list):
         for i, v in enumerate(value):
-            found = _value_problem(v, f"{where}[{i}]")
+            found = value_problem(v, f"{where}[{i}]")
             if found:
                 return found
     return None
 
 
-def unprocessable(event: CanonicalEvent) -> str | None:
-    """Why a decoded event cannot be processed or stored, whatever the schema's own field
-    constraints let through: a NUL or a lone surrogate in a text, a number that is not finite,
-    a time outside the years 1900-8999. None when it can."""
-    return _value_problem(msgspec.to_builtins(event, builtin_types=(datetime, date)), "$")
-
-
-def _schema_message(exc: msgspec.ValidationError, columns: dict[str, str] | None = None) -> str:
+def schema_message(exc: msgspec.ValidationError, columns: dict[str, str] | None = None) -> str:
     """msgspec's "Expected `int`, got `str` - at `$.steps`" as "$.steps: expected `int`, got
     `str`" (CSV: the column's name instead of the event's path)."""
     message, _, path = str(exc).partition(" - at `")
@@ -142,48 +131,22 @@ def clean_record_id(record_id: Any, line: int) -> str:
     return f"line:{line}"
 
 
-def _error(line: int, record_id: Any, message: str) -> LineError:
+def line_error(line: int, record_id: Any, message: str) -> LineError:
+    """The error of line ``line``, under its record id when that is usable text."""
     return LineError(line=line, record_id=clean_record_id(record_id, line), message=message[:300])
 
 
-def _schema_error(n: int, raw: bytes, exc: msgspec.ValidationError) -> LineError:
-    """The line's record id when it is at least a JSON object, and the plainer of its
-    problems: a NUL or a non-finite number in any value says more than a schema constraint."""
-    try:
-        obj = msgspec.json.decode(raw)
-    except (msgspec.MsgspecError, ValueError, RecursionError):
-        return _error(n, None, _schema_message(exc))
-    rid = obj.get("record_id") if isinstance(obj, dict) else None
-    return _error(n, rid, _value_problem(obj, "$") or _schema_message(exc))
-
-
-def _ndjson_line(n: int, raw: bytes) -> CanonicalEvent | LineError:
-    try:
-        event = event_decoder.decode(raw)
-    except msgspec.ValidationError as exc:
-        return _schema_error(n, raw, exc)
-    except UnicodeDecodeError as exc:
-        return _error(n, None, f"is not valid UTF-8 (byte {exc.start + 1} of the line)")
-    except RecursionError:
-        return _error(n, None, "is nested too deeply to be an event")
-    except (msgspec.DecodeError, ValueError) as exc:
-        return _error(n, None, f"is not valid JSON ({exc})")
-    problem = unprocessable(event)
-    if problem is not None:
-        return _error(n, event.record_id, problem)
-    return event
-
-
-def parse_ndjson(content: bytes, start_line: int = 0) -> Iterator[Parsed]:
-    """(line number from 1, event or error) for every non-blank line after ``start_line``."""
+def ndjson_lines(content: bytes, start_line: int = 0) -> Iterator[tuple[int, bytes]]:
+    """(line number from 1, the line's bytes) for every non-blank line after ``start_line``;
+    each is one JSON event for the caller to decode."""
     for n, raw in enumerate(content.splitlines(), start=1):
         if n <= start_line or not raw.strip():
             continue
-        yield n, _ndjson_line(n, raw)
+        yield n, raw
 
 
 # An event's path in a CSV row's words (the columns are flat; some are renamed per type).
-_CSV_PATHS = {
+CSV_PATHS = {
     "$.boarded_at": "started_at",
     "$.alighted_at": "ended_at",
     "$.period_start": "started_at",
@@ -325,9 +288,14 @@ def _has_bad_text(cells: list[str]) -> str | None:
     return None
 
 
-def parse_csv(content: bytes, start_line: int = 0) -> Iterator[Parsed]:
+def csv_records(
+    content: bytes, start_line: int = 0
+) -> Iterator[tuple[int, dict[str, Any] | LineError]]:
     """CSV with a header row naming some of :data:`CSV_COLUMNS` (line 1 is the header; a
-    record's number counts records, a quoted field may span lines)."""
+    record's number counts records, a quoted field may span lines): (record number, a plain
+    dict shaped as the canonical event of its ``type``, or the line's error) for every
+    non-blank record after ``start_line``. The dict's fields are the event's (its paths in
+    the CSV's words: :data:`CSV_PATHS`); whether it is one is for the caller to decide."""
     reader = _reader(content)
     columns = _header(reader)
     n = 1
@@ -339,7 +307,7 @@ def parse_csv(content: bytes, start_line: int = 0) -> Iterator[Parsed]:
             return
         except csv.Error as exc:
             if n > start_line:
-                yield n, _error(n, None, _csv_message(exc))
+                yield n, line_error(n, None, _csv_message(exc))
             continue
         if n <= start_line or not any(c.strip() for c in cells):
             continue
@@ -347,22 +315,12 @@ def parse_csv(content: bytes, start_line: int = 0) -> Iterator[Parsed]:
         rid = row.get("record_id")
         bad = _has_bad_text(cells)
         if bad is not None:
-            yield n, _error(n, rid, bad)
+            yield n, line_error(n, rid, bad)
             continue
         if any(c.strip() for c in cells[len(columns) :]):
-            yield n, _error(n, rid, f"has {len(cells)} fields; the header names {len(columns)}")
+            yield n, line_error(n, rid, f"has {len(cells)} fields; the header names {len(columns)}")
             continue
         try:
-            event = msgspec.convert(_csv_record(row), CanonicalEvent, strict=False)
+            yield n, _csv_record(row)
         except _CellError as exc:
-            yield n, _error(n, rid, str(exc))
-            continue
-        except msgspec.ValidationError as exc:
-            yield n, _error(n, rid, _schema_message(exc, _CSV_PATHS))
-            continue
-        problem = unprocessable(event)
-        yield n, event if problem is None else _error(n, rid, problem)
-
-
-def parse(fmt: str, content: bytes, start_line: int = 0) -> Iterator[Parsed]:
-    return parse_csv(content, start_line) if fmt == "csv" else parse_ndjson(content, start_line)
+            yield n, line_error(n, rid, str(exc))

@@ -1,19 +1,20 @@
 """Hashes of the journal: transfer leaves, Merkle roots, block hashes and inclusion proofs.
 
 Pure functions, no database: an inclusion proof (``schemas.InclusionProof``) is checked with
-:func:`verify_proof` alone. Domain separation as in RFC 6962: leaves are ``sha256(0x00 || data)``,
-inner nodes ``sha256(0x01 || left || right)``; an odd node at the end of a level is promoted
-unchanged. The root of an empty batch is ``sha256(b"")``.
+:func:`verify_proof` alone. Domain separation as in RFC 6962: leaves are ``sha256(0x00 || data)``
+(the data and its format: ``points.content``), inner nodes ``sha256(0x01 || left || right)``;
+an odd node at the end of a level is promoted unchanged. The root of an empty batch is
+``sha256(b"")``.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
 import msgspec
 
+from points.content import TransferContent
 from points.schemas import InclusionProof, ProofStep, Transfer
 
 _encode = msgspec.json.Encoder().encode
@@ -21,73 +22,9 @@ EMPTY_ROOT = hashlib.sha256(b"").digest()
 GENESIS = bytes(32)
 
 
-def _ts(value: datetime | None) -> str | None:
-    return None if value is None else value.astimezone(UTC).isoformat()
-
-
-def leaf_hash(
-    *,
-    idempotency_key: str,
-    phase: str,
-    kind: str,
-    reason_code: str,
-    asset: str,
-    debit_type: str,
-    debit_id: str,
-    credit_type: str,
-    credit_id: str,
-    amount: int,
-    source_ref: str | None,
-    region_code: str,
-    occurred_at: datetime,
-    pending_id: int | None,
-    reverses_id: int | None,
-    timeout_at: datetime | None,
-) -> bytes:
-    """The hash of a transfer's content (everything but its id and record time)."""
-    data = _encode(
-        [
-            1,  # format version
-            idempotency_key,
-            phase,
-            kind,
-            reason_code,
-            asset,
-            debit_type,
-            debit_id,
-            credit_type,
-            credit_id,
-            amount,
-            source_ref,
-            region_code,
-            _ts(occurred_at),
-            pending_id,
-            reverses_id,
-            _ts(timeout_at),
-        ]
-    )
-    return hashlib.sha256(b"\x00" + data).digest()
-
-
 def transfer_leaf(t: Transfer) -> bytes:
-    return leaf_hash(
-        idempotency_key=t.idempotency_key,
-        phase=t.phase,
-        kind=t.kind,
-        reason_code=t.reason_code,
-        asset=t.asset,
-        debit_type=t.debit.owner_type,
-        debit_id=t.debit.owner_id,
-        credit_type=t.credit.owner_type,
-        credit_id=t.credit.owner_id,
-        amount=t.amount,
-        source_ref=t.source_ref,
-        region_code=t.region_code,
-        occurred_at=t.occurred_at,
-        pending_id=None if t.pending_id is None else int(t.pending_id),
-        reverses_id=None if t.reverses_id is None else int(t.reverses_id),
-        timeout_at=t.timeout_at,
-    )
+    """The leaf of a transfer: the hash of its content (``points.content``, format v1)."""
+    return TransferContent.of(t).leaf()
 
 
 def _node(left: bytes, right: bytes) -> bytes:

@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
+from points.content import ROW_COLUMNS, TransferContent
 from points.errors import (
     AlreadyReversed,
     HoldAlreadySettled,
@@ -39,24 +40,13 @@ class AccountRow(msgspec.Struct, frozen=True):
     carry_g: int
 
 
-class NewTransfer(msgspec.Struct, frozen=True, kw_only=True):
-    """A transfer row ready to insert (account ids resolved, hash computed)."""
+class NewTransfer(msgspec.Struct, frozen=True):
+    """A transfer row ready to insert: its content, between resolved accounts, and its hash."""
 
-    idempotency_key: str
-    phase: str
-    kind: str
-    reason_code: str
-    asset: str
+    content: TransferContent
     debit_account_id: int
     credit_account_id: int
-    amount: int
-    source_ref: str | None
-    region_code: str
-    occurred_at: datetime
-    pending_id: int | None
-    reverses_id: int | None
-    timeout_at: datetime | None
-    hash: bytes
+    hash: bytes  # content.leaf(), computed once by the caller
     lot_expires_at: datetime | None  # set: the credit forms a lot expiring then
 
 
@@ -179,6 +169,26 @@ async def ensure_accounts(
     return out
 
 
+# The one balance update of every write path: ``{source}`` yields (id, d_posted, d_pending,
+# carry_g) per account (carry_g NULL: unchanged). Run standalone (_APPLY_BALANCES), or as the
+# last CTE of the statement that inserts the transfers (_INSERT_TRANSFERS, _PLACE_HOLD).
+_UPDATE_BALANCES = """
+UPDATE ledger_accounts a
+SET posted = a.posted + u.d_posted,
+    pending_debits = a.pending_debits + u.d_pending,
+    carry_g = coalesce(u.carry_g, a.carry_g)
+FROM {source} AS u(id, d_posted, d_pending, carry_g)
+WHERE a.id = u.id
+"""
+
+
+def _update_balances(source: str) -> str:
+    return _UPDATE_BALANCES.format(source=source).strip()
+
+
+_DELTAS_PARAMS = "unnest({}::bigint[], {}::bigint[], {}::bigint[], {}::bigint[])"
+
+
 class Deltas(msgspec.Struct, frozen=True):
     """Balance changes, one entry per account id (sorted): posted, pending debits, carry."""
 
@@ -190,30 +200,46 @@ class Deltas(msgspec.Struct, frozen=True):
 
 NO_DELTAS = Deltas([], [], [], [])
 
+# The SQL type of each stored content column (points.content.ROW_COLUMNS), then the hash and
+# the lot expiry: the unnest arrays of _INSERT_TRANSFERS, in this order from $2.
+_ROW_TYPES = {
+    "idempotency_key": "text",
+    "phase": "text",
+    "kind": "text",
+    "reason_code": "text",
+    "asset": "text",
+    "debit_account_id": "bigint",
+    "credit_account_id": "bigint",
+    "amount": "bigint",
+    "source_ref": "text",
+    "region_code": "text",
+    "occurred_at": "timestamptz",
+    "pending_id": "bigint",
+    "reverses_id": "bigint",
+    "timeout_at": "timestamptz",
+}
+assert tuple(_ROW_TYPES) == ROW_COLUMNS, "every content column has its type, in row order"
+_INPUT_COLUMNS = (*ROW_COLUMNS, "hash", "lot_expires_at")
+_INPUT_TYPES = (*_ROW_TYPES.values(), "bytea", "timestamptz")
+_STORED = ", ".join((*ROW_COLUMNS, "hash"))
+_N_INPUT = len(_INPUT_COLUMNS)
+_DELTA_ARGS = [f"${i}" for i in range(_N_INPUT + 2, _N_INPUT + 6)]  # after batch id and input
+
 # One statement: the batch row (when $1 is NULL), the transfers whose keys are new, the lots of
 # the POINT credits among them, and (when given) the balance deltas. Lock order is not at stake:
 # every account touched here was locked by _LOCK_ACCOUNTS first.
-_INSERT_TRANSFERS = """
+_INSERT_TRANSFERS = f"""
 WITH input AS (
     SELECT * FROM unnest(
-        $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[],
-        $9::bigint[], $10::text[], $11::text[], $12::timestamptz[], $13::bigint[], $14::bigint[],
-        $15::timestamptz[], $16::bytea[], $17::timestamptz[]
-    ) WITH ORDINALITY AS u(idempotency_key, phase, kind, reason_code, asset, debit_account_id,
-        credit_account_id, amount, source_ref, region_code, occurred_at, pending_id,
-        reverses_id, timeout_at, hash, lot_expires_at, ord)
+        {", ".join(f"${i}::{t}[]" for i, t in enumerate(_INPUT_TYPES, start=2))}
+    ) WITH ORDINALITY AS u({", ".join(_INPUT_COLUMNS)}, ord)
 ),
 b AS (
     INSERT INTO ledger_batches (created_at) SELECT now() WHERE $1::bigint IS NULL RETURNING id
 ),
 t AS (
-    INSERT INTO ledger_transfers (
-        batch_id, idempotency_key, phase, kind, reason_code, asset, debit_account_id,
-        credit_account_id, amount, source_ref, region_code, occurred_at, pending_id,
-        reverses_id, timeout_at, hash)
-    SELECT coalesce($1, (SELECT id FROM b)), idempotency_key, phase, kind, reason_code, asset,
-        debit_account_id, credit_account_id, amount, source_ref, region_code, occurred_at,
-        pending_id, reverses_id, timeout_at, hash
+    INSERT INTO ledger_transfers (batch_id, {_STORED})
+    SELECT coalesce($1, (SELECT id FROM b)), {_STORED}
     FROM input ORDER BY ord
     ON CONFLICT (idempotency_key) DO NOTHING
     RETURNING id, batch_id, idempotency_key, credit_account_id, amount, recorded_at
@@ -225,13 +251,7 @@ lots AS (
     WHERE i.lot_expires_at IS NOT NULL
 ),
 bal AS (
-    UPDATE ledger_accounts a
-    SET posted = a.posted + u.d_posted,
-        pending_debits = a.pending_debits + u.d_pending,
-        carry_g = coalesce(u.carry_g, a.carry_g)
-    FROM unnest($18::bigint[], $19::bigint[], $20::bigint[], $21::bigint[])
-         AS u(id, d_posted, d_pending, carry_g)
-    WHERE a.id = u.id
+    {_update_balances(_DELTAS_PARAMS.format(*_DELTA_ARGS))}
 )
 SELECT id, batch_id, idempotency_key, recorded_at FROM t
 """
@@ -245,26 +265,18 @@ async def insert_transfers(
     ``batch_id`` None creates the batch in the same statement. Returns the batch id (None when
     nothing was inserted into a new batch) and {key: (id, recorded_at)} of the inserted rows.
     """
+    values = [
+        (*r.content.row(r.debit_account_id, r.credit_account_id), r.hash, r.lot_expires_at)
+        for r in rows
+    ]
     try:
+        columns: list[Any] = (
+            [list(c) for c in zip(*values, strict=True)] if values else [[]] * _N_INPUT
+        )
         result = await conn.fetch(
             _INSERT_TRANSFERS,
             batch_id,
-            [r.idempotency_key for r in rows],
-            [r.phase for r in rows],
-            [r.kind for r in rows],
-            [r.reason_code for r in rows],
-            [r.asset for r in rows],
-            [r.debit_account_id for r in rows],
-            [r.credit_account_id for r in rows],
-            [r.amount for r in rows],
-            [r.source_ref for r in rows],
-            [r.region_code for r in rows],
-            [r.occurred_at for r in rows],
-            [r.pending_id for r in rows],
-            [r.reverses_id for r in rows],
-            [r.timeout_at for r in rows],
-            [r.hash for r in rows],
-            [r.lot_expires_at for r in rows],
+            *columns,
             deltas.ids,
             deltas.posted,
             deltas.pending,
@@ -277,15 +289,7 @@ async def insert_transfers(
     return batch_id, {r["idempotency_key"]: (r["id"], r["recorded_at"]) for r in result}
 
 
-_APPLY_BALANCES = """
-UPDATE ledger_accounts a
-SET posted = a.posted + u.d_posted,
-    pending_debits = a.pending_debits + u.d_pending,
-    carry_g = coalesce(u.carry_g, a.carry_g)
-FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[])
-     AS u(id, d_posted, d_pending, carry_g)
-WHERE a.id = u.id
-"""
+_APPLY_BALANCES = _update_balances(_DELTAS_PARAMS.format("$1", "$2", "$3", "$4"))
 
 
 async def apply_balances(conn: Any, deltas: Deltas) -> None:
@@ -303,7 +307,7 @@ async def apply_balances(conn: Any, deltas: Deltas) -> None:
 # account is locked by the UPDATE itself, the only row lock a hold takes, so holds cannot
 # deadlock; the CHECK constraint refuses an overdraft. Nothing is written when an account is
 # missing or the key exists: the caller then takes the general path.
-_PLACE_HOLD = """
+_PLACE_HOLD = f"""
 WITH d AS (
     SELECT id FROM ledger_accounts WHERE owner_type = $1 AND owner_id = $2 AND asset = $5
 ),
@@ -327,46 +331,31 @@ t AS (
     ON CONFLICT (idempotency_key) DO NOTHING
     RETURNING id, debit_account_id, amount, recorded_at
 ),
-u AS (
-    UPDATE ledger_accounts a SET pending_debits = a.pending_debits + t.amount
-    FROM t WHERE a.id = t.debit_account_id
+bal AS (
+    {_update_balances("(SELECT debit_account_id, 0::bigint, amount, NULL::bigint FROM t)")}
 )
 SELECT id, recorded_at FROM t
 """
 
 
-async def place_hold(
-    conn: Any,
-    debit: AccountKey,
-    credit: AccountKey,
-    *,
-    idempotency_key: str,
-    kind: str,
-    reason_code: str,
-    amount: int,
-    source_ref: str | None,
-    region_code: str,
-    occurred_at: datetime,
-    timeout_at: datetime,
-    hash: bytes,
-) -> tuple[int, datetime] | None:
+async def place_hold(conn: Any, hold: TransferContent, hash: bytes) -> tuple[int, datetime] | None:
     """Place a hold in one statement; None when the general path must do it (see above)."""
     try:
         r = await conn.fetchrow(
             _PLACE_HOLD,
-            debit.owner_type,
-            debit.owner_id,
-            credit.owner_type,
-            credit.owner_id,
-            debit.asset,
-            idempotency_key,
-            kind,
-            reason_code,
-            amount,
-            source_ref,
-            region_code,
-            occurred_at,
-            timeout_at,
+            hold.debit.owner_type,
+            hold.debit.owner_id,
+            hold.credit.owner_type,
+            hold.credit.owner_id,
+            hold.asset,
+            hold.idempotency_key,
+            hold.kind,
+            hold.reason_code,
+            hold.amount,
+            hold.source_ref,
+            hold.region_code,
+            hold.occurred_at,
+            hold.timeout_at,
             hash,
         )
     except asyncpg.PostgresError as exc:
@@ -421,24 +410,7 @@ class TransferRow(msgspec.Struct, frozen=True):
 
 
 def _transfer_row(r: Any) -> TransferRow:
-    transfer = Transfer(
-        id=str(r["id"]),
-        idempotency_key=r["idempotency_key"],
-        phase=r["phase"],
-        kind=r["kind"],
-        reason_code=r["reason_code"],
-        asset=r["asset"],
-        debit=Owner(r["debit_type"], r["debit_id"]),
-        credit=Owner(r["credit_type"], r["credit_id"]),
-        amount=r["amount"],
-        source_ref=r["source_ref"],
-        region_code=r["region_code"],
-        occurred_at=r["occurred_at"],
-        recorded_at=r["recorded_at"],
-        pending_id=None if r["pending_id"] is None else str(r["pending_id"]),
-        reverses_id=None if r["reverses_id"] is None else str(r["reverses_id"]),
-        timeout_at=r["timeout_at"],
-    )
+    transfer = TransferContent.from_record(r).wire(r["id"], r["recorded_at"])
     return TransferRow(
         transfer, r["batch_id"], bytes(r["hash"]), r["debit_account_id"], r["credit_account_id"]
     )
@@ -866,3 +838,47 @@ async def lot_mismatches(conn: Any) -> list[dict[str, Any]]:
         """
     )
     return [dict(r) for r in rows]
+
+
+# =============================================================================================
+# Published reads for other packages (points/reads.py): a resident's ledger summary and
+# balances by owner, each set-wise, read-only. Owned by the reads' author; keep this section
+# last in the file.
+# =============================================================================================
+
+# Posted CO2E_G; POINT posted and pending_debits as ``service.balances`` computes them; unspent
+# POINT lots expiring by $2 as ``service.expiring`` sums them. Always one row (zeros for an
+# owner without accounts).
+OWNER_SUMMARY_SQL = """
+SELECT coalesce(g.posted, 0) AS grams,
+       coalesce(p.posted, 0) AS points_posted,
+       coalesce(p.pending_debits, 0) AS points_pending,
+       coalesce((SELECT sum(l.remaining) FROM point_lots l
+                 WHERE l.account_id = p.id AND l.remaining > 0 AND l.expires_at <= $3), 0)::bigint
+           AS points_expiring
+FROM (SELECT 1) AS one
+LEFT JOIN ledger_accounts g ON g.owner_type = $1 AND g.owner_id = $2 AND g.asset = 'CO2E_G'
+LEFT JOIN ledger_accounts p ON p.owner_type = $1 AND p.owner_id = $2 AND p.asset = 'POINT'
+"""
+
+
+async def owner_summary(conn: Any, owner_type: str, owner_id: str, expiring_until: Any) -> Any:
+    return await conn.fetchrow(OWNER_SUMMARY_SQL, owner_type, owner_id, expiring_until)
+
+
+async def posted_by_owner(
+    conn: Any, owner_type: str, owner_ids: Sequence[str], asset: str
+) -> dict[str, int]:
+    """Posted balance of ``asset`` per owner, for owners with an account (one statement)."""
+    if not owner_ids:
+        return {}
+    rows = await conn.fetch(
+        """
+        SELECT owner_id, posted FROM ledger_accounts
+        WHERE owner_type = $1 AND asset = $2 AND owner_id = ANY($3::text[])
+        """,
+        owner_type,
+        asset,
+        list(owner_ids),
+    )
+    return {r["owner_id"]: int(r["posted"]) for r in rows}

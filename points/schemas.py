@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from functools import lru_cache
 from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta, Struct
 
-from server.settings import PointsSettings
+from points.settings import PointsSettings
 
 Asset = Literal["CO2E_G", "POINT"]
 OwnerType = Literal["resident", "enterprise", "project", "merchant", "system"]
@@ -66,11 +67,9 @@ class PointsPolicy(Struct, frozen=True, kw_only=True):
 
     @classmethod
     def from_settings(cls, settings: PointsSettings) -> PointsPolicy:
-        return cls(
-            grams_per_point=settings.grams_per_point,
-            expiry_years=settings.expiry_years,
-            hold_timeout_s=settings.hold_timeout_s,
-        )
+        """The policy of ``settings``: built once per settings value (cached), so callers may
+        ask for it per batch or per task run and get the one built at start-up."""
+        return _policy_of(settings)
 
     def convert(self, carry_g: int, reduction_g: int) -> tuple[int, int]:
         """(points, new carry): whole points for carry + grams; the remainder carries over."""
@@ -83,6 +82,15 @@ class PointsPolicy(Struct, frozen=True, kw_only=True):
         return datetime(local.year + self.expiry_years + 1, 1, 1, tzinfo=PROGRAMME_TZ).astimezone(
             UTC
         )
+
+
+@lru_cache(maxsize=8)
+def _policy_of(settings: PointsSettings) -> PointsPolicy:
+    return PointsPolicy(
+        grams_per_point=settings.grams_per_point,
+        expiry_years=settings.expiry_years,
+        hold_timeout_s=settings.hold_timeout_s,
+    )
 
 
 class TransferRequest(Struct, frozen=True, kw_only=True):

@@ -21,7 +21,6 @@ import secrets
 import sys
 import urllib.error
 import urllib.request
-import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -80,6 +79,7 @@ async def create_demo(url: str, privacy: PrivacySettings) -> tuple[str, str, str
     of the last hours falls after it."""
     from behaviours import service
     from kit.db import connect, transaction_on
+    from residents import service as residents_service
 
     conn = await connect(url)
     try:
@@ -89,17 +89,16 @@ async def create_demo(url: str, privacy: PrivacySettings) -> tuple[str, str, str
             )
             key_id = "k" + secrets.token_hex(3)
             secret = await service.add_signing_key(tx, "demo-metro", key_id, privacy=privacy)
-            resident = str(uuid.uuid4())
-            await tx.conn.execute("INSERT INTO residents (id) VALUES ($1)", resident)
-            link = await service.link_operator(tx, resident, "demo-metro", ["transit"])
-            granted = await tx.conn.fetchval(
-                "UPDATE operator_links SET granted_at = now() - interval '1 day' "
-                "WHERE subject_ref = $1 RETURNING granted_at",
-                link.subject_ref,
+            [resident] = await residents_service.create_residents(tx.conn, [None])
+            # Consent given a day ago, so the demo trip (an hour and a half ago) falls after it.
+            granted = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
+            subject_ref = "s_demo_" + secrets.token_hex(6)
+            await service.import_links(
+                tx, "demo-metro", [(subject_ref, resident)], ["transit"], granted
             )
     finally:
         await conn.close()
-    return key_id, secret, link.subject_ref, granted
+    return key_id, secret, subject_ref, granted
 
 
 def demo_batch(subject: str, record_id: str, now: datetime) -> bytes:

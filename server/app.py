@@ -30,6 +30,7 @@ from litestar.types import (
     Send,
 )
 
+from behaviours.pipeline import IngestPolicy
 from kit.auth import JwtKeys
 from kit.db import TRANSIENT_ERRORS, create_pool, transaction
 from kit.logs import configure_logging, request_id_var
@@ -133,9 +134,22 @@ def provide_settings(state: State) -> Settings:
     return settings
 
 
+def provide_ingest_policy(state: State) -> IngestPolicy:
+    policy: IngestPolicy = state.ingest_policy
+    return policy
+
+
 def provide_jwt(state: State) -> JwtKeys:
     keys: JwtKeys = state.jwt
     return keys
+
+
+def ingest_policy(settings: Settings) -> IngestPolicy:
+    """Behaviours' ingestion policy from the composed settings (its section, the region, the
+    points policy; this process's reference cache)."""
+    return IngestPolicy.build(
+        settings.ingest, region_code=settings.region_code, points=settings.points
+    )
 
 
 def create_app(
@@ -148,13 +162,21 @@ def create_app(
     return App(
         route_handlers=routers,
         lifespan=[_lifespan(settings)],
-        state=State({"settings": settings, "jwt": JwtKeys.from_settings(settings.auth)}),
+        # Built once per app, never per request or batch: keys and the ingestion policy.
+        state=State(
+            {
+                "settings": settings,
+                "jwt": JwtKeys.from_settings(settings.auth),
+                "ingest_policy": ingest_policy(settings),
+            }
+        ),
         dependencies={
             "tx": Provide(provide_tx),
             "pool": Provide(provide_pool, sync_to_thread=False),
             "redis": Provide(provide_redis, sync_to_thread=False),
             "settings": Provide(provide_settings, sync_to_thread=False),
             "jwt": Provide(provide_jwt, sync_to_thread=False),
+            "ingest_policy": Provide(provide_ingest_policy, sync_to_thread=False),
         },
         exception_handlers=exception_handlers(TRANSIENT_ERRORS),
         # Strict JSON bodies, media types and no NUL in paths, for every surface (server/wire.py).

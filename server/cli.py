@@ -1,4 +1,5 @@
-"""The `tanpuhui` command: dev, serve, migrate, worker, beat, audit, settings."""
+"""The `tanpuhui` command: dev, serve, migrate, worker, beat, audit, settings, import-districts,
+import-gtfs."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,15 @@ import asyncpg
 import msgspec
 import uvicorn
 
-from behaviours.service import district_count, districts_note, seal_clear_secrets
+from behaviours.service import (
+    district_count,
+    districts_note,
+    import_districts,
+    import_gtfs,
+    seal_clear_secrets,
+)
+from integrations.districts import GeoJsonError, read_districts_file
+from integrations.gtfs import GtfsError, read_feed
 from kit.db import connect, transaction_on
 from kit.logs import configure_logging
 from points import witness
@@ -96,7 +106,7 @@ async def _migrate(
                 raise MigrationError(f"least privilege is required in prod: {off}; {hint}")
             print(f"tanpuhui: warning: least privilege is off: {off}; {hint}", file=sys.stderr)
         done = await migrate(conn, app_role=app_role if facts else None)
-        await apply_seeds(conn)
+        await apply_seeds(conn, settings.region_code if settings else None)
         async with transaction_on(conn) as tx:
             await seal_clear_secrets(tx, settings.privacy if settings else PrivacySettings())
         return done
@@ -253,6 +263,73 @@ def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
         )
     )
     return status
+
+
+async def _store_districts(url: str, rows: Any) -> None:
+    conn = await connect(url)
+    try:
+        async with transaction_on(conn) as tx:
+            await import_districts(tx, rows)
+    finally:
+        await conn.close()
+
+
+def cmd_import_districts(settings: Settings, args: argparse.Namespace) -> int:
+    """Import district boundaries from a GeoJSON FeatureCollection into DATABASE_URL (unset:
+    the embedded PostgreSQL of TANPUHUI_EMBEDDED_DATA_DIR, as `make run` uses it). A district
+    already there (same code) is replaced; prints each district imported."""
+
+    assert settings.database.url
+    prog = "tanpuhui import-districts"
+    try:
+        rows = read_districts_file(args.file)
+        asyncio.run(_store_districts(settings.database.url, rows))
+    except (GeoJsonError, ValueError, KeyError, TypeError) as exc:
+        sys.stderr.write(f"{prog}: {args.file}: not usable GeoJSON districts: {exc}\n")
+        return 1
+    for code, name, parent, _ in rows:
+        sys.stdout.write(f"  {code} {name}" + (f" (in {parent})" if parent else "") + "\n")
+    sys.stdout.write(f"{len(rows)} districts imported (inserted or replaced): {args.file}\n")
+    return 0
+
+
+async def _store_gtfs(url: str, feed: str, path: Path) -> dict[str, int]:
+    stops, shapes, trips, stop_times = read_feed(path)
+    conn = await connect(url)
+    try:
+        async with transaction_on(conn) as tx:
+            await import_gtfs(tx, feed, stops, shapes, trips, stop_times)
+    finally:
+        await conn.close()
+    return {
+        "stops": len(stops),
+        "shapes": len(shapes),
+        "trips": len(trips),
+        "stop_times": len(stop_times),
+    }
+
+
+def cmd_import_gtfs(settings: Settings, args: argparse.Namespace) -> int:
+    """Import a GTFS static feed (stops, shapes, trips, stop_times) into DATABASE_URL (unset:
+    the embedded PostgreSQL of TANPUHUI_EMBEDDED_DATA_DIR, as `make run` uses it). A feed of
+    the same id is replaced whole; prints what the feed now holds."""
+
+    assert settings.database.url
+    prog = "tanpuhui import-gtfs"
+    if not args.path.exists():
+        sys.stderr.write(f"{prog}: {args.path}: no such file or directory\n")
+        return 1
+    try:
+        counts = asyncio.run(_store_gtfs(settings.database.url, args.feed, args.path))
+    except (GtfsError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        sys.stderr.write(f"{prog}: {args.path}: not a usable GTFS feed: {exc!r}\n")
+        return 1
+    sys.stdout.write(
+        f"GTFS feed {args.feed!r} replaced from {args.path}: {counts['stops']} stops, "
+        f"{counts['shapes']} shapes, {counts['trips']} trips, "
+        f"{counts['stop_times']} stop times\n"
+    )
+    return 0
 
 
 def _preflight(settings: Settings, lock_path: Path) -> Any:
@@ -446,11 +523,18 @@ COMMANDS = {
     "beat": (cmd_beat, "the Celery beat scheduler (periodic tasks)"),
     "audit": (cmd_audit, "verify the journal's hash chain and re-derive every balance"),
     "settings": (cmd_settings, "print the settings in effect (secrets masked) as a table"),
+    "import-districts": (cmd_import_districts, "import district boundaries from GeoJSON"),
+    "import-gtfs": (cmd_import_gtfs, "import (replace) a GTFS static feed"),
 }
 
 # Commands that need only PostgreSQL: without DATABASE_URL they use the embedded one of
 # TANPUHUI_EMBEDDED_DATA_DIR (attached when `make run` runs, started for the command otherwise).
-_EMBEDDED_DB: dict[str, bool] = {"migrate": True, "audit": False}  # command: may create it
+_EMBEDDED_DB: dict[str, bool] = {  # command: may create it
+    "migrate": True,
+    "audit": False,
+    "import-districts": False,
+    "import-gtfs": False,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -466,6 +550,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 metavar="FILE",
                 help="keep signed checkpoints in FILE; fail if the journal no longer extends them",
             )
+        if name == "import-districts":
+            p.add_argument("file", type=Path, help="the .geojson file")
+        if name == "import-gtfs":
+            p.add_argument("feed", help="the feed's id, e.g. shenzhen-metro")
+            p.add_argument("path", type=Path, help="the GTFS directory or .zip")
         if name == "settings":
             p.add_argument(
                 "--defaults", action="store_true", help="the defaults instead (the README's table)"

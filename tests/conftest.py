@@ -164,6 +164,16 @@ async def clean_stores(
     """Empty tables (reference data re-seeded) and an empty Redis database before the test;
     after it, the ledger audit (hash chain, re-derived balances, zero sums) must pass, unless the
     test tampers with the ledger on purpose (``@pytest.mark.tampers_ledger``)."""
+    # Isolation truncates instead of wrapping each test in a transaction rolled back after it,
+    # because most of what a test exercises opens its own transactions on its own connections:
+    # the app (``client``) and the services take connections from the pool and commit; the
+    # worker, ``tanpuhui`` commands and the subprocess servers of tests/server connect on
+    # their own. None of that can join a test's outer transaction, and what they commit must
+    # be visible to the test (and to the audit below), so the data is committed and emptied
+    # afterwards. TRUNCATE, as the owner role: DELETE is refused on the ledger by its
+    # immutability triggers, and the application role has no TRUNCATE (least privilege);
+    # RESTART IDENTITY resets the identity sequences (transfer, block and account ids, the
+    # residents' usage seq) so every test numbers from 1; CASCADE follows foreign keys.
     async with owner_pool.acquire() as conn:
         tables = await conn.fetch(
             """

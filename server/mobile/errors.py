@@ -8,69 +8,40 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from behaviours.errors import InvalidScope, LinkNotFound, UnknownOperator
+# Imported so that their classes are loaded: the catalogue below derives from them.
+from behaviours.errors import InvalidScope, LinkNotFound, UnknownOperator  # noqa: F401
 from behaviours.service import SCOPES
-from kit.errors import (
-    InvalidInput,
-    RateLimited,
-    Unauthenticated,
-    Unavailable,
+
+# The classes live with the code that raises them; imported here so that the catalogue below
+# derives from them (and for the surface's callers).
+from kit.cursor import CursorInvalid as BadCursor
+from kit.errors import error_catalogue
+from residents.errors import (
+    AccountGone,
+    BadDistrict,
+    CodeAttemptsExceeded,
+    CodeRejected,
+    RefreshRejected,
+    SessionRevoked,
+    SmsRateLimited,
+    SmsUnavailable,
+    WechatRejected,
+    WechatUnavailable,
 )
 
-
-class CodeRejected(Unauthenticated):
-    code = "code_invalid"
-    title = "Sign-in code not accepted"
-
-
-class CodeAttemptsExceeded(RateLimited):
-    code = "code_attempts_exceeded"
-    title = "Too many wrong codes"
-
-
-class SmsRateLimited(RateLimited):
-    code = "sms_rate_limited"
-    title = "Too many codes requested"
-
-
-class SmsUnavailable(Unavailable):
-    code = "sms_unavailable"
-    title = "SMS gateway unavailable"
-
-
-class WechatUnavailable(Unavailable):
-    code = "wechat_unavailable"
-    title = "WeChat sign-in unavailable"
-
-
-class WechatRejected(Unauthenticated):
-    code = "wechat_login_failed"
-    title = "WeChat login code not accepted"
-
-
-class RefreshRejected(Unauthenticated):
-    code = "refresh_invalid"
-    title = "Refresh token not accepted"
-
-
-class AccountGone(Unauthenticated):
-    code = "account_deleted"
-    title = "Account deleted"
-
-
-class SessionRevoked(Unauthenticated):
-    code = "token_revoked"
-    title = "Authentication required"
-
-
-class BadCursor(InvalidInput):
-    code = "cursor_invalid"
-    title = "Invalid cursor"
-
-
-class BadDistrict(InvalidInput):
-    code = "district_invalid"
-    title = "Not a district of the programme"
+__all__ = [
+    "AccountGone",
+    "BadCursor",
+    "BadDistrict",
+    "CodeAttemptsExceeded",
+    "CodeRejected",
+    "RefreshRejected",
+    "SessionRevoked",
+    "SmsRateLimited",
+    "SmsUnavailable",
+    "WechatRejected",
+    "WechatUnavailable",
+]
 
 
 class ErrorCode(NamedTuple):
@@ -79,97 +50,69 @@ class ErrorCode(NamedTuple):
     meaning: str
 
 
-# Every code the mobile API answers with, by code. Keep in step with the raises above and the
-# foundation's codes (server/errors.py, server/auth.py); the drift test sees any change here.
-CATALOGUE: dict[str, ErrorCode] = {
-    "validation_failed": ErrorCode(
-        400, "Validation failed", "The body or a parameter does not match the schema."
+# What each code the mobile API answers with means to an app developer, by code. Status and
+# title are not written here: they come from the error classes (kit.errors.error_catalogue), so
+# the contract cannot drift from what the server sends. A code without a class, a handler entry
+# or an INSTANCE_CODES entry in kit/errors.py fails at import.
+MEANINGS: dict[str, str] = {
+    "validation_failed": "The body or a parameter does not match the schema.",
+    "bad_request": "The request could not be read.",
+    "cursor_invalid": "Pass back a `next_cursor` unchanged.",
+    "district_invalid": "The district code is not one of the programme's imported districts.",
+    "scope_invalid": (
+        f"Consent scope must be some of {', '.join(SCOPES)}, or `*` for all of them."
     ),
-    "bad_request": ErrorCode(400, "Bad request", "The request could not be read."),
-    "cursor_invalid": ErrorCode(400, "Invalid cursor", "Pass back a `next_cursor` unchanged."),
-    "district_invalid": ErrorCode(
-        400,
-        BadDistrict.title,
-        "The district code is not one of the programme's imported districts.",
-    ),
-    "scope_invalid": ErrorCode(
-        400,
-        InvalidScope.title,
-        f"Consent scope must be some of {', '.join(SCOPES)}, or `*` for all of them.",
-    ),
-    "token_missing": ErrorCode(
-        401, "Authentication required", "No `Authorization: Bearer <token>` header."
-    ),
-    "token_invalid": ErrorCode(
-        401,
-        "Authentication required",
-        "The access token is malformed, forged or not an access token.",
-    ),
-    "token_expired": ErrorCode(
-        401, "Authentication required", "The access token expired: refresh it."
-    ),
-    "token_revoked": ErrorCode(
-        401,
-        "Authentication required",
+    "token_missing": "No `Authorization: Bearer <token>` header.",
+    "token_invalid": "The access token is malformed, forged or not an access token.",
+    "token_expired": "The access token expired: refresh it.",
+    "token_revoked": (
         "The sign-in this access token belongs to has ended (signed out, or a refresh token was "
-        "reused): sign in again.",
+        "reused): sign in again."
     ),
-    "account_deleted": ErrorCode(401, "Account deleted", "The account was erased; sign in again."),
-    "code_invalid": ErrorCode(
-        401, "Sign-in code not accepted", "Wrong, expired or already used SMS code."
+    "account_deleted": "The account was erased; sign in again.",
+    "code_invalid": "Wrong, expired or already used SMS code.",
+    "wechat_login_failed": "WeChat refused the `wx.login` code.",
+    "refresh_invalid": "Unknown, expired or revoked refresh token.",
+    "refresh_reused": (
+        "A refresh token was used twice; every token of its sign-in is revoked. Sign in again."
     ),
-    "wechat_login_failed": ErrorCode(
-        401, "WeChat login code not accepted", "WeChat refused the `wx.login` code."
+    "role_required": "The token is not a resident's token.",
+    "not_found": "No such item among the caller's own data.",
+    "unknown_operator": (
+        "No such operator to link (the residents' own app, kind `app`, is not one)."
     ),
-    "refresh_invalid": ErrorCode(
-        401, "Refresh token not accepted", "Unknown, expired or revoked refresh token."
-    ),
-    "refresh_reused": ErrorCode(
-        401,
-        "Refresh token not accepted",
-        "A refresh token was used twice; every token of its sign-in is revoked. Sign in again.",
-    ),
-    "role_required": ErrorCode(403, "Not allowed", "The token is not a resident's token."),
-    "not_found": ErrorCode(404, "Not found", "No such item among the caller's own data."),
-    "unknown_operator": ErrorCode(
-        404,
-        UnknownOperator.title,
-        "No such operator to link (the residents' own app, kind `app`, is not one).",
-    ),
-    "link_not_found": ErrorCode(404, LinkNotFound.title, "No active link to this operator."),
-    "method_not_allowed": ErrorCode(405, "Method not allowed", "Wrong HTTP method."),
-    "idempotency_key_reused": ErrorCode(
-        409,
-        "Idempotency key reused with a different request",
-        "The same `Idempotency-Key` came with another body.",
-    ),
-    "concurrent_ingest": ErrorCode(
-        409, "Conflict", "The same activity arrived twice at once; send it again."
-    ),
-    "payload_too_large": ErrorCode(413, "Payload too large", "The body is too large."),
-    "unsupported_media_type": ErrorCode(
-        415, "Unsupported media type", "Send `Content-Type: application/json`."
-    ),
-    "code_attempts_exceeded": ErrorCode(
-        429, "Too many wrong codes", "The code is void after too many wrong guesses; ask a new one."
-    ),
-    "sms_rate_limited": ErrorCode(
-        429,
-        "Too many codes requested",
+    "link_not_found": "No active link to this operator.",
+    "method_not_allowed": "Wrong HTTP method.",
+    "idempotency_key_reused": "The same `Idempotency-Key` came with another body.",
+    "concurrent_ingest": "The same activity arrived twice at once; send it again.",
+    "payload_too_large": "The body is too large.",
+    "unsupported_media_type": "Send `Content-Type: application/json`.",
+    "code_attempts_exceeded": "The code is void after too many wrong guesses; ask a new one.",
+    "sms_rate_limited": (
         "A code was just sent to this phone, or the hourly limit on codes sent to it (from "
-        "this client, or from all) or from this client is reached; wait `Retry-After` seconds.",
+        "this client, or from all) or from this client is reached; wait `Retry-After` seconds."
     ),
-    "internal_error": ErrorCode(
-        500, "Internal error", "A fault on the server's side; quote the request id."
-    ),
-    "retry_later": ErrorCode(
-        503,
-        "Busy, nothing was changed",
+    "internal_error": "A fault on the server's side; quote the request id.",
+    "retry_later": (
         "A store timed out or a transaction conflicted; the request was rolled back whole. "
-        "Send it again after `Retry-After` seconds.",
+        "Send it again after `Retry-After` seconds."
     ),
-    "sms_unavailable": ErrorCode(503, "SMS gateway unavailable", "Try again later."),
-    "wechat_unavailable": ErrorCode(
-        503, "WeChat sign-in unavailable", "WeChat sign-in is not configured or WeChat is down."
-    ),
+    "sms_unavailable": "Try again later.",
+    "wechat_unavailable": "WeChat sign-in is not configured or WeChat is down.",
 }
+
+
+def _catalogue() -> dict[str, ErrorCode]:
+    rows = error_catalogue()
+    missing = sorted(set(MEANINGS) - set(rows))
+    if missing:
+        raise RuntimeError(f"mobile error codes without an error class or registration: {missing}")
+    return {
+        code: ErrorCode(rows[code].status, rows[code].title, meaning)
+        for code, meaning in MEANINGS.items()
+    }
+
+
+# Every code the mobile API answers with, by code (feeds the OpenAPI document's examples and
+# ``x-error-codes``; the drift test sees any change).
+CATALOGUE: dict[str, ErrorCode] = _catalogue()

@@ -1,16 +1,14 @@
 """Residents' mobile API v1 (`/api/mobile/v1`): thin controllers over ``service``.
 
-Every resident route is guarded by ``resident_session``, which verifies the bearer token and
-its resident role from the headers before any body is decoded, then refuses the token of an
-erased account or of an ended sign-in (one Redis read; docs/mobile.md). The caller's identity
+Every resident route is guarded by the one role guard of the JWT surfaces
+(``server.guards.roles``), which verifies the bearer token and its resident role from the
+headers before any body is decoded; its session check here refuses the token of an erased
+account or of an ended sign-in (one Redis read; docs/mobile.md). The caller's identity
 always comes from the token, never from a path or a parameter.
 """
 
 from __future__ import annotations
 
-import functools
-import time
-import uuid
 from typing import Annotated, Any, Literal, NamedTuple
 
 import msgspec
@@ -22,9 +20,15 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 
-from kit.auth import JwtKeys, Principal, Role, bearer_token, require_role
+import residents.service as residents
+from behaviours.pipeline import IngestPolicy
+from behaviours.tracks import REASONS as TRACK_REASONS
+from kit import idempotency
+from kit.auth import JwtKeys, Principal, Role
 from kit.db import Tx, transaction
-from kit.errors import PROBLEM_BASE, PROBLEM_JSON, Problem, Unauthenticated
+from kit.errors import PROBLEM_BASE, PROBLEM_JSON, Problem
+from residents.settings import ResidentsConfig
+from server.guards import authenticate, provide_principal, roles
 from server.mobile import service
 from server.mobile.errors import CATALOGUE
 from server.mobile.schemas import (
@@ -48,9 +52,6 @@ from server.mobile.schemas import (
     Verdict,
     WechatSignIn,
 )
-from server.mobile.tracks import REASONS as TRACK_REASONS
-from server.mobile.wechat import code2session
-from server.settings import Settings
 
 PREFIX = "/api/mobile/v1"
 _GUARDED = (
@@ -108,64 +109,20 @@ def family_of(principal: Principal) -> str | None:
     return fam if isinstance(fam, str) else None
 
 
-_PRINCIPAL = "mobile_principal"  # request-scope state key
-clock = time.time  # the expiry check's clock (tests move it)
-
-
-@functools.lru_cache(maxsize=8192)
-def _verified(keys: JwtKeys, token: str) -> Principal:
-    """Signature, issuer and claims of a token, checked once per process while it stays in this
-    cache (an app reuses its access token for many calls). Only successes are cached; expiry
-    and the token's type are checked again on every call by ``resident_principal``. Keys are
-    fixed for a process's life, so a cached verdict cannot outlive its key."""
-    return keys.verify(token)
-
-
-def resident_principal(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
-    """The caller's verified resident access token (kept on the request once checked)."""
-    state = connection.scope.setdefault("state", {})
-    found = state.get(_PRINCIPAL)
-    if isinstance(found, Principal):
-        return found
-    token = bearer_token(connection.headers.get("authorization"))
-    principal = _verified(connection.app.state.jwt, token)
-    if principal.expires_at <= clock():
-        raise Unauthenticated("The token has expired.", code="token_expired")
-    if principal.claims.get("typ", "access") != "access":
-        raise Unauthenticated("This token cannot be used for API calls.", code="token_invalid")
-    require_role(principal, Role.RESIDENT)
-    if not _is_resident_id(principal.subject):
-        # Signed by us but not naming a resident (a key shared with another system, or a bug):
-        # refused here, never passed on to SQL as a resident id.
-        raise Unauthenticated("The token does not name a resident.", code="token_invalid")
-    state[_PRINCIPAL] = principal
-    return principal
-
-
-def _is_resident_id(subject: str) -> bool:
-    """A resident id is a UUID in its canonical form (as the sign-in issues it)."""
-    try:
-        return str(uuid.UUID(subject)) == subject
-    except ValueError:
-        return False
-
-
-def _provide_principal(request: Request[Any, Any, Any]) -> Principal:
-    return resident_principal(request)
-
-
-async def resident_session(
-    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+async def _check_session(
+    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler, principal: Principal
 ) -> None:
-    """The resident routes' one guard: a valid access token with the resident role (checked from
-    the headers, before any body is read), of an account not erased and a sign-in not ended.
-
-    ``server.guards.roles`` does the first half for every surface; this one adds the
-    verified-token cache and the session check."""
-    principal = resident_principal(connection)
+    """The resident routes' session check, after the guard accepted the token and its role: an
+    account not erased and a sign-in not ended (one Redis read), unless the handler reads the
+    revocation markers itself (``SESSION_CHECKED_BY_HANDLER``)."""
     if handler.opt.get(SESSION_CHECKED_BY_HANDLER):
         return
-    await service.check_session(connection.app.state.redis, principal.subject, family_of(principal))
+    await residents.check_session(
+        connection.app.state.redis, principal.subject, family_of(principal)
+    )
+
+
+resident_session = roles(Role.RESIDENT, session=_check_session)
 
 
 class Reader(NamedTuple):
@@ -183,7 +140,16 @@ class Reader(NamedTuple):
 
 def _provide_reader(request: Request[Any, Any, Any]) -> Reader:
     state = request.app.state
-    return Reader(resident_principal(request), state.pool, state.redis)
+    return Reader(authenticate(request), state.pool, state.redis)
+
+
+def _provide_residents_config(request: Request[Any, Any, Any]) -> ResidentsConfig:
+    """The residents' configuration, built once per app from its settings."""
+    state = request.app.state
+    cfg: ResidentsConfig | None = state.get("residents_config")
+    if cfg is None:
+        cfg = state["residents_config"] = service.residents_config(state.settings)
+    return cfg
 
 
 def _client_ip(request: Request[Any, Any, Any]) -> str:
@@ -205,9 +171,9 @@ class AuthController(Controller):
         request: Request[Any, Any, Any],
         data: JSONBody[SmsCodeRequest],
         redis: NamedDependency[Any],
-        settings: NamedDependency[Settings],
+        residents_config: NamedDependency[ResidentsConfig],
     ) -> SmsCodeSent:
-        return await service.send_code(redis, settings, data.phone, _client_ip(request))
+        return await residents.send_code(redis, residents_config, data.phone, _client_ip(request))
 
     @post(
         "/sms-sign-in",
@@ -222,11 +188,11 @@ class AuthController(Controller):
         data: JSONBody[SmsSignIn],
         tx: NamedDependency[Tx],
         redis: NamedDependency[Any],
-        settings: NamedDependency[Settings],
+        residents_config: NamedDependency[ResidentsConfig],
         jwt: NamedDependency[JwtKeys],
     ) -> TokenPair:
-        return await service.sign_in_with_code(
-            tx, redis, settings, jwt, data.phone, data.code, data.district_code
+        return await residents.sign_in_with_code(
+            tx, redis, residents_config, jwt, data.phone, data.code, data.district_code
         )
 
     @post(
@@ -241,12 +207,12 @@ class AuthController(Controller):
         self,
         data: JSONBody[WechatSignIn],
         tx: NamedDependency[Tx],
-        settings: NamedDependency[Settings],
+        residents_config: NamedDependency[ResidentsConfig],
         jwt: NamedDependency[JwtKeys],
     ) -> TokenPair:
-        await service.check_district(tx.conn, settings, data.district_code)
-        openid = await code2session(settings.wechat, data.code)
-        return await service.sign_in_with_openid(tx, settings, jwt, openid, data.district_code)
+        return await residents.sign_in_with_wechat(
+            tx, residents_config, jwt, data.code, data.district_code
+        )
 
     @post(
         "/refresh",
@@ -259,11 +225,11 @@ class AuthController(Controller):
         data: JSONBody[RefreshRequest],
         pool: NamedDependency[Any],
         redis: NamedDependency[Any],
-        settings: NamedDependency[Settings],
+        residents_config: NamedDependency[ResidentsConfig],
         jwt: NamedDependency[JwtKeys],
     ) -> TokenPair:
         async with transaction(pool) as tx:
-            outcome = await service.refresh(tx, redis, settings, jwt, data.refresh_token)
+            outcome = await residents.refresh(tx, redis, residents_config, jwt, data.refresh_token)
         if outcome.error is not None:
             raise outcome.error  # after commit: a detected reuse stays revoked
         assert outcome.pair is not None
@@ -275,7 +241,7 @@ class ResidentController(Controller):
 
     guards = [resident_session]  # noqa: RUF012 (Litestar's class attribute)
     dependencies = {  # noqa: RUF012
-        "principal": Provide(_provide_principal, sync_to_thread=False),
+        "principal": provide_principal,
         "reader": Provide(_provide_reader, sync_to_thread=False),
     }
     security = [{"BearerToken": []}]  # noqa: RUF012
@@ -293,16 +259,21 @@ class ResidentController(Controller):
         principal: NamedDependency[Principal],
         tx: NamedDependency[Tx],
         redis: NamedDependency[Any],
-        settings: NamedDependency[Settings],
+        residents_config: NamedDependency[ResidentsConfig],
     ) -> None:
-        await service.sign_out(
-            tx, redis, settings, principal.subject, family_of(principal), principal.expires_at
+        await residents.sign_out(
+            tx,
+            redis,
+            residents_config,
+            principal.subject,
+            family_of(principal),
+            principal.expires_at,
         )
 
     @get("/me", summary="The caller's profile (phone masked)", responses=errors(*_GUARDED))
     async def me(self, reader: NamedDependency[Reader]) -> Profile:
         async with reader.pool.acquire() as conn:
-            return await service.profile(conn, reader.resident_id)
+            return await residents.profile(conn, reader.resident_id)
 
     @patch(
         "/me",
@@ -318,9 +289,11 @@ class ResidentController(Controller):
         principal: NamedDependency[Principal],
         data: JSONBody[ProfileUpdate],
         tx: NamedDependency[Tx],
-        settings: NamedDependency[Settings],
+        residents_config: NamedDependency[ResidentsConfig],
     ) -> Profile:
-        return await service.update_profile(tx, settings, principal.subject, data.district_code)
+        return await residents.update_profile(
+            tx, residents_config, principal.subject, data.district_code
+        )
 
     @delete(
         "/me",
@@ -333,9 +306,9 @@ class ResidentController(Controller):
         principal: NamedDependency[Principal],
         tx: NamedDependency[Tx],
         redis: NamedDependency[Any],
-        settings: NamedDependency[Settings],
+        residents_config: NamedDependency[ResidentsConfig],
     ) -> None:
-        await service.delete_account(tx, redis, settings, principal.subject)
+        await residents.delete_account(tx, redis, residents_config, principal.subject)
 
     @get(
         "/me/export",
@@ -425,8 +398,7 @@ class ResidentController(Controller):
         responses=errors(*_GUARDED),
     )
     async def growth_levels(self, reader: NamedDependency[Reader]) -> Levels:
-        await service.resident_row(reader.pool, reader.resident_id)
-        return Levels(levels=list(service.levels()))
+        return await service.levels(reader.pool, reader.resident_id)
 
     @get(
         "/data-sources",
@@ -436,7 +408,7 @@ class ResidentController(Controller):
     )
     async def data_sources(self, reader: NamedDependency[Reader]) -> list[DataSource]:
         async with reader.pool.acquire() as conn:
-            await service.resident_row(conn, reader.resident_id)
+            await residents.require_active(conn, reader.resident_id)
             return await service.data_sources(conn, reader.resident_id)
 
     @put(
@@ -452,7 +424,6 @@ class ResidentController(Controller):
         operator_id: FromPath[str],
         data: JSONBody[LinkRequest],
     ) -> DataSource:
-        await service.resident_row(tx.conn, principal.subject)
         return await service.link(tx, principal.subject, operator_id, data.scope)
 
     @delete(
@@ -490,25 +461,32 @@ class ResidentController(Controller):
         self,
         principal: NamedDependency[Principal],
         tx: NamedDependency[Tx],
-        settings: NamedDependency[Settings],
+        ingest_policy: NamedDependency[IngestPolicy],
         data: JSONBody[Activity],
         idempotency_key: Annotated[
             str | None,
             HeaderParameter(name="Idempotency-Key", min_length=1, max_length=128, required=False),
         ] = None,
     ) -> Response[Verdict]:
-        scope = f"resident:{principal.subject}"
-        digest = service.request_hash("POST", "activities", msgspec.json.encode(data))
-        if idempotency_key:
-            stored = await service.replayed(tx, scope, idempotency_key, digest)
-            if stored is not None:
-                replay = msgspec.json.decode(stored[1], type=Verdict)
-                return Response(content=replay, status_code=stored[0])
-        verdict = await service.report_activity(tx, settings, principal.subject, data)
-        if idempotency_key:
-            body = msgspec.json.encode(verdict)
-            await service.remember(tx, scope, idempotency_key, digest, 200, body)
-        return Response(content=verdict, status_code=200)
+        digest = idempotency.request_hash("POST", "activities", _encoder.encode(data))
+        status, verdict = await idempotency.replay_or_run(
+            tx,
+            f"resident:{principal.subject}",
+            idempotency_key,
+            digest,
+            lambda: service.report_activity(tx, ingest_policy, principal.subject, data),
+            Verdict,
+        )
+        return Response(content=verdict, status_code=status)
 
 
-mobile_router = Router(path=PREFIX, route_handlers=[AuthController, ResidentController])
+_encoder = msgspec.json.Encoder()
+
+
+mobile_router = Router(
+    path=PREFIX,
+    route_handlers=[AuthController, ResidentController],
+    dependencies={
+        "residents_config": Provide(_provide_residents_config, sync_to_thread=False),
+    },
+)

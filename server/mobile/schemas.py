@@ -12,7 +12,8 @@ from msgspec import UNSET, Meta, UnsetType
 from behaviours.events import NO_NUL, TIME_RANGE, check_times
 from behaviours.rules import Reason
 from behaviours.service import SCOPES, OperatorKind
-from server.mobile.tracks import REASONS as TRACK_REASONS
+from behaviours.tracks import REASONS as TRACK_REASONS
+from residents.schemas import Level, Profile, SmsCodeSent, TokenPair
 
 # Operator kinds a resident can link: `app` is the residents' own app (reserved, never listed).
 LINKABLE_KINDS = tuple(k for k in get_args(OperatorKind) if k != "app")
@@ -65,18 +66,14 @@ class Answer(msgspec.Struct, kw_only=True):
     """Base of answer bodies."""
 
 
+__all__ = ["Level", "Profile", "SmsCodeSent", "TokenPair"]  # the residents' answers, published
+
+
 # --- sign-in -------------------------------------------------------------------------------
 
 
 class SmsCodeRequest(Request, kw_only=True):
     phone: Phone
-
-
-class SmsCodeSent(Answer, kw_only=True):
-    sent: bool = True
-    phone_masked: str
-    ttl_s: Annotated[int, Meta(description="Seconds the code stays valid.")]
-    resend_after_s: Annotated[int, Meta(description="Seconds before another code may be asked.")]
 
 
 class SmsSignIn(Request, kw_only=True):
@@ -102,34 +99,7 @@ class RefreshRequest(Request, kw_only=True):
     refresh_token: OpaqueToken
 
 
-class TokenPair(Answer, kw_only=True):
-    access_token: Annotated[str, Meta(description="JWT for `Authorization: Bearer`.")]
-    token_type: Literal["Bearer"] = "Bearer"  # noqa: S105 (a scheme name, not a secret)
-    expires_in: Annotated[int, Meta(description="Seconds the access token lives.")]
-    refresh_token: Annotated[
-        str, Meta(description="Opaque; exchange once at /auth/refresh for a new pair.")
-    ]
-    refresh_expires_in: int
-    resident_id: str
-    new_account: bool = False
-
-
 # --- the resident --------------------------------------------------------------------------
-
-
-class Level(Answer, kw_only=True):
-    level: int
-    name: str
-    min_grams: int
-
-
-class Profile(Answer, kw_only=True):
-    resident_id: str
-    phone_masked: str | None = None
-    wechat_linked: bool = False
-    district_code: str | None = None
-    created_at: datetime
-    level: Level | None = None
 
 
 class ProfileUpdate(Request, kw_only=True):

@@ -5,21 +5,28 @@ hold a pooled connection: the signature headers are checked (present, well-forme
 the window) before a byte of the body is read; then the body is read (bounded), the signing key
 looked up on the pool (one short query, no transaction), the HMAC and the nonce verified. Only
 then is the body decoded (msgspec, one pass) and one service function called, inside
-``kit.db.transaction(pool)`` for writes and straight on the pool for reads.
+``kit.db.transaction(pool)`` for writes and straight on the pool for reads (the GETs: one
+SELECT each, no BEGIN).
+
+Handlers return Structs, so the OpenAPI at ``/schema`` shows each answer's schema; a file's
+results stay NDJSON (one :class:`~behaviours.service.FileResultLine` per line), documented in
+the route's ``responses``.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-import msgspec
 from litestar import Request, Response, Router, get, post
 from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, QueryParameter
 
 from behaviours import service
 from behaviours.errors import BodyTooLarge, TooManyRecords
-from behaviours.events import Source, decode_batch
+from behaviours.events import BatchResult, Source, decode_batch
+from behaviours.pipeline import IngestPolicy
+from behaviours.service import FileResultLine, FileStatus
 from behaviours.tasks import process_file
 from kit.auth import SignedCaller, check_signature_headers, verify_signed
 from kit.db import transaction
@@ -27,7 +34,6 @@ from kit.tasks import enqueue_after_commit
 from server.settings import Settings
 from server.wire import ACCEPTS
 
-_encoder = msgspec.json.Encoder()
 # The media types a daily file may be sent as (anything else: 415 unsupported_media_type).
 FILE_MEDIA_TYPES = (
     "application/x-ndjson",
@@ -36,6 +42,7 @@ FILE_MEDIA_TYPES = (
     "text/plain",
     "application/octet-stream",
 )
+RESULTS_MEDIA_TYPE = "application/x-ndjson"
 
 
 def _signed_path(request: Request[Any, Any, Any]) -> str:
@@ -88,10 +95,6 @@ async def _signed(
     return caller, body
 
 
-def _json(obj: Any, status: int = 200) -> Response[bytes]:
-    return Response(content=_encoder.encode(obj), status_code=status, media_type="application/json")
-
-
 @post(
     "/events",
     summary="Push a batch of events (at most 5,000); one verdict per record",
@@ -103,7 +106,8 @@ async def push_events(
     pool: NamedDependency[Any],
     redis: NamedDependency[Any],
     settings: NamedDependency[Settings],
-) -> Response[bytes]:
+    ingest_policy: NamedDependency[IngestPolicy],
+) -> BatchResult:
     limits = settings.ingest
     caller, body = await _signed(
         request, pool, redis, settings, limit=limits.max_batch_bytes, what="The batch body"
@@ -115,9 +119,9 @@ async def push_events(
         )
     async with transaction(pool) as tx:
         verdicts = await service.ingest(
-            tx, Source(operator_id=caller.operator_id), batch.events, settings=settings
+            tx, Source(operator_id=caller.operator_id), batch.events, policy=ingest_policy
         )
-    return _json(service.summarise(verdicts))
+    return service.summarise(verdicts)
 
 
 @post(
@@ -126,6 +130,11 @@ async def push_events(
     request_max_body_size=None,
     opt={ACCEPTS: FILE_MEDIA_TYPES},
     status_code=202,
+    responses={
+        200: ResponseSpec(
+            FileStatus, description="The same content was uploaded before: that file's status"
+        )
+    },
 )
 async def upload_file(
     request: Request[Any, Any, Any],
@@ -133,7 +142,7 @@ async def upload_file(
     redis: NamedDependency[Any],
     settings: NamedDependency[Settings],
     file_format: Annotated[Literal["ndjson", "csv"], QueryParameter(name="format")] = "ndjson",
-) -> Response[bytes]:
+) -> Response[FileStatus]:
     caller, body = await _signed(
         request, pool, redis, settings, limit=settings.ingest.max_file_bytes, what="The file"
     )
@@ -142,7 +151,7 @@ async def upload_file(
         if new:
             enqueue_after_commit(tx, process_file, file_id)
         status = await service.file_status(tx.conn, caller.operator_id, file_id)
-    return _json(status, 202 if new else 200)
+    return Response(content=status, status_code=202 if new else 200)
 
 
 @get("/files/{file_id:str}", summary="Status and counts of an uploaded file")
@@ -152,12 +161,23 @@ async def file_status(
     redis: NamedDependency[Any],
     settings: NamedDependency[Settings],
     file_id: FromPath[str],
-) -> Response[bytes]:
+) -> FileStatus:
     caller, _ = await _signed(request, pool, redis, settings)
-    return _json(await service.file_status(pool, caller.operator_id, file_id))
+    return await service.file_status(pool, caller.operator_id, file_id)
 
 
-@get("/files/{file_id:str}/results", summary="Per-record verdicts of a file, as NDJSON")
+@get(
+    "/files/{file_id:str}/results",
+    summary="Per-record verdicts of a file, as NDJSON",
+    media_type=RESULTS_MEDIA_TYPE,
+    responses={
+        200: ResponseSpec(
+            FileResultLine,
+            media_type=RESULTS_MEDIA_TYPE,
+            description="NDJSON: one object per line of the file processed so far, in order",
+        )
+    },
+)
 async def file_results(
     request: Request[Any, Any, Any],
     pool: NamedDependency[Any],
@@ -167,7 +187,7 @@ async def file_results(
 ) -> Response[bytes]:
     caller, _ = await _signed(request, pool, redis, settings)
     content = await service.file_results(pool, caller.operator_id, file_id)
-    return Response(content=content, media_type="application/x-ndjson")
+    return Response(content=content, media_type=RESULTS_MEDIA_TYPE)
 
 
 operators_router = Router(

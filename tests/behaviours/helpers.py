@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -10,7 +9,9 @@ from typing import Any
 from behaviours import service
 from behaviours.events import BikeTrip, DailySteps, Point, Source, TransitTrip, Walk
 from kit.db import transaction
+from server.app import ingest_policy
 from server.settings import PrivacySettings
+from tests.residents.factories import resident as residents_factory
 
 DATA = Path(__file__).parent.parent / "integrations" / "data"
 SECRET = "op-secret-0123456789abcdef"
@@ -34,12 +35,7 @@ async def operator(pool: Any, op_id: str = "metro", kind: Any = "transit", feed:
 
 
 async def resident(pool: Any, district: str | None = "440303") -> str:
-    rid = str(uuid.uuid4())
-    async with pool.acquire() as conn:
-        await conn.execute(
-            "INSERT INTO residents (id, district_code) VALUES ($1, $2)", rid, district
-        )
-    return rid
+    return await residents_factory(pool, district)
 
 
 async def link(pool: Any, rid: str, op_id: str, scope: list[str] | None = None, days: int = 30):
@@ -61,13 +57,18 @@ async def linked(pool: Any, op_id: str = "metro", **kw: Any) -> tuple[str, str]:
     return rid, await link(pool, rid, op_id, **kw)
 
 
+def policy(settings: Any) -> service.IngestPolicy:
+    """The ingestion policy of the test settings (as the app builds it at start-up)."""
+    return ingest_policy(settings)
+
+
 async def run(pool, settings, events, op_id="metro", resident_id=None, at=None):
     async with transaction(pool) as tx:
         return await service.ingest(
             tx,
             Source(operator_id=op_id, resident_id=resident_id),
             events,
-            settings=settings,
+            policy=policy(settings),
             now=at,
         )
 
@@ -150,14 +151,14 @@ async def co2e_balance(pool: Any, rid: str) -> tuple[int, int]:
 
 
 async def import_districts(pool: Any) -> None:
-    from integrations.districts import import_file
+    from integrations.districts import read_districts_file
 
     async with transaction(pool) as tx:
-        await import_file(tx, DATA / "districts.geojson")
+        await service.import_districts(tx, read_districts_file(DATA / "districts.geojson"))
 
 
 async def import_gtfs(pool: Any, feed: str = "city") -> None:
-    from integrations.gtfs import import_feed
+    from integrations.gtfs import read_feed
 
     async with transaction(pool) as tx:
-        await import_feed(tx, feed, DATA / "gtfs")
+        await service.import_gtfs(tx, feed, *read_feed(DATA / "gtfs"))

@@ -22,11 +22,13 @@ from tests.behaviours.helpers import (
     metro,
     now,
     operator,
+    policy,
     resident,
     run,
     steps,
     walk,
 )
+from tests.statements import CountingConnection
 
 
 @pytest.fixture
@@ -545,29 +547,6 @@ async def test_batch_failing_midway_credits_nothing(pool, settings, metro_op, mo
     assert v.status == "accepted"
 
 
-class CountingConn:
-    """Counts the statements a connection is asked to run."""
-
-    METHODS = frozenset({"fetch", "fetchrow", "fetchval", "execute", "executemany"})
-
-    def __init__(self, conn):
-        self._conn = conn
-        self.sent = 0
-        self.log = []
-
-    def __getattr__(self, name):
-        attr = getattr(self._conn, name)
-        if name not in self.METHODS:
-            return attr
-
-        async def counted(*a, **k):
-            self.sent += 1
-            self.log.append(" ".join(str(a[0]).split())[:60])
-            return await attr(*a, **k)
-
-        return counted
-
-
 async def test_constant_round_trips_per_batch(pool, settings, metro_op):
     """Statements sent per batch do not grow with its size."""
     from behaviours.events import Source
@@ -578,15 +557,15 @@ async def test_constant_round_trips_per_batch(pool, settings, metro_op):
     for n in (1, 2, 300):  # the first also loads the reference data into this process
         subjects = [(await linked(pool))[1] for _ in range(n)]
         async with transaction(pool) as tx:
-            counting = CountingConn(tx.conn)
+            counting = CountingConnection(tx.conn)
             verdicts = await ingest(
                 Tx(counting),
                 Source("metro"),
                 [metro(s, f"{n}-{i}") for i, s in enumerate(subjects)],
-                settings=settings,
+                policy=policy(settings),
             )
         assert {v.status for v in verdicts} == {"accepted"}
-        counts.append(counting.sent)
+        counts.append(counting.calls)
         logs.append(counting.log)
     assert counts[1] == counts[2], logs[1:]
 
@@ -621,7 +600,9 @@ async def test_prejudged_events_are_stored_rejected_and_never_credited(pool, set
     judged = {"w1": ("track_jump", "A jump of 3.2 km between two fixes 5 s apart.")}
     events: list[CanonicalEvent] = [walk("me", "w1"), steps("me", "st1")]
     async with transaction(pool) as tx:
-        bad, good = await ingest(tx, app_source(rid), events, settings=settings, prejudged=judged)
+        bad, good = await ingest(
+            tx, app_source(rid), events, policy=policy(settings), prejudged=judged
+        )
     assert bad.status == "rejected" and bad.event_id
     assert (bad.reason_code, bad.message) == judged["w1"]
     assert bad.reduction_g == 0 and bad.points == 0
@@ -635,7 +616,7 @@ async def test_prejudged_events_are_stored_rejected_and_never_credited(pool, set
     assert row["distance_m"] == 3000 and row["reduction_g"] == 0 and row["points"] == 0
     async with transaction(pool) as tx:
         [again] = await ingest(
-            tx, app_source(rid), [walk("me", "w1")], settings=settings, prejudged=judged
+            tx, app_source(rid), [walk("me", "w1")], policy=policy(settings), prejudged=judged
         )
     assert again.status == "duplicate" and again.event_id == bad.event_id
     assert again.reason_code == "track_jump"

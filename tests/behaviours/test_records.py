@@ -272,3 +272,63 @@ def test_content_digest_is_the_canonical_form():
     )
     c = msgspec.structs.replace(a, steps=6)
     assert content_digest(a) == content_digest(b) != content_digest(c)
+
+
+# --- daily files' records into events (behaviours.records), no database ----------------------
+
+
+def test_file_lines_decode_into_events_or_their_verdicts():
+    from behaviours.events import DailySteps
+    from behaviours.records import line_verdict, parse
+    from integrations.operator_records import LineError
+
+    good = b'{"type":"daily_steps","record_id":"1","subject":"s","day":"2025-01-01","steps":5}'
+    content = b"\n".join(
+        [
+            good,
+            b'{"type":"daily_steps","record_id":"2","subject":"s","day":"2025-01-01"}',
+            b"not json",
+            b'{"type":"daily_steps","record_id":"3","subject":"s\\u0000","day":"2025-01-01",'
+            b'"steps":5}',
+            b"[" * 10_000,
+            b'{"type":"daily_steps","record_id":"4\xff"}',
+        ]
+    )
+    parsed = dict(parse("ndjson", content))
+    assert isinstance(parsed[1], DailySteps) and parsed[1].steps == 5
+    verdicts = {n: line_verdict(e) for n, e in parsed.items() if isinstance(e, LineError)}
+    assert set(verdicts) == {2, 3, 4, 5, 6}
+    assert {v.reason_code for v in verdicts.values()} == {"record_invalid"}
+    assert {v.status for v in verdicts.values()} == {"rejected"}
+    assert verdicts[2].record_id == "2" and "missing required field `steps`" in (
+        verdicts[2].message or ""
+    )
+    assert verdicts[3].record_id == "line:3" and "not valid JSON" in (verdicts[3].message or "")
+    assert verdicts[4].record_id == "3" and "NUL" in (verdicts[4].message or "")
+    assert "does not match the event schema" in (verdicts[5].message or "")
+    assert "not valid UTF-8" in (verdicts[6].message or "")
+    assert all((v.message or "").startswith(f"line {n}: ") for n, v in verdicts.items())
+
+
+def test_csv_records_decode_with_the_columns_names():
+    from behaviours.events import TransitTrip
+    from behaviours.records import parse
+    from integrations.operator_records import LineError
+
+    content = (
+        b"type,record_id,subject,mode,started_at,ended_at\n"
+        b"transit_trip,t1,s,bus,2025-05-01T08:00:00+08:00,2025-05-01T08:20:00+08:00\n"
+        b"transit_trip,t2,s,bus,yesterday,2025-05-01T08:20:00+08:00\n"
+        b"transit_trip,t3,s,car,2025-05-01T08:00:00+08:00,2025-05-01T08:20:00+08:00\n"
+        b"transit_trip,,s,bus,2025-05-01T08:00:00+08:00,2025-05-01T08:20:00+08:00\n"
+    )
+    parsed = dict(parse("csv", content))
+    assert isinstance(parsed[2], TransitTrip) and parsed[2].boarded_at.utcoffset()
+    bad_time, bad_mode = parsed[3], parsed[4]
+    assert isinstance(bad_time, LineError) and bad_time.record_id == "t2"
+    assert bad_time.message.startswith("column started_at: ")
+    assert isinstance(bad_mode, LineError) and bad_mode.record_id == "t3"
+    assert bad_mode.message.startswith("column mode: ")
+    no_id = parsed[5]
+    assert isinstance(no_id, LineError) and no_id.record_id == "line:5"
+    assert no_id.message == "column record_id: expected `str`, got `null`"

@@ -37,6 +37,7 @@ from server.embedded import EmbeddedPostgres, EmbeddedRedis
 from server.migrate import migrate
 from server.seeds import apply_seeds
 from server.settings import PrivacySettings
+from tests.residents.factories import resident_with_id
 
 ROOT = Path(__file__).resolve().parents[2]
 PREFIX = "/api/operators/v1"
@@ -132,8 +133,7 @@ def main() -> int:
         conn = await asyncpg.connect(db_url)
         await migrate(conn)
         await apply_seeds(conn)
-        rid = str(uuid.uuid4())
-        await conn.execute("INSERT INTO residents (id, district_code) VALUES ($1, '440305')", rid)
+        rid = await resident_with_id(conn, str(uuid.uuid4()))
         async with transaction_on(conn) as tx:
             await service.register_operator(
                 tx, OPERATOR, name="Fuzz", kind="transit", region_code="440300"

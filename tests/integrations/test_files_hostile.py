@@ -15,7 +15,7 @@ from behaviours.errors import InvalidFile
 from behaviours.files import process_file
 from kit.auth import sign_request
 from kit.db import transaction
-from tests.behaviours.helpers import SECRET, linked, metro, now, operator
+from tests.behaviours.helpers import SECRET, linked, metro, now, operator, policy
 
 # Words of the machinery under the programme's: none may reach an operator.
 LEAKS = ("Traceback", "asyncpg", "invalid literal", "codec", "Error:", "_csv", "recursion")
@@ -27,7 +27,7 @@ async def _process(
     async with transaction(pool) as tx:
         file_id, new = await service.create_file(tx, "metro", fmt, content)
     assert new
-    await process_file(pool, settings, file_id)
+    await process_file(pool, policy(settings), file_id)
     async with pool.acquire() as conn:
         status = await service.file_status(conn, "metro", file_id)
         results = await service.file_results(conn, "metro", file_id)
@@ -122,7 +122,7 @@ async def test_an_unknown_csv_column_is_refused_once_at_upload(pool, settings):
         file_id, _ = await repo.insert_file(
             tx.conn, "00000000-0000-4000-8000-000000000001", "metro", "csv", csv, "x"
         )
-    assert await process_file(pool, settings, file_id) == "failed"
+    assert await process_file(pool, policy(settings), file_id) == "failed"
     async with pool.acquire() as conn:
         status = await service.file_status(conn, "metro", file_id)
         results = await service.file_results(conn, "metro", file_id)

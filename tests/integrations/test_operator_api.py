@@ -8,7 +8,7 @@ import msgspec
 
 from behaviours.files import process_file
 from kit.auth import sign_request
-from tests.behaviours.helpers import SECRET, linked, metro, now, operator
+from tests.behaviours.helpers import SECRET, linked, metro, now, operator, policy
 
 PATH = "/api/operators/v1/events"
 
@@ -39,6 +39,38 @@ async def test_signed_batch_answers_per_record_and_is_safe_to_retry(client, pool
     again = await client.post(PATH, content=body, headers=signed("POST", PATH, body))
     assert [x["status"] for x in again.json()["results"]] == ["duplicate", "duplicate"]
     assert again.json()["results"][0]["points"] == 46
+    # The methodology version rides on the verdict (first and duplicate alike); none for a
+    # record kept only as its verdict.
+    assert first["methodology_version"] == "low-carbon-travel@1"
+    assert second["methodology_version"] is None
+    assert [x["methodology_version"] for x in again.json()["results"]] == [
+        "low-carbon-travel@1",
+        None,
+    ]
+
+
+def test_the_operators_openapi_has_response_schemas(settings):
+    from server.app import create_app
+
+    spec = create_app(settings).openapi_schema.to_schema()
+    ops = {
+        (method, path.removeprefix("/api/operators/v1")): op
+        for path, item in spec["paths"].items()
+        if path.startswith("/api/operators/v1")
+        for method, op in item.items()
+    }
+
+    def schema(op, status, media="application/json"):
+        return op["responses"][status]["content"][media]["schema"]["$ref"].rsplit("/", 1)[1]
+
+    assert schema(ops["post", "/events"], "200") == "BatchResult"
+    assert schema(ops["post", "/files"], "202") == "FileStatus"
+    assert schema(ops["post", "/files"], "200") == "FileStatus"
+    assert schema(ops["get", "/files/{file_id}"], "200") == "FileStatus"
+    results = ops["get", "/files/{file_id}/results"]
+    assert schema(results, "200", "application/x-ndjson") == "FileResultLine"
+    line = spec["components"]["schemas"]["FileResultLine"]["properties"]
+    assert {"line", "record_id", "status", "methodology_version"} <= set(line)
 
 
 async def test_replayed_signature_is_refused(client, pool, settings):
@@ -98,12 +130,15 @@ async def test_daily_file_upload_task_status_and_results(client, pool, settings)
     file_id = r.json()["id"]
     assert r.json()["status"] == "queued"
     # the Celery task's body, run directly on this loop
-    assert await process_file(pool, settings, file_id) == "done"
+    assert await process_file(pool, policy(settings), file_id) == "done"
     status_path = f"/api/operators/v1/files/{file_id}"
-    s = (await client.get(status_path, headers=signed("GET", status_path))).json()
+    got = await client.get(status_path, headers=signed("GET", status_path))
+    assert got.headers["content-type"].startswith("application/json")
+    s = got.json()
     assert (s["status"], s["records"], s["accepted"], s["rejected"]) == ("done", 3, 2, 1)
     results_path = status_path + "/results"
     r = await client.get(results_path, headers=signed("GET", results_path))
+    assert r.headers["content-type"].startswith("application/x-ndjson")
     lines = [msgspec.json.decode(x) for x in r.content.splitlines()]
     assert [(x["line"], x["status"]) for x in lines] == [
         (1, "accepted"),
@@ -136,7 +171,7 @@ async def test_csv_file(pool, settings):
     async with transaction(pool) as tx:
         file_id, new = await service.create_file(tx, "metro", "csv", csv)
     assert new
-    assert await process_file(pool, settings, file_id) == "done"
+    assert await process_file(pool, policy(settings), file_id) == "done"
     async with pool.acquire() as conn:
         results = await service.file_results(conn, "metro", file_id)
     lines = [msgspec.json.decode(x) for x in results.splitlines()]
@@ -176,13 +211,13 @@ async def test_a_transient_failure_leaves_the_file_resumable(pool, settings, mon
 
     monkeypatch.setattr(service, "ingest", deadlocked)
     with pytest.raises(asyncpg.exceptions.DeadlockDetectedError):
-        await process_file(pool, settings, file_id)
+        await process_file(pool, policy(settings), file_id)
     async with pool.acquire() as conn:
         status = await service.file_status(conn, "metro", file_id)
     assert status.status != "failed"  # still queued/processing: the resume task will retry
 
     monkeypatch.setattr(service, "ingest", real_ingest)
-    assert await process_file(pool, settings, file_id) == "done"
+    assert await process_file(pool, policy(settings), file_id) == "done"
 
 
 # --- the signed path and hostile signature headers ---------------------------------------------

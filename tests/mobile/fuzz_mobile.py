@@ -28,6 +28,7 @@ from server.embedded import EmbeddedPostgres, EmbeddedRedis
 from server.migrate import migrate
 from server.seeds import apply_seeds
 from tests.mobile.fakes import FakeUpstreams
+from tests.residents.factories import resident_with_id
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "fuzz-secret-key-0123456789abcdef"
@@ -50,7 +51,7 @@ def main() -> int:
         conn = await asyncpg.connect(db_url)
         await migrate(conn)
         await apply_seeds(conn)
-        await conn.execute("INSERT INTO residents (id, district_code) VALUES ($1, '440305')", rid)
+        await resident_with_id(conn, rid)
         await conn.close()
 
     fake = FakeUpstreams().start()

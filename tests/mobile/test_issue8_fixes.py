@@ -15,15 +15,16 @@ from litestar.testing import AsyncTestClient
 
 from behaviours import service as behaviours_service
 from behaviours.rules import Reason
+from behaviours.tracks import REASONS as TRACK_REASONS
 from kit.db import transaction
 from kit.errors import DomainError
 from mobile_api_spec.generate import build
 from points import service as points_service
+from residents import service as residents_service
+from residents.errors import SmsRateLimited
 from server.app import create_app
-from server.mobile import service
-from server.mobile.errors import SmsRateLimited
 from server.mobile.schemas import LINKABLE_KINDS
-from server.mobile.tracks import REASONS as TRACK_REASONS
+from server.mobile.service import residents_config
 from server.settings import Settings, SettingsError
 from tests.mobile.conftest import API, bearer, sign_in
 from tests.mobile.test_reads_activities import ride, track
@@ -87,7 +88,7 @@ class TestSmsBudget:
 
         async def send(ip: str) -> bool:
             try:
-                await service.send_code(redis, s, PHONE, ip)
+                await residents_service.send_code(redis, residents_config(s), PHONE, ip)
             except SmsRateLimited:
                 return False
             return True
@@ -116,7 +117,7 @@ class TestSmsBudget:
             assert r.json()["code"] == "validation_failed"
         assert upstreams.sms == []
         with pytest.raises(DomainError) as err:
-            service.normalise_phone("1380000004\u0661")
+            residents_service.normalise_phone("1380000004\u0661")
         assert err.value.status == 400
         await mclient.post(f"{API}/auth/sms-codes", json={"phone": PHONE})
         code = upstreams.last_code(PHONE)

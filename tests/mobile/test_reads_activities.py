@@ -1,4 +1,5 @@
-"""Reads are the caller's own; activities with track checks; idempotency; pagination; boards."""
+"""Reads are the caller's own; activities with track checks; idempotency; pagination; boards.
+(The track checks' own unit tests: tests/behaviours/test_tracks.py.)"""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ from typing import Any
 
 from kit.db import transaction
 from points import service as points_service
-from server.mobile.tracks import Fix, check_track
 from tests.mobile.conftest import API, bearer, sign_in
 from tests.points.factories import POLICY, issuance, spend
 
@@ -28,32 +28,6 @@ def track(points: int = 12, step_deg: float = 0.0009, seconds: int = 20, start=N
 def ride(**kw):
     pts = kw.pop("points", None) or track()
     return {"type": "track", "mode": "cycling", "claimed_distance_m": 1100, "points": pts, **kw}
-
-
-class TestTrackChecks:
-    def _fixes(self, pts):
-        return [Fix(datetime.fromisoformat(p["t"]), p["lat"], p["lon"]) for p in pts]
-
-    def test_plausible_track(self):
-        report = check_track("cycling", self._fixes(track()), 1100)
-        assert report.ok and 1050 < report.measured_m < 1150
-
-    def test_jump_spike_length_outside(self):
-        pts = track()
-        pts[5] = {**pts[5], "lat": pts[5]["lat"] + 0.05}  # 5.5 km away and back
-        codes = [f.code for f in check_track("cycling", self._fixes(pts), 1100).findings]
-        assert "track_jump" in codes and "track_length_mismatch" in codes
-        fast = track(seconds=5)  # 100 m in 5 s = 72 km/h
-        assert [f.code for f in check_track("cycling", self._fixes(fast), 1100).findings] == [
-            "track_speed_spike"
-        ]
-        assert [f.code for f in check_track("cycling", self._fixes(track()), 3000).findings] == [
-            "track_length_mismatch"
-        ]
-        outside = check_track(
-            "cycling", self._fixes(track()), 1100, lambda lons, lats: [False] * len(lons)
-        )
-        assert [f.code for f in outside.findings] == ["track_outside_region"]
 
 
 class TestActivities:
@@ -245,8 +219,8 @@ class TestSummaryRead:
     async def test_one_statement_agrees_with_the_ledgers_own_reads(
         self, mclient, upstreams, pool, owner_pool
     ):
-        """The summary reads the ledger in one statement (server/mobile/repository.py,
-        LEDGER_SUMMARY_SQL); it must say what points.service says."""
+        """The summary reads the ledger in one statement (points.reads.owner_summary,
+        OWNER_SUMMARY_SQL); it must say what points.service says."""
         pair = await sign_in(mclient, upstreams)
         rid = pair["resident_id"]
         async with transaction(pool) as tx:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mobile_api_spec.generate import build
-from server.mobile import routes
+from server import guards
 from server.mobile.routes import PREFIX
 from tests.mobile.conftest import API, bearer, sign_in
 
@@ -114,6 +114,6 @@ class TestVerifiedTokenCache:
         auth = bearer(await sign_in(mclient, upstreams))
         assert (await mclient.get(f"{API}/summary", headers=auth)).status_code == 200
         later = time.time() + 3600  # past the access token's life; its verdict is cached
-        monkeypatch.setattr(routes, "clock", lambda: later)
+        monkeypatch.setattr(guards, "clock", lambda: later)
         r = await mclient.get(f"{API}/summary", headers=auth)
         assert (r.status_code, r.json()["code"]) == (401, "token_expired")

@@ -73,22 +73,3 @@ async def invariants(conn: Any) -> None:
         """
     )
     assert not lots, lots
-
-
-class CountingConnection:
-    """A connection that counts the statements sent through it (constant-round-trip tests)."""
-
-    def __init__(self, conn):
-        self.conn = conn
-        self.calls = 0
-
-    def __getattr__(self, name):
-        attr = getattr(self.conn, name)
-        if name in ("fetch", "fetchrow", "fetchval", "execute", "executemany"):
-
-            async def counted(*a, **k):
-                self.calls += 1
-                return await attr(*a, **k)
-
-            return counted
-        return attr

@@ -6,7 +6,8 @@ from kit.db import Tx, transaction
 from kit.errors import IdempotencyConflict
 from points import service
 from points.schemas import Balance
-from tests.points.factories import POLICY, CountingConnection, invariants, issuance, resident
+from tests.points.factories import POLICY, invariants, issuance, resident
+from tests.statements import CountingConnection
 
 
 class TestIssueReductions:

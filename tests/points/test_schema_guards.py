@@ -8,7 +8,8 @@ from kit.db import Tx, transaction
 from points import service
 from points.audit import audit
 from points.schemas import Balance
-from tests.points.factories import POLICY, CountingConnection, invariants, issuance, resident, spend
+from tests.points.factories import POLICY, invariants, issuance, resident, spend
+from tests.statements import CountingConnection
 
 
 async def one_issuance(pool):

@@ -49,12 +49,12 @@ def test_commands_use_the_embedded_store_without_database_url(data_dir):
     assert migrated.stdout.startswith("migrations applied: 0001_foundation")
     assert not _running(data_dir / "pg")  # started for the command, stopped after it
 
-    districts = run(python("-m", "integrations.districts", str(DATA / "districts.geojson")), env)
+    districts = run([*TANPUHUI, "import-districts", str(DATA / "districts.geojson")], env)
     assert districts.returncode == 0, districts.stderr
     assert "440303 罗湖区 (in 440300)" in districts.stdout
     assert "2 districts imported" in districts.stdout
 
-    gtfs = run(python("-m", "integrations.gtfs", "metro", str(DATA / "gtfs")), env)
+    gtfs = run([*TANPUHUI, "import-gtfs", "metro", str(DATA / "gtfs")], env)
     assert gtfs.returncode == 0, gtfs.stderr
     assert "GTFS feed 'metro' replaced" in gtfs.stdout and "5 stops" in gtfs.stdout
 
@@ -82,10 +82,18 @@ def test_a_command_attaches_to_a_running_embedded_store_and_leaves_it_running(da
         [*TANPUHUI, "--help"],
         *[
             [*TANPUHUI, name, "--help"]
-            for name in ("dev", "serve", "migrate", "worker", "beat", "audit", "settings")
+            for name in (
+                "dev",
+                "serve",
+                "migrate",
+                "worker",
+                "beat",
+                "audit",
+                "settings",
+                "import-districts",
+                "import-gtfs",
+            )
         ],
-        python("-m", "integrations.districts", "--help"),
-        python("-m", "integrations.gtfs", "--help"),
         python("-m", "scripts.operator_push", "--help"),
         python("-m", "scripts.operator_push", "events", "--help"),
     ],
@@ -99,8 +107,8 @@ def test_every_command_has_help(argv):
 @pytest.mark.parametrize(
     "argv",
     [
-        python("-m", "integrations.districts"),
-        python("-m", "integrations.gtfs", "metro"),
+        [*TANPUHUI, "import-districts"],
+        [*TANPUHUI, "import-gtfs", "metro"],
         python("-m", "scripts.operator_push"),
         python("-m", "scripts.operator_push", "events", "demo-metro"),
     ],

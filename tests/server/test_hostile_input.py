@@ -13,7 +13,6 @@ with wrong media types.
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,6 +24,7 @@ from kit.auth import JwtKeys, Role, sign_request
 from server.app import create_app
 from server.settings import Settings
 from tests.behaviours.helpers import SECRET, linked, operator
+from tests.residents.factories import resident
 
 MOBILE = "/api/mobile/v1"
 OPERATORS = "/api/operators/v1"
@@ -245,11 +245,7 @@ def _path(template: str, value: str = "metro") -> str:
 @pytest.fixture
 async def caller(client: Any, pool: Any, jwt_keys: JwtKeys) -> Caller:
     await operator(pool, "metro")
-    resident_id = str(uuid.uuid4())
-    async with pool.acquire() as conn:
-        await conn.execute(
-            "INSERT INTO residents (id, district_code) VALUES ($1, '440305')", resident_id
-        )
+    resident_id = await resident(pool, "440305")
     token = jwt_keys.issue(resident_id, Role.RESIDENT, 3600, extra={"typ": "access"})
     return Caller(client, token)
 

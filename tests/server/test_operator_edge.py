@@ -87,6 +87,8 @@ def live(stores: tuple[str, str]) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        if proc.stderr:
+            proc.stderr.close()  # else an unclosed-file ResourceWarning (an error in the suite)
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ import os
 import signal
 import socket
 import threading
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from server.app import create_app
 from server.embedded import EmbeddedRedis
 from server.settings import Settings
 from tests.behaviours.helpers import SECRET, linked, metro, operator
+from tests.residents.factories import resident
 
 MOBILE = "/api/mobile/v1"
 EVENTS = "/api/operators/v1/events"
@@ -48,9 +48,7 @@ def assert_retry_later(r: Any) -> None:
 
 
 async def _resident(pool: Any, jwt_keys: JwtKeys) -> dict[str, str]:
-    rid = str(uuid.uuid4())
-    async with pool.acquire() as conn:
-        await conn.execute("INSERT INTO residents (id, district_code) VALUES ($1, '440305')", rid)
+    rid = await resident(pool, "440305")
     token = jwt_keys.issue(rid, Role.RESIDENT, 3600, extra={"typ": "access"})
     return {"authorization": f"Bearer {token}"}
 

@@ -1,8 +1,9 @@
-"""Sending one-time sign-in codes: a pluggable gateway chosen by ``TANPUHUI_SMS_GATEWAY``.
+"""Sending one-time sign-in codes: a pluggable gateway (a pure adapter: it knows no settings
+section and no resident; the residents package picks and configures it).
 
-``console`` writes the code to the log for development: the only place in the system where a
-code is ever logged (with the masked phone, never the number). ``http`` POSTs
-``{"phone", "code", "ttl_s"}`` as JSON to the configured URL, which fronts the real SMS provider.
+``ConsoleGateway`` writes the code to the log for development: the only place in the system
+where a code is ever logged (with the masked phone, never the number). ``HttpGateway`` POSTs
+``{"phone", "code", "ttl_s"}`` as JSON to a URL that fronts the real SMS provider.
 """
 
 from __future__ import annotations
@@ -12,10 +13,14 @@ from typing import Protocol
 
 import httpx
 
-from server.mobile.errors import SmsUnavailable
-from server.settings import SmsSettings
+from kit.errors import Unavailable
 
 log = logging.getLogger("tanpuhui.mobile.sms")
+
+
+class SmsUnavailable(Unavailable):
+    code = "sms_unavailable"
+    title = "SMS gateway unavailable"
 
 
 class SmsGateway(Protocol):
@@ -51,10 +56,3 @@ class HttpGateway:
         if answer.status_code >= 300:
             log.warning("sms gateway refused", extra={"status": answer.status_code})
             raise SmsUnavailable("The SMS gateway refused the message; try again later.")
-
-
-def gateway_from_settings(settings: SmsSettings) -> SmsGateway:
-    if settings.gateway == "http":
-        assert settings.gateway_url  # load_settings insists on it
-        return HttpGateway(settings.gateway_url, settings.gateway_token, settings.gateway_timeout_s)
-    return ConsoleGateway()

@@ -1,5 +1,6 @@
-"""WeChat mini-program sign-in: exchange a ``wx.login`` code for the user's openid through the
-configured code2session endpoint. The openid never leaves this module except as a keyed hash."""
+"""WeChat mini-program sign-in: exchange a ``wx.login`` code for the user's openid through a
+code2session endpoint (a pure adapter; the residents package configures it). The openid never
+leaves the residents package except as a keyed hash."""
 
 from __future__ import annotations
 
@@ -7,25 +8,37 @@ import logging
 
 import httpx
 
-from server.mobile.errors import WechatRejected, WechatUnavailable
-from server.settings import WechatSettings
+from kit.errors import Unauthenticated, Unavailable
 
 log = logging.getLogger("tanpuhui.mobile.wechat")
 
 
-async def code2session(settings: WechatSettings, code: str) -> str:
-    """The openid behind ``code``; raise ``WechatRejected`` or ``WechatUnavailable``."""
-    if not settings.app_id or not settings.app_secret:
+class WechatUnavailable(Unavailable):
+    code = "wechat_unavailable"
+    title = "WeChat sign-in unavailable"
+
+
+class WechatRejected(Unauthenticated):
+    code = "wechat_login_failed"
+    title = "WeChat login code not accepted"
+
+
+async def code2session(
+    url: str, app_id: str | None, app_secret: str | None, code: str, *, timeout_s: float
+) -> str:
+    """The openid behind ``code``; raise ``WechatRejected`` or ``WechatUnavailable`` (also when
+    no app id or secret is configured)."""
+    if not app_id or not app_secret:
         raise WechatUnavailable("WeChat sign-in is not configured on this server.")
     params = {
-        "appid": settings.app_id,
-        "secret": settings.app_secret,
+        "appid": app_id,
+        "secret": app_secret,
         "js_code": code,
         "grant_type": "authorization_code",
     }
     try:
-        async with httpx.AsyncClient(timeout=settings.timeout_s) as client:
-            answer = await client.get(settings.code2session_url, params=params)
+        async with httpx.AsyncClient(timeout=timeout_s) as client:
+            answer = await client.get(url, params=params)
         body = answer.json() if answer.status_code == 200 else None
     except (httpx.HTTPError, ValueError) as exc:
         log.warning("code2session unreachable", extra={"error": type(exc).__name__})

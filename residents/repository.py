@@ -1,8 +1,12 @@
-"""All SQL of the mobile API, and its Redis keys (codes, rate limits, leaderboards)."""
+"""All SQL of the residents' tables (residents, resident_identities, refresh_families,
+refresh_tokens) and the residents' Redis keys (sign-in codes and their rate limits, revoked
+sessions, district leaderboards). Other packages reach these tables through
+``residents.service``, never with SQL of their own."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -64,6 +68,55 @@ async def active_resident(conn: Any, resident_id: str) -> Any:
         """,
         resident_id,
     )
+
+
+async def create_residents(
+    conn: Any, resident_ids: Sequence[str], district_codes: Sequence[str | None]
+) -> None:
+    """Residents without a sign-in identity yet (operators' records name them through links;
+    tests, the benchmarks and the operator example create them so). Set-wise."""
+    await conn.execute(
+        "INSERT INTO residents (id, district_code) SELECT * FROM unnest($1::uuid[], $2::text[])",
+        list(resident_ids),
+        list(district_codes),
+    )
+
+
+async def lock_homes(conn: Any, resident_ids: Sequence[str]) -> list[Any]:
+    """(id, district_code, deleted_at) of the residents, each row locked ``FOR NO KEY UPDATE``
+    in id order: the per-resident lock of the ingestion pipeline (concurrent batches touching
+    one person run one after the other, without deadlocks; no row version is written, and
+    foreign-key checks, which take KEY SHARE, are not blocked). One statement for the batch."""
+    if not resident_ids:
+        return []
+    return list(
+        await conn.fetch(
+            """
+            SELECT id::text AS id, district_code, deleted_at FROM residents
+            WHERE id = ANY($1::uuid[])
+            ORDER BY id
+            FOR NO KEY UPDATE
+            """,
+            list(resident_ids),
+        )
+    )
+
+
+async def district_of(conn: Any, resident_id: str) -> Any:
+    """The row (district_code) of a resident not erased, or None: the leanest existence check."""
+    return await conn.fetchrow(
+        "SELECT district_code FROM residents WHERE id = $1::uuid AND deleted_at IS NULL",
+        resident_id,
+    )
+
+
+async def active_in_district(conn: Any, district_code: str) -> list[str]:
+    """Ids of the district's residents not erased (the district board's members)."""
+    rows = await conn.fetch(
+        "SELECT id::text FROM residents WHERE district_code = $1 AND deleted_at IS NULL",
+        district_code,
+    )
+    return [r[0] for r in rows]
 
 
 async def set_district(tx: Any, resident_id: str, district_code: str | None) -> None:
@@ -134,36 +187,6 @@ async def revoke_family(tx: Any, family_id: str | uuid.UUID, reason: str) -> Non
         """,
         str(family_id),
         reason,
-    )
-
-
-# --- idempotency (the foundation's idempotency_keys table) ---------------------------------
-
-
-async def idempotency_lookup(tx: Any, scope: str, key: str) -> Any:
-    await tx.conn.execute(
-        "SELECT pg_advisory_xact_lock(hashtextextended($1 || ':' || $2, 31))", scope, key
-    )
-    return await tx.conn.fetchrow(
-        "SELECT request_hash, status, response FROM idempotency_keys WHERE scope = $1 AND key = $2",
-        scope,
-        key,
-    )
-
-
-async def idempotency_store(
-    tx: Any, scope: str, key: str, request_hash: bytes, status: int, response: bytes
-) -> None:
-    await tx.conn.execute(
-        """
-        INSERT INTO idempotency_keys (scope, key, request_hash, status, response)
-        VALUES ($1, $2, $3, $4, $5)
-        """,
-        scope,
-        key,
-        request_hash,
-        status,
-        response,
     )
 
 
@@ -365,146 +388,3 @@ async def leaderboard_replace(
 async def leaderboard_top(redis: Any, district_code: str, limit: int) -> list[tuple[str, int]]:
     rows = await redis.zrevrange(_board_key(district_code), 0, limit - 1, withscores=True)
     return [(m.decode() if isinstance(m, bytes) else str(m), int(s)) for m, s in rows]
-
-
-# --- reads of other domains' tables ---------------------------------------------------------
-# Reads of the ledger (points/) and of the events (behaviours/) go through those domains'
-# services wherever they offer the read: points.service.balances / statement / expiring (export,
-# leaderboard), behaviours.service.resident_links / list_operators (data sources). The functions
-# below are the exceptions, each read-only, each saying who owns the table and why the read is
-# here. Keep their list in step with docs/mobile.md ("Reads of other domains' tables").
-
-# Owner: points/ (ledger_accounts, point_lots) + mobile (residents). The summary is the hottest
-# read of the app; points.service offers the same figures as two calls (balances, expiring), each
-# with its own account lookup: four round trips with the resident row. This one statement
-# returns the same figures: posted CO2E_G; POINT posted and pending_debits as
-# points.service.balances computes them; unspent POINT lots expiring by $2 as
-# points.service.expiring sums them. tests/mobile/test_reads_activities.py::TestSummaryRead
-# holds the two paths equal. No row: no such resident, or erased.
-LEDGER_SUMMARY_SQL = """
-SELECT r.district_code,
-       coalesce(g.posted, 0) AS grams,
-       coalesce(p.posted, 0) AS points_posted,
-       coalesce(p.pending_debits, 0) AS points_pending,
-       coalesce((SELECT sum(l.remaining) FROM point_lots l
-                 WHERE l.account_id = p.id AND l.remaining > 0 AND l.expires_at <= $2), 0)::bigint
-           AS points_expiring
-FROM residents r
-LEFT JOIN ledger_accounts g
-       ON g.owner_type = 'resident' AND g.owner_id = $1 AND g.asset = 'CO2E_G'
-LEFT JOIN ledger_accounts p
-       ON p.owner_type = 'resident' AND p.owner_id = $1 AND p.asset = 'POINT'
-WHERE r.id = $1::uuid AND r.deleted_at IS NULL
-"""
-
-
-async def ledger_summary(conn: Any, resident_id: str, expiring_until: datetime) -> Any:
-    return await conn.fetchrow(LEDGER_SUMMARY_SQL, resident_id, expiring_until)
-
-
-# Owner: points/ (ledger_accounts). The ledger exposes balances per owner; a district board needs
-# every resident's total at once, so this query reads ledger_accounts directly (set-wise, never
-# per resident). Run when a board is lost or stale (every BOARD_FRESH_S at most).
-LEDGER_DISTRICT_TOTALS_SQL = """
-SELECT a.owner_id, a.posted
-FROM residents r
-JOIN ledger_accounts a
-  ON a.owner_type = 'resident' AND a.asset = 'CO2E_G' AND a.owner_id = r.id::text
-WHERE r.district_code = $1 AND r.deleted_at IS NULL AND a.posted > 0
-"""
-
-
-async def ledger_district_totals(conn: Any, district_code: str) -> dict[str, int]:
-    return {
-        r["owner_id"]: int(r["posted"])
-        for r in await conn.fetch(LEDGER_DISTRICT_TOTALS_SQL, district_code)
-    }
-
-
-_EVENT_COLUMNS = """
-    id::text AS event_id, kind, mode, status, started_at AS occurred_at,
-    received_at AS recorded_at, operator_id, distance_m, reduction_g, points,
-    CASE WHEN methodology_code IS NULL THEN NULL
-         ELSE methodology_code || '@' || methodology_version END AS methodology_version,
-    reason_code, reason_message AS reason
-"""
-
-# Owner: behaviours/ (behaviour_events). behaviours.service.resident_events pages on started_at
-# alone (ties between two events of the same second are skipped), has no kind / status filter
-# and does not return received_at; this keyset read does, and checks in the same statement that
-# the resident is not erased (no row at all: erased; one row with a null event_id: no events).
-# A tie-safe, filtered page in behaviours.service would replace it.
-# The order is the history time, HISTORY_AT: the reported start, but never later than the
-# receipt. An activity cannot have happened after it was received; a record claiming a time in
-# the future (rejected `in_future`, e.g. years ahead) is kept with its claim, but placed at
-# its receipt instead of staying at the top of the history forever.
-HISTORY_AT = "least(started_at, received_at)"
-EVENTS_PAGE_SQL = f"""
-WITH me AS (SELECT id FROM residents WHERE id = $1::uuid AND deleted_at IS NULL)
-SELECT e.* FROM me LEFT JOIN LATERAL (
-    SELECT {_EVENT_COLUMNS}, {HISTORY_AT} AS history_at
-    FROM behaviour_events
-    WHERE resident_id = me.id
-      AND ($2::text IS NULL OR kind = $2)
-      AND ($3::text IS NULL OR status = $3)
-      AND ($4::timestamptz IS NULL OR ({HISTORY_AT}, id) < ($4, $5::uuid))
-    ORDER BY {HISTORY_AT} DESC, id DESC
-    LIMIT $6
-) e ON true
-"""
-
-
-async def events_page(
-    conn: Any,
-    resident_id: str,
-    *,
-    kind: str | None,
-    status: str | None,
-    before: tuple[datetime, str] | None,
-    limit: int,
-) -> list[Any] | None:
-    """The resident's events, newest first, keyset-paginated on (history_at, id) (each row has
-    its ``history_at``); None when the resident is erased."""
-    rows = await conn.fetch(
-        EVENTS_PAGE_SQL,
-        resident_id,
-        kind,
-        status,
-        before[0] if before else None,
-        before[1] if before else None,
-        limit,
-    )
-    if not rows:
-        return None
-    return [r for r in rows if r["event_id"] is not None]
-
-
-# Owner: behaviours/ (behaviour_events). behaviours.service has no read of one event by id for
-# its resident; this one is scoped to the caller (another resident's id finds nothing).
-async def event_by_id(conn: Any, resident_id: str, event_id: str) -> Any:
-    return await conn.fetchrow(
-        f"SELECT {_EVENT_COLUMNS} FROM behaviour_events "
-        "WHERE id = $1::uuid AND resident_id = $2::uuid",
-        event_id,
-        resident_id,
-    )
-
-
-# Owner: behaviours/ (behaviour_events). behaviours.service has no aggregate per month and mode;
-# this one GROUP BY replaces paging through every event of the period.
-async def events_monthly(conn: Any, resident_id: str, since: datetime) -> list[Any]:
-    """Accepted events per programme month (China Standard Time) and mode."""
-    return list(
-        await conn.fetch(
-            """
-            SELECT to_char(started_at AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM') AS month, mode,
-                   count(*) AS trips, coalesce(sum(distance_m), 0) AS distance_m,
-                   sum(reduction_g) AS reduction_g, sum(points) AS points
-            FROM behaviour_events
-            WHERE resident_id = $1::uuid AND status = 'accepted' AND started_at >= $2
-            GROUP BY 1, 2 ORDER BY 1 DESC, 2
-            """,
-            resident_id,
-            since,
-        )
-    )

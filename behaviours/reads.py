@@ -1,0 +1,140 @@
+"""Reads of a resident's events that behaviours publishes (the mobile history, one event, the
+monthly figures). Read-only; the SQL is behaviours/repository.py's (its last section). Callers
+check that the resident exists (``residents.service``); these reads only ever return the
+resident's own events."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import Meta
+
+from behaviours import repository as repo
+from kit import cursor as cursors
+
+
+class EventView(msgspec.Struct, kw_only=True):
+    """One event as its resident sees it, with its verdict."""
+
+    event_id: str
+    kind: str
+    mode: str | None = None
+    status: str
+    occurred_at: datetime
+    recorded_at: datetime | None = None
+    operator_id: str | None = None
+    distance_m: int | None = None
+    reduction_g: int = 0
+    points: int = 0
+    methodology_version: str | None = None
+    reason_code: str | None = None
+    reason: str | None = None
+
+
+class EventPage(msgspec.Struct, frozen=True):
+    items: list[EventView]
+    next_cursor: str | None  # None at the end
+
+
+class MonthFigures(msgspec.Struct, frozen=True):
+    month: Annotated[str, Meta(pattern=r"^[0-9]{4}-[0-9]{2}$")]  # programme month, YYYY-MM
+    mode: str
+    trips: int
+    distance_m: int
+    reduction_g: int
+    points: int
+
+
+class _Position(msgspec.Struct, frozen=True):
+    """A history cursor: the last (history_at, id) seen. Field names are the published
+    cursors' (``{"s": ..., "i": ...}``): cursors given out before keep decoding."""
+
+    s: datetime
+    i: str
+
+
+def _after(cursor: str) -> tuple[datetime, str]:
+    pos = cursors.decode(cursor, _Position)
+    try:
+        uuid.UUID(pos.i)
+    except ValueError:
+        raise cursors.invalid() from None
+    if pos.s.tzinfo is None:
+        raise cursors.invalid()
+    return pos.s, pos.i
+
+
+def _view(row: Any) -> EventView:
+    return EventView(
+        event_id=row["event_id"],
+        kind=row["kind"],
+        mode=row["mode"],
+        status=row["status"],
+        occurred_at=row["occurred_at"],
+        recorded_at=row["recorded_at"],
+        operator_id=row["operator_id"],
+        distance_m=row["distance_m"],
+        reduction_g=row["reduction_g"],
+        points=row["points"],
+        methodology_version=row["methodology_version"],
+        reason_code=row["reason_code"],
+        reason=row["reason"],
+    )
+
+
+async def events_page(
+    conn: Any,
+    resident_id: str,
+    *,
+    kind: str | None = None,
+    status: str | None = None,
+    cursor: str | None = None,
+    limit: int = 20,
+) -> EventPage:
+    """The resident's events, newest first by history time (the reported start, or the receipt
+    when that is earlier), keyset-paginated on (history time, id): ties are never skipped.
+    ``cursor`` is a ``next_cursor`` of an earlier page (``CursorInvalid`` otherwise)."""
+    before = _after(cursor) if cursor else None
+    rows = await repo.events_page(
+        conn, resident_id, kind=kind, status=status, before=before, limit=limit + 1
+    )
+    page = rows[:limit]
+    more = len(rows) > limit
+    last = page[-1] if page else None
+    return EventPage(
+        items=[_view(r) for r in page],
+        next_cursor=(
+            cursors.encode(_Position(last["history_at"], last["event_id"]))
+            if more and last is not None
+            else None
+        ),
+    )
+
+
+async def event(conn: Any, resident_id: str, event_id: str) -> EventView | None:
+    """One of the resident's events; None when the id is not one of theirs (or not an id)."""
+    try:
+        uuid.UUID(event_id)
+    except ValueError:
+        return None
+    row = await repo.event_view(conn, resident_id, event_id)
+    return None if row is None else _view(row)
+
+
+async def monthly(conn: Any, resident_id: str, since: datetime) -> list[MonthFigures]:
+    """Accepted events since ``since`` per programme month (Asia/Shanghai) and mode, newest
+    month first."""
+    return [
+        MonthFigures(
+            month=r["month"],
+            mode=r["mode"],
+            trips=int(r["trips"]),
+            distance_m=int(r["distance_m"]),
+            reduction_g=int(r["reduction_g"]),
+            points=int(r["points"]),
+        )
+        for r in await repo.events_monthly(conn, resident_id, since)
+    ]
