@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from behaviours import repository as repo
 from behaviours.errors import ConcurrentIngest
@@ -124,12 +125,14 @@ def default_cache() -> ReferenceCache:
 class IngestPolicy:
     """What :func:`ingest` needs besides the batch, built once at start-up (the app's
     lifespan state, a worker process's first task), never per batch: ingestion's settings
-    section, the programme's region (events placed in no district), the points policy and this
+    section, the programme's region (events placed in no district), the points policy, the
+    programme's time zone (its days and years for the caps and the daily steps) and this
     process's reference cache."""
 
     settings: IngestSettings
     region_code: str
     points: PointsPolicy
+    zone: ZoneInfo
     cache: ReferenceCache = field(default_factory=default_cache)
 
     @classmethod
@@ -139,12 +142,15 @@ class IngestPolicy:
         *,
         region_code: str,
         points: PointsSettings,
+        timezone: str,
         cache: ReferenceCache | None = None,
     ) -> IngestPolicy:
+        """``timezone``: the programme's IANA zone name (``TANPUHUI_TIMEZONE``)."""
         return cls(
             settings=settings,
             region_code=region_code,
-            points=PointsPolicy.from_settings(points),
+            points=PointsPolicy.from_settings(points, timezone=timezone),
+            zone=ZoneInfo(timezone),
             cache=cache or default_cache(),
         )
 
@@ -184,7 +190,7 @@ def _activity_key(it: Item, operator_id: str) -> str | None:
     return None
 
 
-async def _double_counting(conn: Any, items: list[Item], operator_id: str) -> None:
+async def _double_counting(conn: Any, items: list[Item], operator_id: str, zone: ZoneInfo) -> None:
     """Overlapping trips and already-credited activities, in the database and in the batch."""
     trips = [it for it in items if it.ok and it.kind in TRIP_KINDS and it.resident_id]
     if trips:
@@ -205,7 +211,7 @@ async def _double_counting(conn: Any, items: list[Item], operator_id: str) -> No
                 it.reject(Reason.OVERLAPPING_ACTIVITY)
             else:
                 last_end[rid] = max(it.ended_at, it.started_at + timedelta(seconds=1))
-    await _step_increments(conn, [it for it in items if it.ok and it.kind == "daily_steps"])
+    await _step_increments(conn, [it for it in items if it.ok and it.kind == "daily_steps"], zone)
     keyed = [it for it in items if it.ok and it.kind not in TRIP_KINDS and it.kind != "daily_steps"]
     for it in keyed:
         it.activity_key = _activity_key(it, operator_id)
@@ -218,7 +224,7 @@ async def _double_counting(conn: Any, items: list[Item], operator_id: str) -> No
                 known.add(it.activity_key)
 
 
-async def _step_increments(conn: Any, items: list[Item]) -> None:
+async def _step_increments(conn: Any, items: list[Item], zone: ZoneInfo) -> None:
     """Step counts are cumulative over the day: a report credits only the steps above the
     day's highest count already credited (any source), a count not above it changes nothing.
 
@@ -240,7 +246,7 @@ async def _step_increments(conn: Any, items: list[Item]) -> None:
             it.reject(
                 Reason.STEPS_NOT_INCREASED,
                 f"{steps} steps is not above the {base} steps already credited for "
-                f"{programme_day(it.started_at).isoformat()}.",
+                f"{programme_day(it.started_at, zone).isoformat()}.",
             )
             continue
         f = it.factor
@@ -249,7 +255,7 @@ async def _step_increments(conn: Any, items: list[Item]) -> None:
         if it.reduction_g <= 0:
             it.reject(Reason.NO_REDUCTION, f"The {steps - base} new steps avoid less than a gram.")
             continue
-        day = programme_day(it.started_at).isoformat()
+        day = programme_day(it.started_at, zone).isoformat()
         it.activity_key = f"steps:{it.resident_id}:{day}:{base}"
         credited[key] = steps
 
@@ -285,7 +291,7 @@ async def ingest(
     repeats: dict[int, Item] = {}
     reused: set[int] = set()  # positions of a record id repeated with other content
     for pos, ev in enumerate(events):
-        it = Item(pos, ev)
+        it = Item(pos, ev, policy.zone)
         it.digest = content_digest(ev)
         if ev.record_id in first_of:
             repeats[pos] = first_of[ev.record_id]
@@ -338,7 +344,7 @@ async def ingest(
         row = known.get(it.event.record_id)
         if row is not None and row["content_digest"] not in (None, it.digest):
             reused.add(it.pos)
-    await _double_counting(conn, fresh, source.operator_id)
+    await _double_counting(conn, fresh, source.operator_id, policy.zone)
 
     meters = [it for it in fresh if it.ok and it.kind == "meter_reading"]
     if meters:
@@ -355,7 +361,7 @@ async def ingest(
         household(meters, history, ingest_settings)
 
     usage: dict[str, Usage] = {r: decode_usage(stored_usage.get(r)) for r in residents}
-    changed = apply_caps([it for it in fresh if it.ok], ref, usage)
+    changed = apply_caps([it for it in fresh if it.ok], ref, usage, policy.zone)
 
     # Credit, then store (the stored rows carry the points the ledger gave).
     ids = _event_ids(len(fresh), now)
@@ -385,7 +391,7 @@ async def ingest(
     # Usage once per resident (its sequence number keys the trips), then the events.
     seqs: dict[str, int] = {}
     if changed:
-        today = programme_day(now)
+        today = programme_day(now, policy.zone)
         ids = sorted(changed)
         seqs = await repo.save_usage(
             conn,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
 import msgspec
@@ -116,16 +116,19 @@ def encode_usage(u: Usage, today: date, keep_days: int) -> str:
     return _usage_encoder.encode(u).decode()
 
 
-def apply_caps(items: Sequence[Item], ref: Reference, usage: dict[str, Usage]) -> set[str]:
-    """Clip or reject by the daily / yearly caps, in event order; update ``usage``. Returns
-    the residents whose usage changed."""
+def apply_caps(
+    items: Sequence[Item], ref: Reference, usage: dict[str, Usage], zone: tzinfo
+) -> set[str]:
+    """Clip or reject by the daily / yearly caps, in event order; update ``usage``. Days and
+    years are the programme's calendar (``zone``, ``IngestPolicy.zone``). Returns the
+    residents whose usage changed."""
     changed: set[str] = set()
     for it in sorted(items, key=lambda i: (i.resident_id or "", i.started_at)):
         if not it.ok or it.factor is None or it.resident_id is None:
             continue
         caps = ref.methodologies.caps(it.factor)
         u = usage.setdefault(it.resident_id, Usage())
-        day = programme_day(it.started_at)
+        day = programme_day(it.started_at, zone)
         year = str(day.year)
         beh = it.behaviour
         yearly = u.y.setdefault(year, {})

@@ -6,8 +6,9 @@ resident's own events."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 import msgspec
 from msgspec import Meta
@@ -46,6 +47,29 @@ class MonthFigures(msgspec.Struct, frozen=True):
     distance_m: int
     reduction_g: int
     points: int
+
+
+class Monthly(msgspec.Struct, frozen=True):
+    """The last N calendar months of the programme's time zone, newest first (every one of
+    them, with or without events), and the accepted events' figures per month and mode (only
+    the pairs that have events; newest month first, then by mode)."""
+
+    months: list[str]  # YYYY-MM
+    figures: list[MonthFigures]
+
+
+def last_months(now: datetime, zone: ZoneInfo, n: int) -> list[tuple[int, int]]:
+    """(year, month) of the ``n`` calendar months ending with ``now``'s in ``zone``, newest
+    first."""
+    local = now.astimezone(zone)
+    index = local.year * 12 + local.month - 1
+    return [divmod(i, 12) for i in range(index, index - n, -1)]
+
+
+def _month_start(year: int, month0: int, zone: ZoneInfo) -> datetime:
+    """The first instant of the month (``month0``: 0 to 11) in ``zone``, in UTC."""
+    year, month0 = year + month0 // 12, month0 % 12
+    return datetime(year, month0 + 1, 1, tzinfo=zone).astimezone(UTC)
 
 
 class _Position(msgspec.Struct, frozen=True):
@@ -124,10 +148,17 @@ async def event(conn: Any, resident_id: str, event_id: str) -> EventView | None:
     return None if row is None else _view(row)
 
 
-async def monthly(conn: Any, resident_id: str, since: datetime) -> list[MonthFigures]:
-    """Accepted events since ``since`` per programme month (Asia/Shanghai) and mode, newest
-    month first."""
-    return [
+async def monthly(
+    conn: Any, resident_id: str, *, months: int, zone: ZoneInfo, now: datetime | None = None
+) -> Monthly:
+    """The resident's accepted events in the last ``months`` calendar months of the
+    programme's time zone ``zone`` (the current one included; a month starts at midnight on
+    its first day there), per month and mode. Never the machine's zone: ``now`` is aware."""
+    calendar = last_months(now or datetime.now(UTC), zone, months)
+    newest, oldest = calendar[0], calendar[-1]
+    since = _month_start(oldest[0], oldest[1], zone)
+    until = _month_start(newest[0], newest[1] + 1, zone)
+    figures = [
         MonthFigures(
             month=r["month"],
             mode=r["mode"],
@@ -136,5 +167,6 @@ async def monthly(conn: Any, resident_id: str, since: datetime) -> list[MonthFig
             reduction_g=int(r["reduction_g"]),
             points=int(r["points"]),
         )
-        for r in await repo.events_monthly(conn, resident_id, since)
+        for r in await repo.events_monthly(conn, resident_id, since, until, zone.key)
     ]
+    return Monthly(months=[f"{y:04d}-{m + 1:02d}" for y, m in calendar], figures=figures)

@@ -59,6 +59,11 @@ async def count_districts(conn: Any) -> int:
     return int(await conn.fetchval("SELECT count(*) FROM districts"))
 
 
+async def district_names(conn: Any, codes: Sequence[str]) -> dict[str, str]:
+    rows = await conn.fetch("SELECT code, name FROM districts WHERE code = ANY($1::text[])", codes)
+    return {r["code"]: r["name"] for r in rows}
+
+
 async def load_gtfs(conn: Any) -> tuple[list[Any], list[Any], list[Any], list[Any]]:
     stops = await conn.fetch("SELECT feed, stop_id, lat, lon FROM gtfs_stops")
     shapes = await conn.fetch("SELECT feed, shape_id, geometry FROM gtfs_shapes")
@@ -817,19 +822,25 @@ async def event_view(conn: Any, resident_id: str, event_id: str) -> Any:
     )
 
 
-async def events_monthly(conn: Any, resident_id: str, since: datetime) -> list[Any]:
-    """Accepted events per programme month (China Standard Time) and mode: one GROUP BY."""
+async def events_monthly(
+    conn: Any, resident_id: str, since: datetime, until: datetime, zone: str
+) -> list[Any]:
+    """Accepted events started in [since, until) per month of the programme's time zone
+    ``zone`` (an IANA name) and mode: one GROUP BY."""
     return list(
         await conn.fetch(
             """
-            SELECT to_char(started_at AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM') AS month, mode,
+            SELECT to_char(started_at AT TIME ZONE $4::text, 'YYYY-MM') AS month, mode,
                    count(*) AS trips, coalesce(sum(distance_m), 0) AS distance_m,
                    sum(reduction_g) AS reduction_g, sum(points) AS points
             FROM behaviour_events
-            WHERE resident_id = $1::uuid AND status = 'accepted' AND started_at >= $2
+            WHERE resident_id = $1::uuid AND status = 'accepted'
+              AND started_at >= $2 AND started_at < $3
             GROUP BY 1, 2 ORDER BY 1 DESC, 2
             """,
             resident_id,
             since,
+            until,
+            zone,
         )
     )

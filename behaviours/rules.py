@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-from datetime import UTC, date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from enum import StrEnum
 from typing import Any
 
@@ -26,9 +26,6 @@ from behaviours.events import (
     Walk,
 )
 from behaviours.reference import Factor, Reference, haversine_m
-
-# Programme time (China Standard Time, no daylight saving): days and years for caps.
-PROGRAMME_TZ = timezone(timedelta(hours=8), "CST")
 
 TripKey = tuple[float, float, float, float]  # see trip_key()
 
@@ -156,7 +153,9 @@ class Item:
         "trip_key",
     )
 
-    def __init__(self, pos: int, event: CanonicalEvent) -> None:
+    def __init__(self, pos: int, event: CanonicalEvent, zone: tzinfo) -> None:
+        """``zone``: the programme's time zone (``IngestPolicy.zone``); a day's steps span
+        that day there."""
         self.pos = pos
         self.event = event
         self.event_id = ""
@@ -182,7 +181,7 @@ class Item:
         self.mode = ""
         self.started_at = _EPOCH
         self.ended_at = _EPOCH
-        _normalise(self, event)
+        _normalise(self, event, zone)
         self.behaviour = BEHAVIOUR_OF_MODE[self.mode]
 
     @property
@@ -207,7 +206,7 @@ def _route_length(route: list[Any]) -> float:
     return sum(haversine_m(a.lat, a.lon, b.lat, b.lon) for a, b in itertools.pairwise(route))
 
 
-def _normalise(it: Item, ev: CanonicalEvent) -> None:
+def _normalise(it: Item, ev: CanonicalEvent, zone: tzinfo) -> None:
     if isinstance(ev, TransitTrip):
         it.kind, it.mode = "transit_trip", ev.mode
         it.started_at, it.ended_at = ev.boarded_at, ev.alighted_at
@@ -228,8 +227,11 @@ def _normalise(it: Item, ev: CanonicalEvent) -> None:
             it.distance_source = "straight_line"
     elif isinstance(ev, DailySteps):
         it.kind, it.mode = "daily_steps", "steps"
-        it.started_at = datetime.combine(ev.day, time(0), tzinfo=PROGRAMME_TZ)
-        it.ended_at = it.started_at + timedelta(days=1)
+        # From midnight to the next midnight there (a day of daylight saving is 23 or 25
+        # hours long), in UTC: arithmetic on two times of one zone object is wall-clock time.
+        it.started_at = datetime.combine(ev.day, time(0), tzinfo=zone).astimezone(UTC)
+        next_day = ev.day + timedelta(days=1)
+        it.ended_at = datetime.combine(next_day, time(0), tzinfo=zone).astimezone(UTC)
         it.quantity = float(ev.steps)
     elif isinstance(ev, MeterReading):
         it.kind, it.mode = "meter_reading", ev.utility
@@ -362,8 +364,10 @@ def content_digest(ev: CanonicalEvent) -> bytes:
     return hashlib.sha256(_digest_encoder.encode(ev)).digest()
 
 
-def programme_day(at: datetime) -> date:
-    return at.astimezone(PROGRAMME_TZ).date()
+def programme_day(at: datetime, zone: tzinfo) -> date:
+    """The calendar day of ``at`` in the programme's time zone (``IngestPolicy.zone``): the
+    day of the daily caps and of the daily steps. Never the machine's zone."""
+    return at.astimezone(zone).date()
 
 
 _KEY_EPOCH = 1_577_836_800  # 2020-01-01T00:00:00Z

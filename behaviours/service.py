@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+import time
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -214,6 +215,41 @@ async def is_district(conn: Any, code: str) -> bool:
     return code in ref.districts.codes
 
 
+# District names are reference data that change only when districts are imported: this
+# process keeps what it read for NAMES_FRESH_S, so a summary or a profile costs no statement
+# for them (a renamed district shows its new name within that time).
+NAMES_FRESH_S = 60.0
+_names: dict[str, tuple[float, str | None]] = {}
+
+
+async def district_names(conn: Any, codes: Sequence[str]) -> dict[str, str]:
+    """The imported districts' names by code (a published read; codes not imported are left
+    out): what a person reads instead of a GB/T 2260 code. Served from this process's copy
+    when it is fresh (NAMES_FRESH_S), else one statement for the codes not fresh."""
+    if not codes:
+        return {}
+    now = time.monotonic()
+    stale = [
+        c for c in set(codes) if (hit := _names.get(c)) is None or now - hit[0] > NAMES_FRESH_S
+    ]
+    if stale:
+        found = await repo.district_names(conn, stale)
+        for code in stale:
+            _names[code] = (now, found.get(code))
+    out: dict[str, str] = {}
+    for code in codes:
+        name = _names[code][1]
+        if name is not None:
+            out[code] = name
+    return out
+
+
+def forget_district_names() -> None:
+    """Drop this process's copy of the names: an import in this process does it (other
+    processes see a new name within NAMES_FRESH_S); tests that empty the tables do it too."""
+    _names.clear()
+
+
 async def list_operators(conn: Any) -> list[OperatorInfo]:
     return [
         OperatorInfo(id=r["id"], name=r["name"], kind=r["kind"], region_code=r["region_code"])
@@ -370,6 +406,7 @@ def districts_note(count: int) -> str:
 async def import_districts(tx: Tx, rows: Sequence[tuple[str, str, str | None, bytes]]) -> int:
     await repo.upsert_districts(tx.conn, rows)
     await repo.touch_reference(tx.conn)
+    tx.after_commit(forget_district_names)
     return len(rows)
 
 

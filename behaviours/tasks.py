@@ -21,13 +21,17 @@ _policy: tuple[Any, IngestPolicy] | None = None
 
 def policy_of(settings: Any) -> IngestPolicy:
     """This worker process's ingestion policy, built once from the composed settings the
-    worker runs with (the ``ingest`` and ``points`` sections and the region code)."""
+    worker runs with (the ``ingest`` and ``points`` sections, the region code and the
+    programme's time zone)."""
     global _policy
     if _policy is None or _policy[0] is not settings:
         _policy = (
             settings,
             IngestPolicy.build(
-                settings.ingest, region_code=settings.region_code, points=settings.points
+                settings.ingest,
+                region_code=settings.region_code,
+                points=settings.points,
+                timezone=settings.timezone,
             ),
         )
     return _policy[1]

@@ -22,13 +22,22 @@ from server.settings import Settings
 SPEC_PATH = Path(__file__).parent / "openapi.json"
 
 DESCRIPTION = """\
+居民的微信小程序或手机 App 所调用的接口：登录、数据来源、自行上报的活动、余额、历史记录和排行榜。\
+登录流程、幂等、分页和错误见本文件旁的 README.zh-CN.md（中文）和 README.md（英文）。
+
+每个错误都是 `application/problem+json`（RFC 9457），带一个稳定的机器可读 `code`；错误码表见 \
+`x-error-codes`。数量是整数，单位写在字段名里（`reduction_g`、`points`）；时间是带时区偏移的 \
+RFC 3339。每个操作的 summary 都是中英双语：“中文 · English”。
+
 The API a resident's WeChat mini-program or phone app talks to: sign-in, data sources, \
-self-reported activities, balances, history and rankings. See README.md next to this file for \
-the sign-in flow, idempotency, pagination and errors.
+self-reported activities, balances, history and rankings. See README.md (English) and \
+README.zh-CN.md (Chinese) next to this file for the sign-in flow, idempotency, pagination and \
+errors.
 
 Every error is `application/problem+json` (RFC 9457) with a stable machine `code`; the table of \
 codes is `x-error-codes`. Amounts are integers with their unit in the name (`reduction_g`, \
-`points`); times are RFC 3339 with offset."""
+`points`); times are RFC 3339 with offset. Every operation's summary is bilingual: \
+"中文 · English"."""
 
 
 def _refs(node: Any, found: set[str]) -> None:

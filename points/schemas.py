@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo
 
 import msgspec
 from msgspec import Meta, Struct
@@ -17,9 +18,6 @@ Phase = Literal["posted", "pending", "post_pending", "void_pending"]
 
 ASSETS: tuple[Asset, ...] = ("CO2E_G", "POINT")
 PositiveInt = Annotated[int, Meta(gt=0)]
-
-# Programme time: China Standard Time has no daylight saving, so a fixed offset is exact.
-PROGRAMME_TZ = timezone(timedelta(hours=8), "CST")
 
 # Account flag bits (ledger_accounts.flags).
 FLAG_ISSUANCE = 1
@@ -59,17 +57,25 @@ class IssuanceResult(Struct, frozen=True):
 
 
 class PointsPolicy(Struct, frozen=True, kw_only=True):
-    """Grams to points, lot expiry and hold timeout, built once from settings."""
+    """Grams to points, lot expiry and hold timeout, built once from settings; ``timezone``
+    is the programme's (an IANA name, ``TANPUHUI_TIMEZONE``): its calendar years end the lots.
+    """
 
     grams_per_point: Annotated[int, Meta(ge=1)] = 10
     expiry_years: Annotated[int, Meta(ge=1, le=10)] = 2
     hold_timeout_s: Annotated[int, Meta(ge=1)] = 900
+    timezone: str = "Asia/Shanghai"
 
     @classmethod
-    def from_settings(cls, settings: PointsSettings) -> PointsPolicy:
-        """The policy of ``settings``: built once per settings value (cached), so callers may
-        ask for it per batch or per task run and get the one built at start-up."""
-        return _policy_of(settings)
+    def from_settings(cls, settings: PointsSettings, *, timezone: str) -> PointsPolicy:
+        """The policy of ``settings`` in the programme's ``timezone``: built once per value
+        (cached), so callers may ask for it per batch or per task run and get the one built at
+        start-up."""
+        return _policy_of(settings, timezone)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)  # zoneinfo caches its zones: no file read per call
 
     def convert(self, carry_g: int, reduction_g: int) -> tuple[int, int]:
         """(points, new carry): whole points for carry + grams; the remainder carries over."""
@@ -77,19 +83,20 @@ class PointsPolicy(Struct, frozen=True, kw_only=True):
         return points, carry
 
     def expires_at(self, earned_at: datetime) -> datetime:
-        """End of the calendar year (programme time) ``expiry_years`` after earning."""
-        local = earned_at.astimezone(PROGRAMME_TZ)
-        return datetime(local.year + self.expiry_years + 1, 1, 1, tzinfo=PROGRAMME_TZ).astimezone(
-            UTC
-        )
+        """End of the calendar year (programme time) ``expiry_years`` after earning: the
+        first instant of the year after, in UTC."""
+        zone = self.zone
+        local = earned_at.astimezone(zone)
+        return datetime(local.year + self.expiry_years + 1, 1, 1, tzinfo=zone).astimezone(UTC)
 
 
 @lru_cache(maxsize=8)
-def _policy_of(settings: PointsSettings) -> PointsPolicy:
+def _policy_of(settings: PointsSettings, timezone: str) -> PointsPolicy:
     return PointsPolicy(
         grams_per_point=settings.grams_per_point,
         expiry_years=settings.expiry_years,
         hold_timeout_s=settings.hold_timeout_s,
+        timezone=timezone,
     )
 
 

@@ -38,7 +38,7 @@ async def seal_journal_body(ctx: WorkerContext) -> int:
 
 
 async def void_timed_out_holds_body(ctx: WorkerContext) -> int:
-    policy = PointsPolicy.from_settings(ctx.settings.points)
+    policy = PointsPolicy.from_settings(ctx.settings.points, timezone=ctx.settings.timezone)
     total = 0
     while True:
         async with transaction(ctx.pool) as tx:
@@ -51,7 +51,7 @@ async def void_timed_out_holds_body(ctx: WorkerContext) -> int:
 
 
 async def expire_lots_body(ctx: WorkerContext) -> int:
-    policy = PointsPolicy.from_settings(ctx.settings.points)
+    policy = PointsPolicy.from_settings(ctx.settings.points, timezone=ctx.settings.timezone)
     total = 0
     while True:
         async with transaction(ctx.pool) as tx:

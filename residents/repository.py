@@ -1,11 +1,12 @@
 """All SQL of the residents' tables (residents, resident_identities, refresh_families,
 refresh_tokens) and the residents' Redis keys (sign-in codes and their rate limits, revoked
-sessions, district leaderboards). Other packages reach these tables through
-``residents.service``, never with SQL of their own."""
+sessions, cached home districts, district leaderboards). Other packages reach these tables
+through ``residents.service``, never with SQL of their own."""
 
 from __future__ import annotations
 
 import uuid
+import weakref
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -119,12 +120,20 @@ async def active_in_district(conn: Any, district_code: str) -> list[str]:
     return [r[0] for r in rows]
 
 
-async def set_district(tx: Any, resident_id: str, district_code: str | None) -> None:
-    await tx.conn.execute(
-        "UPDATE residents SET district_code = $2 WHERE id = $1::uuid AND deleted_at IS NULL",
+async def set_district(tx: Any, resident_id: str, district_code: str | None) -> int | None:
+    """Set the home district; a version of the change (microseconds of the database clock,
+    read once the row is locked, so that of a later change of the same row is larger), or None
+    when there is no such resident (erased meanwhile). The version orders the write-throughs
+    of the cached home (``cache_home``)."""
+    version: int | None = await tx.conn.fetchval(
+        """
+        UPDATE residents SET district_code = $2 WHERE id = $1::uuid AND deleted_at IS NULL
+        RETURNING (extract(epoch FROM clock_timestamp()) * 1000000)::bigint
+        """,
         resident_id,
         district_code,
     )
+    return version
 
 
 async def erase_resident(tx: Any, resident_id: str) -> None:
@@ -303,9 +312,11 @@ async def mark_family_revoked(redis: Any, family_id: str, reason: str, ttl_s: in
 async def mark_resident_deleted(
     redis: Any, resident_id: str, district_code: str | None, ttl_s: int
 ) -> None:
-    """Refuse the erased resident's tokens from now on, and drop them from their board."""
+    """Refuse the erased resident's tokens from now on, forget their cached home, and drop
+    them from their board."""
     pipe = redis.pipeline(transaction=False)
     pipe.set(_deleted_key(resident_id), b"deleted", ex=ttl_s)
+    pipe.delete(_home_key(resident_id))
     if district_code:
         pipe.zrem(_board_key(district_code), resident_id)
     await pipe.execute()
@@ -345,32 +356,123 @@ async def leaderboard_state(
     return bool(built), rank, int(size)
 
 
-class SessionAndBoard(NamedTuple):
+# --- Redis: the cached home district and the summary's one round trip ---------------------
+# The summary needs the resident's home district only to find their board. It is cached here,
+# write-through: filled by the summary on a miss (after PostgreSQL said the resident is active),
+# overwritten after each committed change of district (``cache_home``), deleted with the
+# erasure (``mark_resident_deleted``). A hash {d: district code or "", v: version of the change
+# that wrote it, 0 for a fill}. While the deleted marker lives, neither a fill nor a
+# write-through may (re)create it, so a summary that finds the home also finds any erasure.
+
+HOME_TTL_S = 600
+
+
+def _home_key(resident_id: str) -> str:
+    return f"mobile:home:{resident_id}"
+
+
+# KEYS = deleted marker, family marker, home; ARGV = resident id, score, board key prefix, then
+# "" (use the cached home) or "fill", district ("" for none), TTL (s) (the caller read the
+# district from PostgreSQL: record it unless a newer one is cached). Answers {deleted, family
+# revoked, home known (0: not cached), home, board built, 0-based rank (-1: none), board size};
+# nothing is recorded on a board for a refused token. The board's keys are known only once the
+# home is read, so the script names them itself (ARGV[3] .. home): one Redis, not a cluster.
+_STANDING = """
+local deleted = redis.call('EXISTS', KEYS[1])
+local revoked = redis.call('EXISTS', KEYS[2])
+if deleted == 1 or revoked == 1 then return {deleted, revoked, 0, '', 0, -1, 0} end
+local home
+if ARGV[4] == 'fill' then
+  home = ARGV[5]
+  if redis.call('EXISTS', KEYS[3]) == 0 then
+    redis.call('HSET', KEYS[3], 'd', home, 'v', 0)
+    redis.call('EXPIRE', KEYS[3], ARGV[6])
+  end
+else
+  home = redis.call('HGET', KEYS[3], 'd')
+  if not home then return {0, 0, 0, '', 0, -1, 0} end
+end
+if home == '' then return {0, 0, 1, '', 0, -1, 0} end
+local board = ARGV[3] .. home
+local built = redis.call('EXISTS', board .. ':built')
+redis.call('ZADD', board, ARGV[2], ARGV[1])
+local rank = redis.call('ZREVRANK', board, ARGV[1])
+return {0, 0, 1, home, built, rank, redis.call('ZCARD', board)}
+"""
+
+# KEYS = home, deleted marker; ARGV = district ("" for none), version, TTL (s). Writes unless
+# the resident was erased or a later change is cached already (two changes' after-commit
+# writes may arrive in either order).
+_CACHE_HOME = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+local cached = tonumber(redis.call('HGET', KEYS[1], 'v') or '-1')
+if tonumber(ARGV[2]) <= cached then return 0 end
+redis.call('HSET', KEYS[1], 'd', ARGV[1], 'v', ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return 1
+"""
+
+_scripts: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
+
+
+def _script(redis: Any, text: str) -> Any:
+    """``text`` registered with this client once (EVALSHA; loaded again if Redis forgot it)."""
+    mine = _scripts.setdefault(redis, {})
+    found = mine.get(text)
+    if found is None:
+        found = mine[text] = redis.register_script(text)
+    return found
+
+
+async def cache_home(redis: Any, resident_id: str, district_code: str | None, version: int) -> None:
+    """Write a committed change of home district through to the cache (see ``_CACHE_HOME``)."""
+    await _script(redis, _CACHE_HOME)(
+        keys=[_home_key(resident_id), _deleted_key(resident_id)],
+        args=[district_code or "", version, HOME_TTL_S],
+    )
+
+
+async def cached_home(redis: Any, resident_id: str) -> tuple[bool, str | None]:
+    """(cached, district or None): what the summary would find (for tests and diagnosis)."""
+    home = await redis.hget(_home_key(resident_id), "d")
+    if home is None:
+        return False, None
+    return True, home.decode() or None
+
+
+class Standing(NamedTuple):
     deleted: bool
     family_revoked: bool
+    home_known: bool  # False: the home is not cached; nothing else was done
+    district_code: str | None
     built: bool
     rank: int | None  # 0-based
     size: int | None
 
 
-async def session_and_board(
-    redis: Any, resident_id: str, family_id: str | None, district_code: str | None, score: int
-) -> SessionAndBoard:
-    """One pipelined round trip: the token's revocation markers and, when the resident has a
-    district, the board state after recording their fresh score (as ``leaderboard_state``)."""
-    pipe = redis.pipeline(transaction=False)
-    pipe.mget(_revocation_keys(resident_id, family_id))
-    if district_code:
-        key = _board_key(district_code)
-        pipe.exists(key + ":built")
-        pipe.zadd(key, {resident_id: score})
-        pipe.zrevrank(key, resident_id)
-        pipe.zcard(key)
-    out = await pipe.execute()
-    deleted, revoked = _revocation_flags(out[0])
-    if not district_code:
-        return SessionAndBoard(deleted, revoked, False, None, None)
-    return SessionAndBoard(deleted, revoked, bool(out[1]), out[3], int(out[4]))
+async def standing(
+    redis: Any,
+    resident_id: str,
+    family_id: str | None,
+    score: int,
+    *,
+    fill: tuple[str | None] | None = None,
+) -> Standing:
+    """One round trip (a script): the token's revocation markers, the cached home district
+    (``fill=(district,)``: the district just read from PostgreSQL, cached unless newer is) and,
+    when the resident has a district, the board state after recording their fresh score (as
+    ``leaderboard_state``)."""
+    args: list[Any] = [resident_id, score, _board_key("")]
+    if fill is not None:
+        args += ["fill", fill[0] or "", HOME_TTL_S]
+    out = await _script(redis, _STANDING)(
+        keys=[*_revocation_keys(resident_id, family_id), _home_key(resident_id)], args=args
+    )
+    deleted, revoked, known, home, built, rank, size = out
+    district = (home.decode() if isinstance(home, bytes) else str(home)) or None
+    if not district:
+        return Standing(bool(deleted), bool(revoked), bool(known), None, False, None, None)
+    return Standing(False, False, True, district, bool(built), int(rank), int(size))
 
 
 async def leaderboard_replace(

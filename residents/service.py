@@ -408,14 +408,26 @@ async def profile(conn: Any, resident_id: str) -> Profile:
 
 
 async def update_profile(
-    tx: Tx, cfg: ResidentsConfig, resident_id: str, district_code: str | UnsetType | None
+    tx: Tx,
+    redis: Any,
+    cfg: ResidentsConfig,
+    resident_id: str,
+    district_code: str | UnsetType | None,
 ) -> Profile:
     """PATCH semantics: an absent field is unchanged; ``null`` clears the district."""
     await resident_row(tx.conn, resident_id)
     if district_code is not UNSET:
         await check_district(tx.conn, cfg, district_code)
-        await repo.set_district(tx, resident_id, district_code)
+        await set_district(tx, redis, resident_id, district_code)
     return await profile(tx.conn, resident_id)
+
+
+async def set_district(tx: Tx, redis: Any, resident_id: str, district_code: str | None) -> None:
+    """Change the home district (the caller checked it), and the summary's cached copy once the
+    change is committed."""
+    version = await repo.set_district(tx, resident_id, district_code)
+    if version is not None:
+        tx.after_commit(lambda: repo.cache_home(redis, resident_id, district_code, version))
 
 
 async def delete_account(tx: Tx, redis: Any, cfg: ResidentsConfig, resident_id: str) -> None:
@@ -423,8 +435,10 @@ async def delete_account(tx: Tx, redis: Any, cfg: ResidentsConfig, resident_id: 
     resident's uuid only, which no longer leads to a person: the region's totals stay true.
 
     Every outstanding access token is refused from the commit on: by the deleted marker in Redis
-    (checked on every call) and, should Redis lose it, by each endpoint's own check of
-    ``residents.deleted_at``."""
+    (checked on every call; it lives ``revocation_ttl_s``, longer than any access token) and,
+    should Redis lose it, by each endpoint's own check of ``residents.deleted_at``. The summary
+    checks it only on a miss of the cached home, which the same after-commit round trip deletes
+    and which nothing recreates while the marker lives."""
     row = await resident_row(tx.conn, resident_id)
     await repo.erase_resident(tx, resident_id)
     district = row["district_code"]
@@ -528,16 +542,26 @@ class Standing(NamedTuple):
 
 
 async def standing(conn: Any, redis: Any, resident_id: str, family_id: str | None) -> Standing:
-    """Two SQL statements (the resident, then the ledger's summary: points.reads) and one
-    Redis pipeline (the token's revocation markers and the district board): the summary's
-    route skips the guard's own revocation read, since this pipeline carries it."""
-    district = await require_active(conn, resident_id)
+    """One SQL statement (the ledger's summary: points.reads) and one Redis round trip (a
+    script: the token's revocation markers, the cached home district, the district board): the
+    summary's route skips the guard's own revocation read, since the script carries it.
+
+    The home district comes from its cache (``repository.standing``), which a change of district
+    overwrites and the erasure deletes after commit; an erased resident is refused by the
+    deleted marker, which outlives every access token. On a miss (first summary in
+    ``HOME_TTL_S``, or Redis lost it): the resident from PostgreSQL (``require_active``: refuses
+    an erased account even without the marker), then the same script, filling the cache."""
     sums = await ledger.owner_summary(
         conn, "resident", resident_id, expiring_until=datetime.now(UTC) + EXPIRING_WITHIN
     )
     grams = sums.grams
-    state = await repo.session_and_board(redis, resident_id, family_id, district, grams)
+    state = await repo.standing(redis, resident_id, family_id, grams)
     refuse_revoked(state.deleted, state.family_revoked)
+    if not state.home_known:
+        district = await require_active(conn, resident_id)
+        state = await repo.standing(redis, resident_id, family_id, grams, fill=(district,))
+        refuse_revoked(state.deleted, state.family_revoked)
+    district = state.district_code
     rank = size = None
     if district:
         if state.built:

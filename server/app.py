@@ -35,7 +35,7 @@ from kit.auth import JwtKeys
 from kit.db import TRANSIENT_ERRORS, create_pool, transaction
 from kit.logs import configure_logging, request_id_var
 from kit.redis import create_redis
-from server.errors import exception_handlers
+from server.errors import LANGUAGE_STATE, exception_handlers
 from server.health import HealthController
 from server.mobile.routes import mobile_router
 from server.operators.routes import operators_router
@@ -72,13 +72,19 @@ class App(Litestar):
                 rid = candidate if _RID_OK.match(candidate) else None
                 break
         rid = rid or uuid.uuid4().hex
-        http_scope.setdefault("state", {})["request_id"] = rid
+        state = http_scope.setdefault("state", {})
+        state["request_id"] = rid
         token = request_id_var.set(rid)
         header = (b"x-request-id", rid.encode())
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), header]
+                headers = [*message.get("headers", []), header]
+                # An answer localised by server.errors.language says its language.
+                lang = state.get(LANGUAGE_STATE)
+                if isinstance(lang, str):
+                    headers.append((b"content-language", lang.encode()))
+                message["headers"] = headers
             await http_send(message)
 
         try:
@@ -148,7 +154,10 @@ def ingest_policy(settings: Settings) -> IngestPolicy:
     """Behaviours' ingestion policy from the composed settings (its section, the region, the
     points policy; this process's reference cache)."""
     return IngestPolicy.build(
-        settings.ingest, region_code=settings.region_code, points=settings.points
+        settings.ingest,
+        region_code=settings.region_code,
+        points=settings.points,
+        timezone=settings.timezone,
     )
 
 
@@ -185,7 +194,7 @@ def create_app(
         openapi_config=OpenAPIConfig(
             title="tanpuhui",
             version="1.0.0",
-            description="Open backend for public carbon-inclusion (碳普惠) programmes.",
+            description="碳普惠开放后端 · Open backend for public carbon-inclusion programmes.",
             path="/schema",
             components=Components(
                 security_schemes={

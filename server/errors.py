@@ -2,11 +2,21 @@
 ``kit.errors``; domains raise it and never import Litestar). Litestar's own HTTP and validation
 exceptions, store failures that say "not now" and anything unexpected get the same shape; a 500
 carries only its request id, the traceback goes to the log.
+
+Titles and details are in the request's language (:func:`language`: ``Accept-Language``, else
+the programme's ``language`` setting), from the catalogue (``kit.i18n``); the codes never change.
+In English a detail stays the error's own sentence; in another language it is the code's
+template filled from the error's context (``extra``) when that carries every placeholder, else
+the code's generic sentence. The answer says its language in ``Content-Language`` (added by
+``server.app.App`` for every answer that was localised).
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
+from importlib import resources
 from typing import Any
 
 import msgspec
@@ -14,6 +24,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
 from kit.errors import PROBLEM_JSON, DomainError, FieldError, Problem, RateLimited, problem
+from kit.i18n import DEFAULT_LANGUAGE, Language, Messages, field_message, messages, negotiate
 
 log = logging.getLogger("tanpuhui.errors")
 
@@ -28,6 +39,76 @@ _HTTP_CODES = {
     429: ("rate_limited", "Too many requests"),
     503: ("unavailable", "Service unavailable"),
 }
+
+
+# The key, in the ASGI scope's state, of the language an answer was localised in (server.app
+# sends it as Content-Language).
+LANGUAGE_STATE = "language"
+
+
+def level_messages() -> dict[str, dict[str, str]]:
+    """The growth levels' names by language (``levels.<n>``), from residents' levels.json."""
+    raw = json.loads(resources.files("residents").joinpath("levels.json").read_text("utf-8"))
+    out: dict[str, dict[str, str]] = {}
+    for lv in raw["levels"]:
+        for lang, name in (lv.get("names") or {}).items():
+            out.setdefault(lang, {})[f"levels.{lv['level']}"] = name
+    return out
+
+
+@functools.cache
+def catalogue() -> Messages:
+    """The programme's catalogue: the kernel's messages and the growth levels' names."""
+    return messages().merged(level_messages())
+
+
+def language(request: Request[Any, Any, Any]) -> Language:
+    """The language of this request's answer (negotiated once, remembered in the scope)."""
+    state = request.scope.setdefault("state", {})
+    lang: Language | None = state.get(LANGUAGE_STATE)
+    if lang is None:
+        settings = request.app.state.get("settings")
+        default: Language = getattr(settings, "language", DEFAULT_LANGUAGE)
+        lang = negotiate(request.headers.get("accept-language"), default)
+        state[LANGUAGE_STATE] = lang
+    return lang
+
+
+def verdict_message(lang: str, reason_code: str | None, message: str | None) -> str | None:
+    """A verdict's message (or a track finding's) as it leaves the API, in ``lang``: English
+    keeps the stored sentence (the rules' own wording, with its specifics); another language
+    has the catalogue's text of the reason code (its ``{detail}``: the stored sentence)."""
+    if reason_code is None or lang == "en":
+        return message
+    return catalogue().reason(lang, reason_code, message) or message
+
+
+def _localised(
+    request: Request[Any, Any, Any],
+    status: int,
+    code: str,
+    title: str,
+    detail: str | None,
+    context: dict[str, Any] | None = None,
+    **fields: Any,
+) -> Problem:
+    lang = language(request)
+    cat = catalogue()
+    if lang != "en" or detail is None:
+        detail = cat.error_detail(lang, code, context, detail)
+    if lang != "en" and fields.get("errors"):
+        fields["errors"] = [
+            FieldError(path=e.path, message=field_message(lang, e.message))
+            for e in fields["errors"]
+        ]
+    return problem(
+        status,
+        code,
+        cat.error_title(lang, code, title),
+        detail,
+        request_id=_request_id(request),
+        **fields,
+    )
 
 
 def _request_id(request: Request[Any, Any, Any]) -> str | None:
@@ -60,12 +141,13 @@ def handle_domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Re
     if isinstance(exc, RateLimited) and exc.extra and "retry_after_s" in exc.extra:
         headers = {"Retry-After": str(exc.extra["retry_after_s"])}
     return _respond(
-        problem(
+        _localised(
+            request,
             exc.status,
             exc.code,
             exc.title,
             exc.detail,
-            request_id=_request_id(request),
+            exc.extra,
             errors=exc.errors,
             extra=exc.extra,
         ),
@@ -86,7 +168,7 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: Exception) -> Re
         errors = _validation_errors(exc.extra) or [FieldError(path="body", message=exc.detail)]
         detail = "The request does not match the expected schema."
     return _respond(
-        problem(status, code, title, detail, request_id=_request_id(request), errors=errors),
+        _localised(request, status, code, title, detail, errors=errors),
         dict(exc.headers or {}) or None,
     )
 
@@ -99,12 +181,13 @@ def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Respon
         extra={"path": request.url.path, "method": request.method},
     )
     return _respond(
-        problem(
+        _localised(
+            request,
             500,
             "internal_error",
             "Internal error",
             f"Something went wrong on our side; quote request id {rid} when reporting it.",
-            request_id=rid,
+            {"request_id": rid},
         )
     )
 
@@ -119,12 +202,12 @@ def handle_transient(request: Request[Any, Any, Any], exc: Exception) -> Respons
         "transient store failure", extra={"path": request.url.path, "error": type(exc).__name__}
     )
     return _respond(
-        problem(
+        _localised(
+            request,
             503,
             "retry_later",
             "Busy, nothing was changed",
             "The request was rolled back whole; send it again after Retry-After seconds.",
-            request_id=_request_id(request),
         ),
         {"Retry-After": str(RETRY_AFTER_S)},
     )

@@ -22,11 +22,14 @@ class HealthController(Controller):
     path = ""
     tags = ["health"]  # noqa: RUF012
 
-    @get("/healthz", summary="The process is alive")
+    @get("/healthz", summary="进程存活 · The process is alive")
     async def healthz(self) -> Health:
         return Health(status="ok")
 
-    @get("/readyz", summary="PostgreSQL and Redis answer (503 otherwise)")
+    @get(
+        "/readyz",
+        summary="PostgreSQL、Redis 可用（否则 503） · PostgreSQL and Redis answer (503 otherwise)",
+    )
     async def readyz(self, state: State) -> Health:
         """503 when a data store does not answer. ``checks.districts`` says how many districts
         are imported: with none the service still runs (200), but refuses trips with

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 from msgspec import Meta, Struct
@@ -102,6 +103,23 @@ class Settings(Struct, frozen=True, kw_only=True):
         Meta(pattern=r"^[0-9]{6}$", min_length=6, max_length=6),
         doc("6-digit GB/T 2260 administrative code of the programme's region."),
     ] = "440300"
+    language: Annotated[
+        Literal["zh-CN", "en"],
+        doc(
+            "The programme's language: messages, problem titles and details, verdicts and level "
+            "names are in it unless a request's `Accept-Language` asks for the other one "
+            "(`zh-CN` or `en`; the codes never change)."
+        ),
+    ] = "zh-CN"
+    timezone: Annotated[
+        str,
+        doc(
+            "The programme's time zone (an IANA name such as `Asia/Shanghai`): every calendar "
+            "residents see or the rules use follows it (days for the daily caps and daily steps, "
+            "months for the monthly figures, years for the yearly caps and points' expiry, the "
+            "days shown in exports). Never the machine's own zone."
+        ),
+    ] = "Asia/Shanghai"
     database: DatabaseSettings = msgspec.field(default_factory=DatabaseSettings)
     redis: RedisSettings = msgspec.field(default_factory=RedisSettings)
     embedded: EmbeddedSettings = msgspec.field(default_factory=EmbeddedSettings)
@@ -134,6 +152,12 @@ class Settings(Struct, frozen=True, kw_only=True):
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
     settings = kit_settings.load(Settings, environ)
+    try:
+        ZoneInfo(settings.timezone)
+    except (ValueError, ZoneInfoNotFoundError):
+        raise SettingsError(
+            env_name(None, "timezone"), "not a known IANA time zone (e.g. Asia/Shanghai)"
+        ) from None
     if settings.database.url:
         check_url("DATABASE_URL", settings.database.url, ("postgresql", "postgres"))
     if settings.database.owner_url:

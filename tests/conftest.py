@@ -27,6 +27,7 @@ import asyncpg
 import pytest
 from litestar.testing import AsyncTestClient
 
+from behaviours import service as behaviours_service
 from kit.auth import JwtKeys
 from kit.db import create_pool, transaction_on
 from kit.redis import create_redis
@@ -187,6 +188,7 @@ async def clean_stores(
             await conn.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
         await apply_seeds(conn)
     await redis.flushdb()
+    behaviours_service.forget_district_names()  # names cached by this process
     yield
     if request.node.get_closest_marker("tampers_ledger") is None:
         async with pool.acquire() as conn:

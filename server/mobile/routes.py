@@ -10,6 +10,7 @@ always comes from the token, never from a path or a parameter.
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal, NamedTuple
+from zoneinfo import ZoneInfo
 
 import msgspec
 from litestar import Controller, Request, Response, Router, delete, get, patch, post, put
@@ -27,7 +28,9 @@ from kit import idempotency
 from kit.auth import JwtKeys, Principal, Role
 from kit.db import Tx, transaction
 from kit.errors import PROBLEM_BASE, PROBLEM_JSON, Problem
+from kit.i18n import Language
 from residents.settings import ResidentsConfig
+from server.errors import language
 from server.guards import authenticate, provide_principal, roles
 from server.mobile import service
 from server.mobile.errors import CATALOGUE
@@ -132,6 +135,8 @@ class Reader(NamedTuple):
     principal: Principal
     pool: Any
     redis: Any
+    zone: ZoneInfo  # the programme's time zone (TANPUHUI_TIMEZONE): months and days shown
+    lang: Language  # the answer's language (Accept-Language, else TANPUHUI_LANGUAGE)
 
     @property
     def resident_id(self) -> str:
@@ -140,7 +145,8 @@ class Reader(NamedTuple):
 
 def _provide_reader(request: Request[Any, Any, Any]) -> Reader:
     state = request.app.state
-    return Reader(authenticate(request), state.pool, state.redis)
+    zone = ZoneInfo(state.settings.timezone)  # zoneinfo caches its zones: no file read
+    return Reader(authenticate(request), state.pool, state.redis, zone, language(request))
 
 
 def _provide_residents_config(request: Request[Any, Any, Any]) -> ResidentsConfig:
@@ -163,7 +169,7 @@ class AuthController(Controller):
     @post(
         "/sms-codes",
         status_code=202,
-        summary="Send a one-time sign-in code by SMS",
+        summary="发送短信登录验证码 · Send a one-time sign-in code by SMS",
         responses=errors("validation_failed", "sms_rate_limited", "sms_unavailable"),
     )
     async def send_code(
@@ -178,7 +184,10 @@ class AuthController(Controller):
     @post(
         "/sms-sign-in",
         status_code=200,
-        summary="Sign in (or sign up) with the phone number and its SMS code",
+        summary=(
+            "用手机号和短信验证码登录（首次即注册） · "
+            "Sign in (or sign up) with the phone number and its SMS code"
+        ),
         responses=errors(
             "validation_failed", "district_invalid", "code_invalid", "code_attempts_exceeded"
         ),
@@ -198,7 +207,10 @@ class AuthController(Controller):
     @post(
         "/wechat-sign-in",
         status_code=200,
-        summary="Sign in (or sign up) with a WeChat mini-program `wx.login` code",
+        summary=(
+            "用微信小程序 `wx.login` 的 code 登录（首次即注册） · "
+            "Sign in (or sign up) with a WeChat mini-program `wx.login` code"
+        ),
         responses=errors(
             "validation_failed", "district_invalid", "wechat_login_failed", "wechat_unavailable"
         ),
@@ -217,7 +229,10 @@ class AuthController(Controller):
     @post(
         "/refresh",
         status_code=200,
-        summary="Exchange a refresh token for a new token pair (the old one dies)",
+        summary=(
+            "用刷新令牌换一对新令牌（旧的随即失效） · "
+            "Exchange a refresh token for a new token pair (the old one dies)"
+        ),
         responses=errors("validation_failed", "refresh_invalid", "refresh_reused"),
     )
     async def refresh(
@@ -251,7 +266,10 @@ class ResidentController(Controller):
         "/auth/sign-out",
         status_code=204,
         tags=["sign-in"],
-        summary="Sign out: end this sign-in (its refresh and access tokens)",
+        summary=(
+            "退出登录：结束本次登录（它的刷新令牌和访问令牌） · "
+            "Sign out: end this sign-in (its refresh and access tokens)"
+        ),
         responses=errors(*_GUARDED),
     )
     async def sign_out(
@@ -270,15 +288,21 @@ class ResidentController(Controller):
             principal.expires_at,
         )
 
-    @get("/me", summary="The caller's profile (phone masked)", responses=errors(*_GUARDED))
+    @get(
+        "/me",
+        summary="我的资料（手机号已打码） · The caller's profile (phone masked)",
+        responses=errors(*_GUARDED),
+    )
     async def me(self, reader: NamedDependency[Reader]) -> Profile:
         async with reader.pool.acquire() as conn:
-            return await residents.profile(conn, reader.resident_id)
+            return await service.profile(conn, reader.resident_id, reader.lang)
 
     @patch(
         "/me",
-        summary="Set the home district (for the district leaderboard)",
+        summary="设置所在区（用于区排行榜） · Set the home district (for the district leaderboard)",
         description=(
+            '按 PATCH 语义：未给出的字段不变；`"district_code": null` 清除所在区。区代码必须是'
+            "本项目已导入的区之一。\n\n"
             'PATCH semantics: a field left out is unchanged; `"district_code": null` clears '
             "the district. A code must be one of the programme's imported districts."
         ),
@@ -286,19 +310,25 @@ class ResidentController(Controller):
     )
     async def update_me(
         self,
+        request: Request[Any, Any, Any],
         principal: NamedDependency[Principal],
         data: JSONBody[ProfileUpdate],
         tx: NamedDependency[Tx],
+        redis: NamedDependency[Any],
         residents_config: NamedDependency[ResidentsConfig],
     ) -> Profile:
-        return await residents.update_profile(
-            tx, residents_config, principal.subject, data.district_code
+        p = await residents.update_profile(
+            tx, redis, residents_config, principal.subject, data.district_code
         )
+        return await service.profile_view(tx.conn, p, language(request))
 
     @delete(
         "/me",
         status_code=204,
-        summary="Delete my account: personal data erased, ledger entries kept under a pseudonym",
+        summary=(
+            "注销账户：个人数据删除，账本记录以假名保留 · "
+            "Delete my account: personal data erased, ledger entries kept under a pseudonym"
+        ),
         responses=errors(*_GUARDED),
     )
     async def delete_me(
@@ -312,30 +342,41 @@ class ResidentController(Controller):
 
     @get(
         "/me/export",
-        summary="Everything kept about me, as one JSON document",
+        summary=(
+            "导出关于我的全部数据（一个 JSON 文档） · "
+            "Everything kept about me, as one JSON document"
+        ),
         responses=errors(*_GUARDED),
     )
     async def export_me(self, reader: NamedDependency[Reader]) -> Export:
         async with reader.pool.acquire() as conn:
-            return await service.export(conn, reader.resident_id)
+            return await service.export(
+                conn, reader.resident_id, zone=reader.zone, lang=reader.lang
+            )
 
     @get(
         "/summary",
         tags=["reads"],
-        summary="Totals: grams, points available / pending / expiring in 30 days, district rank",
+        summary=(
+            "总览：减排克数，可用 / 待入账 / 30 天内到期的积分，区内排名 · "
+            "Totals: grams, points available / pending / expiring in 30 days, district rank"
+        ),
         responses=errors(*_GUARDED),
         opt={SESSION_CHECKED_BY_HANDLER: True},
     )
     async def summary(self, reader: NamedDependency[Reader]) -> Summary:
         async with reader.pool.acquire() as conn:
             return await service.summary(
-                conn, reader.redis, reader.resident_id, family_of(reader.principal)
+                conn, reader.redis, reader.resident_id, family_of(reader.principal), reader.lang
             )
 
     @get(
         "/history",
         tags=["reads"],
-        summary="My activities, newest first, each with its verdict (cursor pagination)",
+        summary=(
+            "我的活动，最新的在前，各附核验结果（游标分页） · "
+            "My activities, newest first, each with its verdict (cursor pagination)"
+        ),
         responses=errors(*_GUARDED, "validation_failed", "cursor_invalid"),
     )
     async def history(
@@ -348,25 +389,31 @@ class ResidentController(Controller):
     ) -> HistoryPage:
         async with reader.pool.acquire() as conn:
             return await service.history(
-                conn, reader.resident_id, kind=kind, status=status, cursor=cursor, limit=limit
+                conn,
+                reader.resident_id,
+                kind=kind,
+                status=status,
+                cursor=cursor,
+                limit=limit,
+                lang=reader.lang,
             )
 
     @get(
         "/history/{event_id:str}",
         tags=["reads"],
-        summary="One of my activities",
+        summary="我的一条活动 · One of my activities",
         responses=errors(*_GUARDED, "validation_failed", "not_found"),
     )
     async def history_item(
         self, reader: NamedDependency[Reader], event_id: FromPath[str]
     ) -> HistoryItem:
         async with reader.pool.acquire() as conn:
-            return await service.history_item(conn, reader.resident_id, event_id)
+            return await service.history_item(conn, reader.resident_id, event_id, reader.lang)
 
     @get(
         "/monthly",
         tags=["reads"],
-        summary="Accepted activities per month and mode",
+        summary="按月份和出行方式统计的已通过活动 · Accepted activities per month and mode",
         responses=errors(*_GUARDED, "validation_failed"),
     )
     async def monthly(
@@ -375,12 +422,15 @@ class ResidentController(Controller):
         months: Annotated[int, QueryParameter(ge=1, le=24)] = 12,
     ) -> Monthly:
         async with reader.pool.acquire() as conn:
-            return await service.monthly(conn, reader.resident_id, months)
+            return await service.monthly(conn, reader.resident_id, months, zone=reader.zone)
 
     @get(
         "/leaderboard",
         tags=["reads"],
-        summary="My district's leaderboard by verified grams (others shown by nickname only)",
+        summary=(
+            "本区按核证减排克数的排行榜（他人只显示昵称） · "
+            "My district's leaderboard by verified grams (others shown by nickname only)"
+        ),
         responses=errors(*_GUARDED, "validation_failed"),
     )
     async def leaderboard(
@@ -394,16 +444,16 @@ class ResidentController(Controller):
     @get(
         "/levels",
         tags=["reads"],
-        summary="Growth levels by cumulative verified grams",
+        summary="按累计核证减排克数划分的成长等级 · Growth levels by cumulative verified grams",
         responses=errors(*_GUARDED),
     )
     async def growth_levels(self, reader: NamedDependency[Reader]) -> Levels:
-        return await service.levels(reader.pool, reader.resident_id)
+        return await service.levels(reader.pool, reader.resident_id, reader.lang)
 
     @get(
         "/data-sources",
         tags=["data sources"],
-        summary="Operators I can link, and my links",
+        summary="可关联的运营方和我的关联 · Operators I can link, and my links",
         responses=errors(*_GUARDED),
     )
     async def data_sources(self, reader: NamedDependency[Reader]) -> list[DataSource]:
@@ -414,7 +464,10 @@ class ResidentController(Controller):
     @put(
         "/data-sources/{operator_id:str}/link",
         tags=["data sources"],
-        summary="Link an operator: consent to its data for a scope (yields my pseudonym there)",
+        summary=(
+            "关联运营方：同意其在某范围内的数据（得到我在该运营方的假名） · "
+            "Link an operator: consent to its data for a scope (yields my pseudonym there)"
+        ),
         responses=errors(*_GUARDED, "validation_failed", "scope_invalid", "unknown_operator"),
     )
     async def link(
@@ -430,7 +483,10 @@ class ResidentController(Controller):
         "/data-sources/{operator_id:str}/link",
         status_code=204,
         tags=["data sources"],
-        summary="Unlink an operator: its later events are rejected (`consent_revoked`)",
+        summary=(
+            "解除关联：该运营方此后的事件被拒绝（`consent_revoked`） · "
+            "Unlink an operator: its later events are rejected (`consent_revoked`)"
+        ),
         responses=errors(*_GUARDED, "validation_failed", "link_not_found"),
     )
     async def unlink(
@@ -445,8 +501,15 @@ class ResidentController(Controller):
         "/activities",
         status_code=200,
         tags=["activities"],
-        summary="Report a GPS-tracked ride or walk, or the day's steps; the verdict comes back",
+        summary=(
+            "上报 GPS 轨迹记录的骑行或步行，或当日步数；返回核验结果 · "
+            "Report a GPS-tracked ride or walk, or the day's steps; the verdict comes back"
+        ),
         description=(
+            "请带上 `Idempotency-Key`（每条活动一个唯一字符串）：相同键和相同请求体的重试返回"
+            "第一次的应答；相同键而请求体不同则被拒绝。轨迹核查的原因码："
+            + "、".join(f"`{code}`" for code in TRACK_REASONS)
+            + "；流水线的原因码见开发指南。\n\n"
             "Send `Idempotency-Key` (any unique string per activity): a retry with the same key "
             "and body returns the first answer; the same key with another body is refused. "
             "Track findings (reason codes): "
@@ -459,6 +522,7 @@ class ResidentController(Controller):
     )
     async def report(
         self,
+        request: Request[Any, Any, Any],
         principal: NamedDependency[Principal],
         tx: NamedDependency[Tx],
         ingest_policy: NamedDependency[IngestPolicy],
@@ -477,6 +541,7 @@ class ResidentController(Controller):
             lambda: service.report_activity(tx, ingest_policy, principal.subject, data),
             Verdict,
         )
+        verdict = service.verdict_view(verdict, language(request))
         return Response(content=verdict, status_code=status)
 
 

@@ -13,7 +13,8 @@ from behaviours.events import NO_NUL, TIME_RANGE, check_times
 from behaviours.rules import Reason
 from behaviours.service import SCOPES, OperatorKind
 from behaviours.tracks import REASONS as TRACK_REASONS
-from residents.schemas import Level, Profile, SmsCodeSent, TokenPair
+from residents import schemas as residents_schemas
+from residents.schemas import SmsCodeSent, TokenPair
 
 # Operator kinds a resident can link: `app` is the residents' own app (reserved, never listed).
 LINKABLE_KINDS = tuple(k for k in get_args(OperatorKind) if k != "app")
@@ -68,6 +69,30 @@ class Answer(msgspec.Struct, kw_only=True):
 
 __all__ = ["Level", "Profile", "SmsCodeSent", "TokenPair"]  # the residents' answers, published
 
+DistrictName = Annotated[
+    str | None,
+    Meta(
+        description="The district's name from the programme's imported districts (null when "
+        "no district, or the code is not among them)."
+    ),
+]
+
+
+class Level(residents_schemas.Level, kw_only=True):
+    """A growth level, its name in the answer's language (`Content-Language`)."""
+
+    description: Annotated[
+        str | None,
+        Meta(description="What reaching the level takes, in words (amounts in g / kg / t)."),
+    ] = None
+
+
+class Profile(residents_schemas.Profile, kw_only=True):
+    """The resident's profile (the residents' answer, with what a person reads added)."""
+
+    level: Level | None = None
+    district_name: DistrictName = None
+
 
 # --- sign-in -------------------------------------------------------------------------------
 
@@ -110,14 +135,26 @@ class ProfileUpdate(Request, kw_only=True):
 
 
 class Export(Answer, kw_only=True):
-    """Everything the system holds about the caller, as one JSON document."""
+    """Everything the system holds about the caller, as one JSON document. Times are RFC 3339
+    with their offset; each activity and ledger entry also has its `day` (`YYYY-MM-DD`) in
+    the programme's time zone (`timezone`)."""
 
     exported_at: datetime
+    timezone: Annotated[
+        str,
+        Meta(description="The programme's time zone (IANA name) the `day` fields are in."),
+    ]
     profile: Profile
     data_sources: list[DataSource] = msgspec.field(default_factory=list)
     balances: list[BalanceView] = msgspec.field(default_factory=list)
-    history: list[HistoryItem] = msgspec.field(default_factory=list)
-    ledger: list[dict[str, object]] = msgspec.field(default_factory=list)
+    history: list[ExportedEvent] = msgspec.field(default_factory=list)
+    ledger: Annotated[
+        list[dict[str, object]],
+        Meta(
+            description="The ledger's entries of both assets, each with its `asset` and the "
+            "`day` of its `occurred_at` (`YYYY-MM-DD`, the programme's time zone)."
+        ),
+    ] = msgspec.field(default_factory=list)
 
 
 # --- data sources --------------------------------------------------------------------------
@@ -230,6 +267,7 @@ class Summary(Answer, kw_only=True):
     points_pending: int
     points_expiring_30d: int
     district_code: str | None = None
+    district_name: DistrictName = None
     district_rank: Annotated[
         int | None, Meta(description="1 = most grams in the district; null when no district.")
     ] = None
@@ -268,8 +306,29 @@ class HistoryPage(Answer, kw_only=True):
     ] = None
 
 
+class ExportedEvent(HistoryItem, kw_only=True):
+    """An activity in the export: a history item with its day."""
+
+    day: Annotated[
+        str,
+        Meta(
+            pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
+            description="The day of `occurred_at` in the programme's time zone, `YYYY-MM-DD`.",
+        ),
+    ]
+
+
+MonthText = Annotated[
+    str,
+    Meta(
+        pattern=r"^[0-9]{4}-[0-9]{2}$",
+        description="A calendar month of the programme's time zone, `YYYY-MM`.",
+    ),
+]
+
+
 class MonthFigure(Answer, kw_only=True):
-    month: Annotated[str, Meta(pattern=r"^[0-9]{4}-[0-9]{2}$")]
+    month: MonthText
     mode: str
     trips: int
     distance_m: int
@@ -277,8 +336,35 @@ class MonthFigure(Answer, kw_only=True):
     points: int
 
 
+class MonthTotal(Answer, kw_only=True):
+    month: MonthText
+    trips: int
+    distance_m: int
+    reduction_g: int
+    points: int
+
+
 class Monthly(Answer, kw_only=True):
-    months: list[MonthFigure]
+    """The last `months` calendar months of the programme's time zone (the current one
+    included; a month starts at midnight on its first day there)."""
+
+    months: Annotated[
+        list[MonthFigure],
+        Meta(
+            description="Accepted activities per month and mode, newest month first, then by "
+            "mode; only the months and modes that have activities."
+        ),
+    ]
+    totals: Annotated[
+        list[MonthTotal],
+        Meta(
+            description="One entry per calendar month, newest first, exactly `months` of "
+            "them: a month without activities has zeros."
+        ),
+    ]
+    timezone: Annotated[
+        str, Meta(description="The programme's time zone (IANA name) the months are in.")
+    ]
 
 
 class LeaderboardEntry(Answer, kw_only=True):
@@ -293,6 +379,7 @@ class Leaderboard(Answer, kw_only=True):
     entries: list[LeaderboardEntry]
     my_rank: int | None = None
     my_reduction_g: int | None = None
+    district_name: DistrictName = None
 
 
 class Levels(Answer, kw_only=True):

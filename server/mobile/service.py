@@ -11,8 +11,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import msgspec
 
@@ -24,18 +25,25 @@ from behaviours.events import BikeTrip, CanonicalEvent, DailySteps, Point, Route
 from behaviours.tracks import Fix, check_track
 from kit.db import Tx
 from kit.errors import NotFound
+from kit.i18n import Language
+from residents import schemas as residents_schemas
 from residents.settings import ResidentsConfig
+from server.errors import catalogue, verdict_message
 from server.mobile.schemas import (
     BalanceView,
     DataSource,
     Export,
+    ExportedEvent,
     HistoryItem,
     HistoryPage,
     Leaderboard,
     LeaderboardEntry,
+    Level,
     Levels,
     MonthFigure,
     Monthly,
+    MonthTotal,
+    Profile,
     StepsActivity,
     Summary,
     TrackActivity,
@@ -60,11 +68,54 @@ def residents_config(settings: Settings) -> ResidentsConfig:
     )
 
 
+# --- what a person reads: level names, district names (in the answer's language) ---------
+
+
+def level_view(lv: residents_schemas.Level | None, lang: Language) -> Level | None:
+    """A growth level with its name and description in ``lang``."""
+    if lv is None:
+        return None
+    cat = catalogue()
+    return Level(
+        level=lv.level,
+        name=cat.level_name(lang, lv.level, lv.name),
+        min_grams=lv.min_grams,
+        description=cat.fill(lang, "texts.level_description", {"min_grams_g": lv.min_grams}),
+    )
+
+
+async def district_name(conn: Any, code: str | None) -> str | None:
+    """The imported district's name (behaviours' published read); None without a district."""
+    if code is None:
+        return None
+    return (await behaviours.district_names(conn, [code])).get(code)
+
+
+async def profile_view(conn: Any, p: residents_schemas.Profile, lang: Language) -> Profile:
+    """The residents' profile as the mobile API answers it: level in ``lang``, district name."""
+    return Profile(
+        resident_id=p.resident_id,
+        phone_masked=p.phone_masked,
+        wechat_linked=p.wechat_linked,
+        district_code=p.district_code,
+        created_at=p.created_at,
+        level=level_view(p.level, lang),
+        district_name=await district_name(conn, p.district_code),
+    )
+
+
+async def profile(conn: Any, resident_id: str, lang: Language) -> Profile:
+    return await profile_view(conn, await residents.profile(conn, resident_id), lang)
+
+
 # --- reads ---------------------------------------------------------------------------------
 
 
-async def summary(conn: Any, redis: Any, resident_id: str, family_id: str | None) -> Summary:
-    """Two SQL statements and one Redis pipeline (``residents.standing``)."""
+async def summary(
+    conn: Any, redis: Any, resident_id: str, family_id: str | None, lang: Language
+) -> Summary:
+    """One SQL statement and one Redis round trip (``residents.standing``; two of each when
+    the resident's home district is not cached)."""
     s = await residents.standing(conn, redis, resident_id, family_id)
     return Summary(
         total_reduction_g=s.ledger.grams,
@@ -72,10 +123,11 @@ async def summary(conn: Any, redis: Any, resident_id: str, family_id: str | None
         points_pending=s.ledger.points_pending,
         points_expiring_30d=s.ledger.points_expiring,
         district_code=s.district_code,
+        district_name=await district_name(conn, s.district_code),
         district_rank=s.district_rank,
         district_residents=s.district_residents,
-        level=s.level,
-        next_level=s.next_level,
+        level=level_view(s.level, lang),
+        next_level=level_view(s.next_level, lang),
     )
 
 
@@ -89,15 +141,17 @@ async def leaderboard(conn: Any, redis: Any, resident_id: str, limit: int) -> Le
         ],
         my_rank=b.my_rank,
         my_reduction_g=b.my_reduction_g,
+        district_name=await district_name(conn, b.district_code),
     )
 
 
-async def levels(conn: Any, resident_id: str) -> Levels:
+async def levels(conn: Any, resident_id: str, lang: Language) -> Levels:
     await residents.require_active(conn, resident_id)
-    return Levels(levels=list(residents.levels()))
+    return Levels(levels=[lv for lv in (level_view(x, lang) for x in residents.levels()) if lv])
 
 
-def _item(e: events.EventView) -> HistoryItem:
+def _item(e: events.EventView, lang: Language | None = None) -> HistoryItem:
+    """A history item; its verdict message in ``lang`` (None: as stored)."""
     return HistoryItem(
         event_id=e.event_id,
         kind=e.kind,
@@ -111,7 +165,7 @@ def _item(e: events.EventView) -> HistoryItem:
         points=e.points,
         methodology_version=e.methodology_version,
         reason_code=e.reason_code,
-        reason=e.reason,
+        reason=e.reason if lang is None else verdict_message(lang, e.reason_code, e.reason),
     )
 
 
@@ -123,29 +177,33 @@ async def history(
     status: str | None,
     cursor: str | None,
     limit: int,
+    lang: Language | None = None,
 ) -> HistoryPage:
-    """A page of the resident's events (behaviours.reads: keyset on (history time, id))."""
+    """A page of the resident's events (behaviours.reads: keyset on (history time, id)), the
+    verdict messages in ``lang`` (None: as stored)."""
     await residents.require_active(conn, resident_id)
     page = await events.events_page(
         conn, resident_id, kind=kind, status=status, cursor=cursor, limit=limit
     )
-    return HistoryPage(items=[_item(e) for e in page.items], next_cursor=page.next_cursor)
+    return HistoryPage(items=[_item(e, lang) for e in page.items], next_cursor=page.next_cursor)
 
 
-async def history_item(conn: Any, resident_id: str, event_id: str) -> HistoryItem:
+async def history_item(conn: Any, resident_id: str, event_id: str, lang: Language) -> HistoryItem:
     await residents.require_active(conn, resident_id)
     found = await events.event(conn, resident_id, event_id)
     if found is None:
         raise NotFound("No such event among yours.")
-    return _item(found)
+    return _item(found, lang)
 
 
-async def monthly(conn: Any, resident_id: str, months: int) -> Monthly:
+async def monthly(
+    conn: Any, resident_id: str, months: int, *, zone: ZoneInfo, now: datetime | None = None
+) -> Monthly:
+    """The last ``months`` calendar months in the programme's time zone ``zone``: per month
+    and mode where there are activities, and one total per month (zeros for a month without
+    any), newest first."""
     await residents.require_active(conn, resident_id)
-    now = datetime.now(UTC)
-    since = (now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)) - timedelta(
-        days=31 * (months - 1) + 1
-    )
+    found = await events.monthly(conn, resident_id, months=months, zone=zone, now=now)
     figures = [
         MonthFigure(
             month=f.month,
@@ -155,10 +213,20 @@ async def monthly(conn: Any, resident_id: str, months: int) -> Monthly:
             reduction_g=f.reduction_g,
             points=f.points,
         )
-        for f in await events.monthly(conn, resident_id, since)
+        for f in found.figures
     ]
-    keep = sorted({f.month for f in figures}, reverse=True)[:months]
-    return Monthly(months=[f for f in figures if f.month in keep])
+    sums = {m: [0, 0, 0, 0] for m in found.months}
+    for f in figures:
+        row = sums[f.month]
+        row[0] += f.trips
+        row[1] += f.distance_m
+        row[2] += f.reduction_g
+        row[3] += f.points
+    totals = [
+        MonthTotal(month=m, trips=t, distance_m=d, reduction_g=g, points=p)
+        for m, (t, d, g, p) in sums.items()
+    ]
+    return Monthly(months=figures, totals=totals, timezone=zone.key)
 
 
 # --- data sources --------------------------------------------------------------------------
@@ -283,16 +351,43 @@ async def report_activity(
     )
 
 
+def verdict_view(v: Verdict, lang: Language) -> Verdict:
+    """An activity's verdict with its messages in ``lang`` (after the idempotent replay, so a
+    retry in another language reads its own)."""
+    if lang == "en" or (v.reason_code is None and not v.findings):
+        return v
+    return msgspec.structs.replace(
+        v,
+        reason=verdict_message(lang, v.reason_code, v.reason),
+        findings=[
+            TrackFinding(code=f.code, message=verdict_message(lang, f.code, f.message) or "")
+            for f in v.findings
+        ],
+    )
+
+
 # --- export --------------------------------------------------------------------------------
 
 
-async def export(conn: Any, resident_id: str) -> Export:
+def _day(at: datetime, zone: ZoneInfo) -> str:
+    """``at``'s calendar day in the programme's time zone, ``YYYY-MM-DD``."""
+    return at.astimezone(zone).date().isoformat()
+
+
+async def export(
+    conn: Any, resident_id: str, *, zone: ZoneInfo, lang: Language | None = None
+) -> Export:
+    """Everything kept about the resident; each activity and ledger entry with its ``day`` in
+    the programme's time zone ``zone`` (times stay RFC 3339 with their offset)."""
     row = await residents.resident_row(conn, resident_id)
-    items: list[HistoryItem] = []
+    items: list[ExportedEvent] = []
     cursor: str | None = None
     while True:
         page = await events.events_page(conn, resident_id, cursor=cursor, limit=500)
-        items.extend(_item(e) for e in page.items)
+        items.extend(
+            ExportedEvent(**msgspec.structs.asdict(_item(e, lang)), day=_day(e.occurred_at, zone))
+            for e in page.items
+        )
         if page.next_cursor is None:
             break
         cursor = page.next_cursor
@@ -303,7 +398,10 @@ async def export(conn: Any, resident_id: str) -> Export:
             spage = await points_service.statement(
                 conn, "resident", resident_id, asset, cursor=lcursor, limit=500
             )
-            ledger.extend({"asset": asset, **msgspec.to_builtins(e)} for e in spage.entries)
+            ledger.extend(
+                {"asset": asset, **msgspec.to_builtins(e), "day": _day(e.occurred_at, zone)}
+                for e in spage.entries
+            )
             if spage.next_cursor is None:
                 break
             lcursor = spage.next_cursor
@@ -311,7 +409,8 @@ async def export(conn: Any, resident_id: str) -> Export:
     grams = int(next(b for b in bals if b.asset == "CO2E_G").posted)
     return Export(
         exported_at=datetime.now(UTC),
-        profile=residents.profile_of(row, grams),
+        timezone=zone.key,
+        profile=await profile_view(conn, residents.profile_of(row, grams), lang or "en"),
         data_sources=[s for s in await data_sources(conn, resident_id) if s.linked],
         balances=[
             BalanceView(asset=b.asset, posted=b.posted, pending=b.pending, available=b.available)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
+import msgspec
 from litestar import Request, Response, Router, get, post
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
@@ -24,13 +25,14 @@ from litestar.params import FromPath, QueryParameter
 
 from behaviours import service
 from behaviours.errors import BodyTooLarge, TooManyRecords
-from behaviours.events import BatchResult, Source, decode_batch
+from behaviours.events import BatchResult, Source, Verdict, decode_batch
 from behaviours.pipeline import IngestPolicy
 from behaviours.service import FileResultLine, FileStatus
 from behaviours.tasks import process_file
 from kit.auth import SignedCaller, check_signature_headers, verify_signed
 from kit.db import transaction
 from kit.tasks import enqueue_after_commit
+from server.errors import language, verdict_message
 from server.settings import Settings
 from server.wire import ACCEPTS
 
@@ -55,6 +57,34 @@ def _signed_path(request: Request[Any, Any, Any]) -> str:
     query: bytes = request.scope.get("query_string", b"")
     path = raw.decode("latin-1")
     return f"{path}?{query.decode('latin-1')}" if query else path
+
+
+def _localised(verdicts: list[Verdict], lang: str) -> list[Verdict]:
+    """The verdicts with their messages in ``lang`` (the codes unchanged)."""
+    if lang == "en":
+        return verdicts
+    return [
+        msgspec.structs.replace(v, message=verdict_message(lang, v.reason_code, v.message))
+        if v.reason_code is not None
+        else v
+        for v in verdicts
+    ]
+
+
+def _localised_lines(content: bytes, lang: str) -> bytes:
+    """A file's NDJSON results with each line's message in ``lang`` (keys kept in order)."""
+    if lang == "en":
+        return content
+    out: list[bytes] = []
+    for raw in content.splitlines():
+        if not raw.strip():
+            continue
+        line = msgspec.json.decode(raw)
+        if isinstance(line, dict) and line.get("reason_code") is not None:
+            line["message"] = verdict_message(lang, line["reason_code"], line.get("message"))
+            raw = msgspec.json.encode(line)
+        out.append(raw)
+    return b"".join(x + b"\n" for x in out)
 
 
 async def _read_limited(request: Request[Any, Any, Any], limit: int, what: str) -> bytes:
@@ -97,7 +127,10 @@ async def _signed(
 
 @post(
     "/events",
-    summary="Push a batch of events (at most 5,000); one verdict per record",
+    summary=(
+        "推送一批事件（最多 5,000 条）；每条记录一个核验结果 · "
+        "Push a batch of events (at most 5,000); one verdict per record"
+    ),
     request_max_body_size=None,
     status_code=200,
 )
@@ -121,12 +154,15 @@ async def push_events(
         verdicts = await service.ingest(
             tx, Source(operator_id=caller.operator_id), batch.events, policy=ingest_policy
         )
-    return service.summarise(verdicts)
+    return service.summarise(_localised(verdicts, language(request)))
 
 
 @post(
     "/files",
-    summary="Upload a daily file (NDJSON or CSV); processed in the background",
+    summary=(
+        "上传日文件（NDJSON 或 CSV）；后台处理 · "
+        "Upload a daily file (NDJSON or CSV); processed in the background"
+    ),
     request_max_body_size=None,
     opt={ACCEPTS: FILE_MEDIA_TYPES},
     status_code=202,
@@ -154,7 +190,10 @@ async def upload_file(
     return Response(content=status, status_code=202 if new else 200)
 
 
-@get("/files/{file_id:str}", summary="Status and counts of an uploaded file")
+@get(
+    "/files/{file_id:str}",
+    summary="已上传文件的状态和计数 · Status and counts of an uploaded file",
+)
 async def file_status(
     request: Request[Any, Any, Any],
     pool: NamedDependency[Any],
@@ -168,7 +207,7 @@ async def file_status(
 
 @get(
     "/files/{file_id:str}/results",
-    summary="Per-record verdicts of a file, as NDJSON",
+    summary="文件每条记录的核验结果（NDJSON） · Per-record verdicts of a file, as NDJSON",
     media_type=RESULTS_MEDIA_TYPE,
     responses={
         200: ResponseSpec(
@@ -187,7 +226,9 @@ async def file_results(
 ) -> Response[bytes]:
     caller, _ = await _signed(request, pool, redis, settings)
     content = await service.file_results(pool, caller.operator_id, file_id)
-    return Response(content=content, media_type=RESULTS_MEDIA_TYPE)
+    return Response(
+        content=_localised_lines(content, language(request)), media_type=RESULTS_MEDIA_TYPE
+    )
 
 
 operators_router = Router(

@@ -18,7 +18,10 @@ _MAX_SEQ = 2**63 - 1
 
 @get(
     "/journal/checkpoint",
-    summary="The journal's head, signed (Ed25519): keep it to detect a later rewrite",
+    summary=(
+        "账本日志头部的签名检查点（Ed25519）：保存它以发现日后的改写 · "
+        "The journal's head, signed (Ed25519): keep it to detect a later rewrite"
+    ),
 )
 async def journal_checkpoint(
     pool: NamedDependency[Any], settings: NamedDependency[Settings]
@@ -32,7 +35,10 @@ async def journal_checkpoint(
         )
 
 
-@get("/journal/blocks/{seq:int}", summary="A sealed block of the journal, by sequence number")
+@get(
+    "/journal/blocks/{seq:int}",
+    summary="按序号读取账本日志的一个封存区块 · A sealed block of the journal, by sequence number",
+)
 async def journal_block(
     pool: NamedDependency[Any],
     seq: Annotated[int, Parameter(ge=1, le=_MAX_SEQ)],

@@ -16,9 +16,9 @@ from behaviours.quantify import (
     whole_grams,
 )
 from behaviours.reference import Districts, Methodologies, Reference
-from behaviours.rules import PROGRAMME_TZ, Item, attach_methodology
+from behaviours.rules import Item, attach_methodology
 from behaviours.settings import IngestSettings
-from tests.behaviours.test_rules import NOW, factor, metro
+from tests.behaviours.test_rules import NOW, ZONE, factor, metro
 
 
 def ref(*factors, caps=()) -> Reference:
@@ -46,7 +46,7 @@ def test_per_kilometre_and_per_step():
     [trip] = attached([metro(distance_m=12_345)], ref(factor("metro", "transit", factor_g=40.0)))
     quantify(trip)
     assert trip.reduction_g == 493  # 40 g/pkm x 12.345 km, rounded down
-    steps = Item(0, DailySteps(record_id="d", subject="s", day=date(2025, 5, 31), steps=8000))
+    steps = Item(0, DailySteps(record_id="d", subject="s", day=date(2025, 5, 31), steps=8000), ZONE)
     attached([steps], ref(factor("steps", "walking", unit="step", factor_g=0.03)))
     quantify(steps)
     assert steps.reduction_g == 240
@@ -70,6 +70,7 @@ def test_vehicles_subtract_the_project_emissions():
             km=100,
             kwh=15,
         ),
+        ZONE,
     )
     f = factor("nev", "vehicle", unit="km", factor_g=180.0, project_g_per_kwh=570.0)
     attached([ev], ref(f))
@@ -90,6 +91,7 @@ def _meter(quantity: float, start: datetime, days: int = 30, size: int = 1) -> I
             quantity=quantity,
             household_size=size,
         ),
+        ZONE,
     )
 
 
@@ -148,6 +150,7 @@ def _trips(reference: Reference, n: int, grams: int, first: int = 0) -> list[Ite
                 alighted_at=start + timedelta(minutes=20),
                 distance_m=10_000,
             ),
+            ZONE,
         )
         it.resident_id = "res"
         out.append(it)
@@ -161,26 +164,26 @@ def test_daily_cap_clips_then_refuses():
     reference = capped(daily_g=1000)
     items = _trips(reference, 3, 400)
     usage: dict[str, Usage] = {}
-    assert apply_caps(items, reference, usage) == {"res"}
+    assert apply_caps(items, reference, usage, ZONE) == {"res"}
     assert [it.reduction_g for it in items] == [400, 400, 200]  # clipped to the day's rest
     [more] = _trips(reference, 1, 400, first=3)
-    assert apply_caps([more], reference, usage) == set()
+    assert apply_caps([more], reference, usage, ZONE) == set()
     assert more.reason == "daily_cap_reached"
 
 
 def test_daily_event_count_cap():
     reference = capped(events=2)
     items = _trips(reference, 3, 10)
-    apply_caps(items, reference, {})
+    apply_caps(items, reference, {}, ZONE)
     assert [it.reason for it in items] == [None, None, "daily_events_cap"]
 
 
 def test_yearly_cap():
     reference = capped(yearly_g=500)
     items = _trips(reference, 3, 300)
-    year = str((NOW - timedelta(hours=6)).astimezone(PROGRAMME_TZ).year)
+    year = str((NOW - timedelta(hours=6)).astimezone(ZONE).year)
     usage = {"res": Usage(y={year: {"transit": 100}})}
-    apply_caps(items, reference, usage)
+    apply_caps(items, reference, usage, ZONE)
     assert [it.reduction_g for it in items[:2]] == [300, 100]
     assert items[2].reason == "yearly_cap_reached"
     assert usage["res"].y[year]["transit"] == 500

@@ -4,13 +4,13 @@ built in memory (methodologies, districts from the test GeoJSON)."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from behaviours.events import BikeTrip, DailySteps, Point, TransitTrip, Walk
 from behaviours.reference import Districts, Factor, Methodologies, Reference
 from behaviours.rules import (
-    PROGRAMME_TZ,
     Item,
     Reason,
     attach_methodology,
@@ -24,6 +24,7 @@ from behaviours.rules import (
 from integrations.districts import read_districts_file
 from tests.behaviours.helpers import DATA
 
+ZONE = ZoneInfo("Asia/Shanghai")  # the programme's time zone (the default setting)
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 SINCE = datetime(2020, 1, 1, tzinfo=UTC)
 
@@ -69,7 +70,7 @@ def metro(start: datetime = NOW - timedelta(hours=2), minutes: int = 20, **kw: o
         alighted_at=start + timedelta(minutes=minutes),
         **values,  # type: ignore[arg-type]
     )
-    return Item(0, event)
+    return Item(0, event, ZONE)
 
 
 def bike(a: tuple[float, float], b: tuple[float, float], distance_m: int = 4000) -> Item:
@@ -86,6 +87,7 @@ def bike(a: tuple[float, float], b: tuple[float, float], distance_m: int = 4000)
             end=Point(*b),
             distance_m=distance_m,
         ),
+        ZONE,
     )
 
 
@@ -97,9 +99,9 @@ def test_items_normalise_every_kind_to_one_shape():
         "transit",
         "operator",
     )
-    steps = Item(0, DailySteps(record_id="d", subject="s", day=date(2025, 5, 31), steps=8000))
+    steps = Item(0, DailySteps(record_id="d", subject="s", day=date(2025, 5, 31), steps=8000), ZONE)
     assert (steps.kind, steps.behaviour, steps.quantity) == ("daily_steps", "walking", 8000.0)
-    assert steps.started_at == datetime(2025, 5, 31, tzinfo=PROGRAMME_TZ)
+    assert steps.started_at == datetime(2025, 5, 31, tzinfo=ZONE)
     assert steps.ended_at - steps.started_at == timedelta(days=1)
     walk = Item(
         0,
@@ -111,6 +113,7 @@ def test_items_normalise_every_kind_to_one_shape():
             start=Point(22.55, 114.02),
             end=Point(22.56, 114.03),
         ),
+        ZONE,
     )
     # No distance and no route: the straight line, which never overstates it.
     assert walk.distance_source == "straight_line" and 1400 < (walk.distance_m or 0) < 1600
@@ -141,8 +144,8 @@ def test_times(start, minutes, reason):
 
 
 def test_a_day_of_steps_is_in_the_future_only_when_it_starts_there():
-    today = Item(0, DailySteps(record_id="d", subject="s", day=date(2025, 6, 1), steps=10))
-    tomorrow = Item(0, DailySteps(record_id="e", subject="s", day=date(2025, 6, 3), steps=10))
+    today = Item(0, DailySteps(record_id="d", subject="s", day=date(2025, 6, 1), steps=10), ZONE)
+    tomorrow = Item(0, DailySteps(record_id="e", subject="s", day=date(2025, 6, 3), steps=10), ZONE)
     check_times([today, tomorrow], NOW, skew_s=300, window_days=7)
     assert today.ok and tomorrow.reason == "in_future"
 
@@ -153,7 +156,9 @@ def test_methodology_in_force_at_the_events_time():
     ref = reference(old, new)
     before, after = metro(datetime(2024, 12, 31, 10, tzinfo=UTC)), metro()
     bus = Item(
-        0, TransitTrip(record_id="x", subject="s", mode="bus", boarded_at=NOW, alighted_at=NOW)
+        0,
+        TransitTrip(record_id="x", subject="s", mode="bus", boarded_at=NOW, alighted_at=NOW),
+        ZONE,
     )
     attach_methodology([before, after, bus], ref)
     assert before.factor is not None and before.factor.version == 1
@@ -199,14 +204,14 @@ def test_no_districts_imported_refuses_trips_with_coordinates_only():
 
 def test_content_digest_is_the_same_in_every_time_zone():
     utc = metro(datetime(2025, 5, 1, 0, 0, tzinfo=UTC))
-    china = metro(datetime(2025, 5, 1, 8, 0, tzinfo=PROGRAMME_TZ))
+    china = metro(datetime(2025, 5, 1, 8, 0, tzinfo=ZONE))
     other = metro(datetime(2025, 5, 1, 0, 1, tzinfo=UTC))
     assert content_digest(utc.event) == content_digest(china.event)
     assert content_digest(utc.event) != content_digest(other.event)
 
 
 def test_programme_day_and_trip_keys():
-    assert programme_day(datetime(2025, 5, 31, 16, 30, tzinfo=UTC)) == date(2025, 6, 1)
+    assert programme_day(datetime(2025, 5, 31, 16, 30, tzinfo=UTC), ZONE) == date(2025, 6, 1)
     a = trip_key(7, NOW, NOW + timedelta(minutes=10))
     b = trip_key(7, NOW + timedelta(minutes=10), NOW + timedelta(minutes=20))
     assert a[1] == a[3] == 7.0

@@ -135,7 +135,9 @@ async def test_upload_with_an_unknown_column_answers_400(client, pool, settings)
     path = "/api/operators/v1/files?format=csv"
     body = b"type,record_id,bogus\ntransit_trip,1,2\n"
     headers = sign_request(SECRET, "POST", path, body, operator_id="metro", key_id="k1")
-    r = await client.post(path, content=body, headers={**headers, "Content-Type": "text/csv"})
+    # The English detail names the column (Chinese: the code's sentence, tests/test_messages.py).
+    english = {**headers, "Content-Type": "text/csv", "Accept-Language": "en"}
+    r = await client.post(path, content=body, headers=english)
     assert r.status_code == 400, r.text
     assert r.headers["content-type"].startswith("application/problem+json")
     assert r.json()["code"] == "file_invalid" and "bogus" in r.json()["detail"]

@@ -2,10 +2,30 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from kit.db import transaction
+from kit.settings import AuthSettings, PrivacySettings
 from residents import service
+from residents.settings import ResidentsConfig, SmsSettings, WechatSettings
+
+
+async def _known(_conn: Any, code: str) -> bool:
+    return code in {"440305", "440306"}
+
+
+def config(**kw: Any) -> ResidentsConfig:
+    """The residents' configuration of these tests: districts 440305 and 440306 are known."""
+    base = ResidentsConfig(
+        region_code="440300",
+        sms=SmsSettings(),
+        wechat=WechatSettings(),
+        privacy=PrivacySettings(phone_hash_key="test-phone-hash-key-0123456789"),
+        auth=AuthSettings(),
+        known_district=_known,
+    )
+    return dataclasses.replace(base, **kw)
 
 
 async def resident(pool: Any, district: str | None = "440305") -> str:

@@ -4,35 +4,16 @@ keyed-hash form only, phones in ASCII digits, home districts, erasure, levels, t
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import uuid
-from typing import Any
 
 import pytest
 
 from kit.db import transaction
 from kit.errors import DomainError
-from kit.settings import AuthSettings, PrivacySettings
+from kit.settings import PrivacySettings
 from residents import service
 from residents.errors import AccountGone, BadDistrict
-from residents.settings import ResidentsConfig, SmsSettings, WechatSettings
-from tests.residents.factories import resident, residents
-
-
-async def _known(_conn: Any, code: str) -> bool:
-    return code in {"440305", "440306"}
-
-
-def config(**kw: Any) -> ResidentsConfig:
-    base = ResidentsConfig(
-        region_code="440300",
-        sms=SmsSettings(),
-        wechat=WechatSettings(),
-        privacy=PrivacySettings(phone_hash_key="test-phone-hash-key-0123456789"),
-        auth=AuthSettings(),
-        known_district=_known,
-    )
-    return dataclasses.replace(base, **kw)
+from tests.residents.factories import config, resident, residents
 
 
 class TestPersonalData:
