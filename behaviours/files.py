@@ -26,6 +26,14 @@ from kit.db import TRANSIENT_ERRORS, Tx, transaction
 log = logging.getLogger("tanpuhui.integrations.files")
 
 
+# A file's `error` when processing stopped on our side (anything else in `error` is what is
+# wrong with the file: FileFormatError's message). The edge localises both (server/operators).
+INTERNAL_FAILURE = (
+    "Processing stopped by an internal error of the programme (logged with this file's id); the "
+    "lines before it were processed. Upload the rest again later."
+)
+
+
 async def process_file(pool: Any, policy: IngestPolicy, file_id: str) -> str:
     """Process ``file_id`` to the end; returns its final status (or "busy" if another worker
     holds it)."""
@@ -56,12 +64,7 @@ async def process_file(pool: Any, policy: IngestPolicy, file_id: str) -> str:
                 continue
             log.exception("file processing failed", extra={"file_id": file_id})
             async with transaction(pool) as tx:
-                await service.fail_file(
-                    tx,
-                    file_id,
-                    "Processing stopped by an internal error of the programme (logged with this "
-                    "file's id); the lines before it were processed. Upload the rest again later.",
-                )
+                await service.fail_file(tx, file_id, INTERNAL_FAILURE)
             return "failed"
         if done is None:
             return "busy"

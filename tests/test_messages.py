@@ -321,3 +321,32 @@ def test_a_field_message_of_an_unknown_shape_still_reads_chinese_first():
 
     assert field_message("zh-CN", "Something new").startswith("字段不符合要求")
     assert field_message("en", "Something new") == "Something new"
+
+
+@pytest.mark.parametrize("internal", [False, True])
+async def test_a_failed_files_error_is_chinese_or_english_as_asked(client, pool, internal):
+    from behaviours import service
+    from behaviours.files import INTERNAL_FAILURE
+    from kit.db import transaction
+
+    await operator(pool, "metro")
+    async with transaction(pool) as tx:
+        file_id, _ = await service.create_file(tx, "metro", "csv", b"type,record_id\n")
+    why = INTERNAL_FAILURE if internal else "unknown columns: bogus"
+    async with transaction(pool) as tx:
+        await service.fail_file(tx, file_id, why)
+    path = f"/api/operators/v1/files/{file_id}"
+    out = {}
+    for name, lang in (("zh", ZH), ("en", EN)):
+        get = sign_request(SECRET, "GET", path, b"", operator_id="metro", key_id="k1")
+        r = await client.get(path, headers={**get, **lang})
+        assert r.status_code == 200, r.text
+        out[name] = r.json()
+    assert out["zh"]["status"] == out["en"]["status"] == "failed"
+    assert out["en"]["error"] == why
+    assert _chinese(out["zh"]["error"])
+    if internal:
+        assert out["zh"]["error"] == catalogue().get("zh-CN", "texts.file_internal_failure")
+        assert catalogue().get("en", "texts.file_internal_failure") == INTERNAL_FAILURE
+    else:
+        assert "bogus" in out["zh"]["error"]

@@ -26,13 +26,14 @@ from litestar.params import FromPath, QueryParameter
 from behaviours import service
 from behaviours.errors import BodyTooLarge, TooManyRecords
 from behaviours.events import BatchResult, Source, Verdict, decode_batch
+from behaviours.files import INTERNAL_FAILURE
 from behaviours.pipeline import IngestPolicy
 from behaviours.service import FileResultLine, FileStatus
 from behaviours.tasks import process_file
 from kit.auth import SignedCaller, check_signature_headers, verify_signed
 from kit.db import transaction
 from kit.tasks import enqueue_after_commit
-from server.errors import language, verdict_message
+from server.errors import catalogue, language, verdict_message
 from server.settings import Settings
 from server.wire import ACCEPTS
 
@@ -69,6 +70,21 @@ def _localised(verdicts: list[Verdict], lang: str) -> list[Verdict]:
         else v
         for v in verdicts
     ]
+
+
+def _localised_status(status: FileStatus, lang: str) -> FileStatus:
+    """A file's status with its ``error`` in ``lang``: the catalogue's sentence for what went
+    wrong (``internal_error`` when processing stopped on our side, else ``file_invalid``),
+    followed by the file's own specifics (the column, the line) as processing wrote them."""
+    if status.error is None or lang == "en":
+        return status
+    cat = catalogue()
+    if status.error == INTERNAL_FAILURE:
+        text = cat.get(lang, "texts.file_internal_failure") or status.error
+    else:
+        generic = cat.get(lang, "errors.file_invalid.detail") or ""
+        text = f"{generic}（{status.error}）"
+    return msgspec.structs.replace(status, error=text)
 
 
 def _localised_lines(content: bytes, lang: str) -> bytes:
@@ -187,7 +203,9 @@ async def upload_file(
         if new:
             enqueue_after_commit(tx, process_file, file_id)
         status = await service.file_status(tx.conn, caller.operator_id, file_id)
-    return Response(content=status, status_code=202 if new else 200)
+    return Response(
+        content=_localised_status(status, language(request)), status_code=202 if new else 200
+    )
 
 
 @get(
@@ -202,7 +220,8 @@ async def file_status(
     file_id: FromPath[str],
 ) -> FileStatus:
     caller, _ = await _signed(request, pool, redis, settings)
-    return await service.file_status(pool, caller.operator_id, file_id)
+    status = await service.file_status(pool, caller.operator_id, file_id)
+    return _localised_status(status, language(request))
 
 
 @get(
