@@ -26,7 +26,7 @@ from kit.auth import sign_request
 from kit.errors import HANDLER_CODES, INSTANCE_CODES, error_catalogue
 from kit.i18n import LANGUAGES, Messages, format_grams, messages, negotiate, placeholders
 from server.errors import catalogue
-from tests.behaviours.helpers import SECRET, linked, metro, now, operator
+from tests.behaviours.factories import SECRET, linked, metro, now, operator
 
 ROOT = Path(__file__).resolve().parent.parent
 CJK = re.compile(r"[\u4e00-\u9fff]")
@@ -270,7 +270,7 @@ async def test_a_files_results_are_chinese_or_english_as_asked(client, pool, set
     from behaviours import service
     from behaviours.files import process_file
     from kit.db import transaction
-    from tests.behaviours.helpers import policy
+    from tests.behaviours.factories import policy
 
     await operator(pool, "metro")
     await linked(pool)

@@ -29,7 +29,7 @@ from points.schemas import PointsPolicy
 from server.app import ingest_policy
 from server.mobile import service as mobile
 from server.settings import Settings, SettingsError
-from tests.behaviours.helpers import (
+from tests.behaviours.factories import (
     import_districts,
     link,
     metro,
@@ -38,7 +38,7 @@ from tests.behaviours.helpers import (
     run,
     walk,
 )
-from tests.behaviours.helpers import now as real_now
+from tests.behaviours.factories import now as real_now
 from tests.points.factories import issuance
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")

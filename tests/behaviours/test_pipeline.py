@@ -12,7 +12,7 @@ from behaviours import repository
 from behaviours.events import CanonicalEvent, MeterReading, TransitTrip, VehicleMileage
 from behaviours.pipeline import APP_OPERATOR_ID
 from kit.db import transaction
-from tests.behaviours.helpers import (
+from tests.behaviours.factories import (
     bike,
     co2e_balance,
     import_districts,

@@ -13,7 +13,7 @@ import pytest
 from behaviours import service
 from behaviours.pipeline import APP_OPERATOR_ID
 from kit.db import transaction
-from tests.behaviours.helpers import (
+from tests.behaviours.factories import (
     bike,
     co2e_balance,
     import_districts,

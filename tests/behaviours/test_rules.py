@@ -22,7 +22,7 @@ from behaviours.rules import (
     trip_key,
 )
 from integrations.districts import read_districts_file
-from tests.behaviours.helpers import DATA
+from tests.behaviours.factories import DATA
 
 ZONE = ZoneInfo("Asia/Shanghai")  # the programme's time zone (the default setting)
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)

@@ -15,7 +15,7 @@ from behaviours.errors import InvalidFile
 from behaviours.files import process_file
 from kit.auth import sign_request
 from kit.db import transaction
-from tests.behaviours.helpers import SECRET, linked, metro, now, operator, policy
+from tests.behaviours.factories import SECRET, linked, metro, now, operator, policy
 
 # Words of the machinery under the programme's: none may reach an operator.
 LEAKS = ("Traceback", "asyncpg", "invalid literal", "codec", "Error:", "_csv", "recursion")
@@ -189,7 +189,7 @@ async def test_a_failed_file_shows_no_internal_error(pool, settings, monkeypatch
 async def test_file_and_api_forms_of_one_record_are_one_content(pool, settings):
     """The digest is of the decoded record: the same trip pushed as a batch and then in a CSV
     file is a duplicate; the same id with other content in the file is record_id_reused."""
-    from tests.behaviours.helpers import run
+    from tests.behaviours.factories import run
 
     await operator(pool, "metro")
     _, subject = await linked(pool)

@@ -8,7 +8,7 @@ import msgspec
 
 from behaviours.files import process_file
 from kit.auth import sign_request
-from tests.behaviours.helpers import SECRET, linked, metro, now, operator, policy
+from tests.behaviours.factories import SECRET, linked, metro, now, operator, policy
 
 PATH = "/api/operators/v1/events"
 

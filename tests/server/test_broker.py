@@ -17,7 +17,7 @@ from kit.auth import sign_request
 from server.app import create_app
 from server.settings import Settings, SettingsError
 from server.worker import broker_url, create_celery
-from tests.behaviours.helpers import SECRET, linked, metro, now, operator
+from tests.behaviours.factories import SECRET, linked, metro, now, operator
 from tests.server.processes import api, free_port, port_answers, python, run, store_env, worker
 
 # A broker address where nothing listens: what a process would use if it fell back elsewhere.

@@ -23,7 +23,7 @@ import pytest
 from kit.auth import JwtKeys, Role, sign_request
 from server.app import create_app
 from server.settings import Settings
-from tests.behaviours.helpers import SECRET, linked, operator
+from tests.behaviours.factories import SECRET, linked, operator
 from tests.residents.factories import resident
 
 MOBILE = "/api/mobile/v1"

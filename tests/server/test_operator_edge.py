@@ -22,7 +22,7 @@ import pytest
 from kit.auth import sign_request
 from server.cli import uvicorn_options
 from server.settings import Settings, SettingsError
-from tests.behaviours.helpers import SECRET, operator
+from tests.behaviours.factories import SECRET, operator
 from tests.conftest import JWT_KEYS
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -28,7 +28,7 @@ from kit.auth import JwtKeys, Role, sign_request
 from server.app import create_app
 from server.embedded import EmbeddedRedis
 from server.settings import Settings
-from tests.behaviours.helpers import SECRET, linked, metro, operator
+from tests.behaviours.factories import SECRET, linked, metro, operator
 from tests.residents.factories import resident
 
 MOBILE = "/api/mobile/v1"
