@@ -79,6 +79,7 @@ OWNERS: dict[str, set[str]] = {
         "gtfs_stop_times",
         "gtfs_trips",
     },
+    "enterprises": {"enterprises"},
 }
 # Where an owner's SQL lives: its repository (a module, or a package of modules).
 OWNER_FILES: dict[str, tuple[str, ...]] = {

@@ -18,6 +18,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
+import enterprises.errors  # noqa: F401 (a domain with no surface yet: its errors)
 import residents.service as residents
 import server.app  # noqa: F401 (imports every surface, so every error class is loaded)
 from behaviours.rules import REASON_TEXT, Reason

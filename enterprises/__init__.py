@@ -1,0 +1,1 @@
+"""Enterprise carbon accounts (issue 12): the enterprise registry so far."""
