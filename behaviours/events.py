@@ -87,6 +87,12 @@ class TransitTrip(_Event, frozen=True, tag="transit_trip"):
     route_id: ShortText | None = None
     gtfs_trip_id: ShortText | None = None
     distance_m: Meters | None = None  # when the operator knows it; else GTFS shape distance
+    # Where the resident boarded and alighted (the validator's or the phone's position), when
+    # the operator knows it: the region check and district attribution use these, else the
+    # named stops' coordinates. Last in the struct: content_digest leaves them out when absent,
+    # so a record's digest is the one it had before these fields existed.
+    boarding_point: Point | None = None
+    alighting_point: Point | None = None
 
     def __post_init__(self) -> None:
         check_times(self.boarded_at, self.alighted_at)

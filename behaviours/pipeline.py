@@ -36,6 +36,7 @@ from behaviours.rules import (
     Reason,
     attach_methodology,
     attribute_districts,
+    cap_unverified,
     check_distance_speed,
     check_times,
     content_digest,
@@ -81,6 +82,7 @@ async def _load_reference(conn: Any, token: str) -> Reference:
             max_speed_kmh=r["max_speed_kmh"],
             effective_from=r["effective_from"],
             effective_to=r["effective_to"],
+            typical_trip_m=r["typical_trip_m"],
         )
         for r in await repo.load_factors(conn)
     ]
@@ -323,8 +325,9 @@ async def ingest(
 
     check_times(items, now, ingest_settings.future_skew_s, ingest_settings.claim_window_days)
     attach_methodology(items, ref)
-    derive_transit(items, ref, feed)
+    derive_transit(items, ref, feed, ingest_settings.distance_tolerance)
     check_distance_speed(items)
+    cap_unverified(items)
     attribute_districts(items, ref, homes)
     for it in items:
         if it.ok and it.kind != "meter_reading":
@@ -426,6 +429,7 @@ def _verdict(it: Item) -> Verdict:
             event_id=it.event_id,
             reduction_g=it.reduction_g,
             points=it.points,
+            message=it.message,  # a note on the credited distance (clipped, capped), if any
             methodology_version=version,
         )
     return Verdict(
@@ -534,7 +538,7 @@ def _rows(items: list[Item], operator_id: str, now: datetime) -> list[tuple[Any,
                 now,
                 "accepted" if ok else "rejected",
                 None if ok else it.reason,
-                None if ok else it.message,
+                it.message,  # accepted: the distance note, if any (rules.derive_transit)
                 it.distance_m,
                 it.distance_source,
                 it.quantity,

@@ -32,6 +32,8 @@ class Factor:
     max_speed_kmh: float | None
     effective_from: datetime
     effective_to: datetime | None
+    # Transit: the most credited for a trip whose distance no stops or shape can check.
+    typical_trip_m: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

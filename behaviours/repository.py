@@ -34,7 +34,7 @@ async def load_factors(conn: Any) -> list[Any]:
             """
             SELECT f.code, f.version, f.mode, f.behaviour, f.unit, f.factor_g,
                    f.project_g_per_kwh, f.min_distance_m, f.max_distance_m, f.max_speed_kmh,
-                   m.effective_from, m.effective_to
+                   f.typical_trip_m, m.effective_from, m.effective_to
             FROM methodology_factors f
             JOIN methodologies m USING (code, version)
             """
@@ -95,8 +95,9 @@ async def insert_methodology(conn: Any, m: dict[str, Any]) -> bool:
     await conn.executemany(
         """
         INSERT INTO methodology_factors (code, version, mode, behaviour, unit, factor_g,
-            project_g_per_kwh, min_distance_m, max_distance_m, max_speed_kmh, source)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+            project_g_per_kwh, min_distance_m, max_distance_m, max_speed_kmh, source,
+            typical_trip_m)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
         """,
         [
             (
@@ -111,6 +112,7 @@ async def insert_methodology(conn: Any, m: dict[str, Any]) -> bool:
                 f.get("max_distance_m"),
                 f.get("max_speed_kmh"),
                 f["source"],
+                f.get("typical_trip_m"),
             )
             for f in m["factors"]
         ],

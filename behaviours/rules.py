@@ -267,8 +267,27 @@ def attach_methodology(items: list[Item], ref: Reference) -> None:
                 it.reject(Reason.NO_METHODOLOGY)
 
 
-def derive_transit(items: list[Item], ref: Reference, feed: str | None) -> None:
-    """Stop coordinates and in-vehicle distances along GTFS shapes for transit trips."""
+# distance_source of a transit trip's credited distance (stored with the event):
+#   gtfs        no distance claimed: the in-vehicle distance along the GTFS shape
+#   operator    the claim, checked: within the tolerance of the GTFS distance (or below it)
+#   gtfs_clipped  the claim exceeded the GTFS distance by more than the tolerance: clipped to it
+#   unverified  no stops or shape to check the claim: credited as claimed, at most the mode's
+#               typical trip length
+#   typical_cap the same, the claim being longer than that: credited as the typical length
+UNVERIFIED = "unverified"
+
+
+def derive_transit(
+    items: list[Item], ref: Reference, feed: str | None, tolerance: float = 0.2
+) -> None:
+    """Coordinates and distances of transit trips, checked against the evidence.
+
+    Coordinates: the trip's boarding / alighting points, else its named stops' (the region
+    check and district attribution use them). Distance: the in-vehicle distance along the GTFS
+    shape between the named stops is the evidence; a claim more than ``tolerance`` above it is
+    clipped to it (``gtfs_clipped``, with a note). A claim nothing can check is marked
+    ``unverified`` (capped later by :func:`cap_unverified`, after the speed check has judged
+    the claim itself)."""
     net = ref.networks.get(feed) if feed else None
     if net is None and len(ref.networks) == 1:
         net = next(iter(ref.networks.values()))
@@ -276,17 +295,49 @@ def derive_transit(items: list[Item], ref: Reference, feed: str | None) -> None:
         ev = it.event
         if not it.ok or not isinstance(ev, TransitTrip):
             continue
+        evidence = None
+        board = alight = None
         if net is not None and ev.boarding_stop and ev.alighting_stop:
-            it.start_pt = net.stops.get(ev.boarding_stop)
-            it.end_pt = net.stops.get(ev.alighting_stop)
-            if it.distance_m is None:
-                d = net.distance_m(
-                    ev.boarding_stop, ev.alighting_stop, ev.route_id, ev.gtfs_trip_id
+            board = net.stops.get(ev.boarding_stop)
+            alight = net.stops.get(ev.alighting_stop)
+            evidence = net.distance_m(
+                ev.boarding_stop, ev.alighting_stop, ev.route_id, ev.gtfs_trip_id
+            )
+        start = (ev.boarding_point.lon, ev.boarding_point.lat) if ev.boarding_point else board
+        end = (ev.alighting_point.lon, ev.alighting_point.lat) if ev.alighting_point else alight
+        it.start_pt, it.end_pt = (start, end) if start is not None else (end, None)
+        claimed = it.distance_m
+        if evidence is not None:
+            if claimed is None:
+                it.distance_m, it.distance_source = evidence, "gtfs"
+            elif claimed > evidence * (1 + tolerance):
+                it.distance_m, it.distance_source = evidence, "gtfs_clipped"
+                it.message = (
+                    f"Distance clipped to {evidence} m, the in-vehicle distance along the route "
+                    f"between the stops (claimed {claimed} m, more than {tolerance:.0%} above)."
                 )
-                if d is not None:
-                    it.distance_m, it.distance_source = d, "gtfs"
+        elif claimed is not None:
+            it.distance_source = UNVERIFIED
         if it.distance_m is None:
             it.reject(Reason.DISTANCE_UNKNOWN)
+
+
+def cap_unverified(items: list[Item]) -> None:
+    """Transit trips whose claimed distance no stops or shape could check: credited at most
+    the mode's typical trip length (the methodology's ``typical_trip_m``; conservativeness: an
+    unverifiable claim earns no more than a typical ride). Marked by ``distance_source``
+    (``unverified``, ``typical_cap``); a capped one also with a note the resident reads."""
+    for it in items:
+        f = it.factor
+        if not it.ok or it.distance_source != UNVERIFIED or f is None or it.distance_m is None:
+            continue
+        typical = f.typical_trip_m
+        if typical is not None and it.distance_m > typical:
+            it.message = (
+                f"Distance not verifiable (no known stops or route): credited as the typical "
+                f"{it.mode} trip of {typical} m instead of the claimed {it.distance_m} m."
+            )
+            it.distance_m, it.distance_source = typical, "typical_cap"
 
 
 def check_distance_speed(items: list[Item]) -> None:
@@ -361,7 +412,16 @@ def content_digest(ev: CanonicalEvent) -> bytes:
         changes = {}
     if changes:
         ev = msgspec.structs.replace(ev, **changes)
-    return hashlib.sha256(_digest_encoder.encode(ev)).digest()
+    raw = _digest_encoder.encode(ev)
+    if isinstance(ev, TransitTrip) and ev.boarding_point is None and ev.alighting_point is None:
+        # Without the optional points (added later): the form the record had before they
+        # existed, so a record stored earlier keeps its digest. The bytes cannot occur inside
+        # a string value (its quotes would be escaped), so the one match is the fields'.
+        raw = raw.replace(_NO_POINTS, b"", 1)
+    return hashlib.sha256(raw).digest()
+
+
+_NO_POINTS = b',"boarding_point":null,"alighting_point":null'
 
 
 def programme_day(at: datetime, zone: tzinfo) -> date:

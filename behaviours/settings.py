@@ -49,3 +49,12 @@ class IngestSettings(Struct, frozen=True, kw_only=True):
         Meta(ge=0),
         doc("Per-capita household water baseline (m³/day) when a meter has no history."),
     ] = 0.15
+    distance_tolerance: Annotated[
+        float,
+        Meta(ge=0, le=10),
+        doc(
+            "How far a transit trip's claimed distance may exceed the in-vehicle distance along "
+            "the GTFS shape between its stops (0.2 = 20 %); beyond it the claim is clipped to "
+            "the shape's distance."
+        ),
+    ] = 0.2

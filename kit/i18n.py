@@ -248,3 +248,36 @@ def field_message(lang: str, message: str) -> str:
         if pattern.match(message):
             return pattern.sub(text, message)
     return f"字段不符合要求：{message}"
+
+
+# --- notes on accepted verdicts --------------------------------------------------------------
+
+# An accepted verdict may carry a note on what was credited (behaviours/rules.py: a distance
+# clipped to the GTFS evidence, an unverifiable one capped at a typical trip). Accepted
+# verdicts have no reason code to key a catalogue entry on, so the note's shape is translated,
+# its figures kept; an unknown shape is prefixed.
+_NOTES_ZH: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern), text)
+    for pattern, text in (
+        (
+            r"^Distance clipped to (\d+) m, the in-vehicle distance along the route between the "
+            r"stops \(claimed (\d+) m, more than (\d+)% above\)\.$",
+            r"里程已核减为 \1 米，即线路上两站之间的车内距离（申报 \2 米，超出 \3% 以上）。",
+        ),
+        (
+            r"^Distance not verifiable \(no known stops or route\): credited as the typical "
+            r"(\w+) trip of (\d+) m instead of the claimed (\d+) m\.$",
+            r"里程无法核验（没有已知站点或线路）：按 \1 的典型行程 \2 米计入，而非申报的 \3 米。",
+        ),
+    )
+)
+
+
+def note_message(lang: str, note: str) -> str:
+    """An accepted verdict's note in ``lang`` (English as the rules wrote it for ``en``)."""
+    if lang == "en":
+        return note
+    for pattern, text in _NOTES_ZH:
+        if pattern.match(note):
+            return pattern.sub(text, note)
+    return f"说明：{note}"

@@ -24,7 +24,15 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
 from kit.errors import PROBLEM_JSON, DomainError, FieldError, Problem, RateLimited, problem
-from kit.i18n import DEFAULT_LANGUAGE, Language, Messages, field_message, messages, negotiate
+from kit.i18n import (
+    DEFAULT_LANGUAGE,
+    Language,
+    Messages,
+    field_message,
+    messages,
+    negotiate,
+    note_message,
+)
 
 log = logging.getLogger("tanpuhui.errors")
 
@@ -77,9 +85,12 @@ def language(request: Request[Any, Any, Any]) -> Language:
 def verdict_message(lang: str, reason_code: str | None, message: str | None) -> str | None:
     """A verdict's message (or a track finding's) as it leaves the API, in ``lang``: English
     keeps the stored sentence (the rules' own wording, with its specifics); another language
-    has the catalogue's text of the reason code (its ``{detail}``: the stored sentence)."""
-    if reason_code is None or lang == "en":
+    has the catalogue's text of the reason code (its ``{detail}``: the stored sentence), or
+    for an accepted verdict's note its translation (``kit.i18n.note_message``)."""
+    if lang == "en":
         return message
+    if reason_code is None:  # accepted: its note, if any (a distance clipped or capped)
+        return None if message is None else note_message(lang, message)
     return catalogue().reason(lang, reason_code, message) or message
 
 

@@ -351,3 +351,36 @@ async def test_a_failed_files_error_is_chinese_or_english_as_asked(client, pool,
         assert catalogue().get("en", "texts.file_internal_failure") == INTERNAL_FAILURE
     else:
         assert "bogus" in out["zh"]["error"]
+
+
+async def test_an_accepted_verdicts_note_is_chinese_or_english_as_asked(client, pool):
+    # A metro trip with no stops claiming 45 km in an hour: plausible, but unverifiable, so it
+    # is credited as a typical trip with a note (behaviours/rules.py cap_unverified).
+    await operator(pool, "metro")
+    _, subject = await linked(pool)
+    answers = {}
+    for name, lang in (("zh", ZH), ("en", EN)):
+        start = now() - timedelta(hours=3 if name == "zh" else 6)
+        trip = metro(subject, f"long-{name}", start, minutes=60, distance_m=45_000)
+        body = msgspec.json.encode({"events": [trip]})
+        r = await client.post(EVENTS, content=body, headers=_signed(body, lang))
+        assert r.status_code == 200, r.text
+        [answers[name]] = r.json()["results"]
+    zh, en = answers["zh"], answers["en"]
+    assert zh["status"] == en["status"] == "accepted"
+    assert zh["reason_code"] is en["reason_code"] is None
+    assert en["message"].startswith("Distance not verifiable") and not _chinese(en["message"])
+    assert _chinese(zh["message"]) and "典型行程" in zh["message"], zh["message"]
+    assert "45000" in zh["message"] and "45000" in en["message"]  # the figures are kept
+
+
+def test_the_rules_notes_have_translations():
+    from kit.i18n import note_message
+
+    clipped = (
+        "Distance clipped to 7197 m, the in-vehicle distance along the route between the stops "
+        "(claimed 30000 m, more than 20% above)."
+    )
+    assert note_message("zh-CN", clipped).startswith("里程已核减为 7197 米")
+    assert note_message("zh-CN", "Something else").startswith("说明：")
+    assert note_message("en", clipped) == clipped

@@ -66,7 +66,7 @@ def _localised(verdicts: list[Verdict], lang: str) -> list[Verdict]:
         return verdicts
     return [
         msgspec.structs.replace(v, message=verdict_message(lang, v.reason_code, v.message))
-        if v.reason_code is not None
+        if v.message is not None
         else v
         for v in verdicts
     ]
@@ -96,7 +96,7 @@ def _localised_lines(content: bytes, lang: str) -> bytes:
         if not raw.strip():
             continue
         line = msgspec.json.decode(raw)
-        if isinstance(line, dict) and line.get("reason_code") is not None:
+        if isinstance(line, dict) and line.get("message") is not None:
             line["message"] = verdict_message(lang, line["reason_code"], line.get("message"))
             raw = msgspec.json.encode(line)
         out.append(raw)
