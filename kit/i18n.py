@@ -242,12 +242,21 @@ _FIELD_MESSAGES_ZH: tuple[tuple[re.Pattern[str], str], ...] = tuple(
 def field_message(lang: str, message: str) -> str:
     """A field error's message (``errors[].message``) in ``lang``; English as the decoder wrote
     it for ``en``."""
+    return _by_shape(lang, message, _FIELD_MESSAGES_ZH, "字段不符合要求：")
+
+
+def _by_shape(
+    lang: str, english: str, table: tuple[tuple[re.Pattern[str], str], ...], prefix: str
+) -> str:
+    """``english`` in ``lang`` by the first pattern of ``table`` it matches (its quoted parts
+    and figures kept); an unknown shape behind ``prefix``, so the reader reads their language
+    first. English as it is for ``en``."""
     if lang == "en":
-        return message
-    for pattern, text in _FIELD_MESSAGES_ZH:
-        if pattern.match(message):
-            return pattern.sub(text, message)
-    return f"字段不符合要求：{message}"
+        return english
+    for pattern, text in table:
+        if pattern.match(english):
+            return pattern.sub(text, english)
+    return prefix + english
 
 
 # --- notes on accepted verdicts --------------------------------------------------------------
@@ -275,9 +284,4 @@ _NOTES_ZH: tuple[tuple[re.Pattern[str], str], ...] = tuple(
 
 def note_message(lang: str, note: str) -> str:
     """An accepted verdict's note in ``lang`` (English as the rules wrote it for ``en``)."""
-    if lang == "en":
-        return note
-    for pattern, text in _NOTES_ZH:
-        if pattern.match(note):
-            return pattern.sub(text, note)
-    return f"说明：{note}"
+    return _by_shape(lang, note, _NOTES_ZH, "说明：")
