@@ -38,6 +38,7 @@ from server.embedded import EmbeddedPostgres, EmbeddedRedis, provision, role_url
 from server.migrate import migrate
 from server.seeds import apply_seeds
 from server.settings import Settings
+from tests.behaviours.factories import reset_now
 
 JWT_KEYS = "k2:test-secret-key-two-0123456789abcdef,k1:test-secret-key-one-0123456789abcdef"
 # Ed25519 private key of the journal's checkpoints in tests (public: base64 of 32 fixed bytes).
@@ -196,6 +197,12 @@ async def clean_stores(
                 await seal(tx)
             report = await audit(conn)
         assert report.ok, f"ledger audit failed after the test: {report.problems}"
+
+
+@pytest.fixture(autouse=True)
+def _test_clock() -> None:
+    """Every test starts with a fresh factory clock (tests/behaviours/factories.py ``now``)."""
+    reset_now()
 
 
 @pytest.fixture(autouse=True)

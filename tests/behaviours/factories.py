@@ -17,8 +17,22 @@ DATA = Path(__file__).parent.parent / "integrations" / "data"
 SECRET = "op-secret-0123456789abcdef"
 
 
+_test_now: datetime | None = None
+
+
 def now() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0)
+    """This test's "now" (whole seconds): taken at its first use and kept for the rest of the
+    test (tests/conftest.py resets it), so two records a test builds alike are alike to the
+    second; a resend must be the same content (the record digest), whatever the clock did."""
+    global _test_now
+    if _test_now is None:
+        _test_now = datetime.now(UTC).replace(microsecond=0)
+    return _test_now
+
+
+def reset_now() -> None:
+    global _test_now
+    _test_now = None
 
 
 async def operator(pool: Any, op_id: str = "metro", kind: Any = "transit", feed: str | None = None):
