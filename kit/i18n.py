@@ -49,6 +49,20 @@ def _flatten(prefix: str, node: Any, out: dict[str, str]) -> None:
         _flatten(f"{prefix}.{key}" if prefix else str(key), value, out)
 
 
+def read_texts(directory: Path, *, required: bool = False) -> dict[str, dict[str, str]]:
+    """The flat texts of ``directory/<language>.json`` by language (a domain package keeps its
+    own beside its code, merged by the composition root); a missing file is an empty
+    language unless ``required``."""
+    texts: dict[str, dict[str, str]] = {}
+    for lang in LANGUAGES:
+        path = directory / f"{lang}.json"
+        flat: dict[str, str] = {}
+        if required or path.is_file():
+            _flatten("", json.loads(path.read_text(encoding="utf-8")), flat)
+        texts[lang] = flat
+    return texts
+
+
 def placeholders(template: str) -> set[str]:
     """The ``{named}`` placeholders of a template."""
     return {name for _, name, _, _ in _FORMATTER.parse(template) if name}
@@ -62,13 +76,7 @@ class Messages:
 
     @classmethod
     def load(cls, directory: Path = MESSAGES_DIR) -> Messages:
-        texts: dict[str, dict[str, str]] = {}
-        for lang in LANGUAGES:
-            flat: dict[str, str] = {}
-            raw = json.loads((directory / f"{lang}.json").read_text(encoding="utf-8"))
-            _flatten("", raw, flat)
-            texts[lang] = flat
-        return cls(texts)
+        return cls(read_texts(directory, required=True))
 
     def merged(self, extra: Mapping[str, Mapping[str, str]]) -> Messages:
         """A new catalogue with ``extra`` (language -> key -> text) added over this one."""

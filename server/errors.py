@@ -17,6 +17,7 @@ import functools
 import json
 import logging
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -32,6 +33,7 @@ from kit.i18n import (
     messages,
     negotiate,
     note_message,
+    read_texts,
 )
 
 log = logging.getLogger("tanpuhui.errors")
@@ -64,10 +66,29 @@ def level_messages() -> dict[str, dict[str, str]]:
     return out
 
 
+# The domain packages whose messages sit beside their code (``<package>/messages/<lang>.json``:
+# their error titles and details, their reasons): one name each, as for SURFACES.
+MESSAGE_PACKAGES: tuple[str, ...] = ("enterprises", "rewards", "reporting")
+
+
+def domain_messages() -> dict[str, dict[str, str]]:
+    """Every domain package's own messages by language (a package without them adds none)."""
+    out: dict[str, dict[str, str]] = {}
+    for package in MESSAGE_PACKAGES:
+        try:
+            folder = Path(str(resources.files(package))) / "messages"
+        except ModuleNotFoundError:
+            continue
+        for lang, texts in read_texts(folder).items():
+            out.setdefault(lang, {}).update(texts)
+    return out
+
+
 @functools.cache
 def catalogue() -> Messages:
-    """The programme's catalogue: the kernel's messages and the growth levels' names."""
-    return messages().merged(level_messages())
+    """The programme's catalogue: the kernel's messages, the domains' own and the growth
+    levels' names."""
+    return messages().merged(domain_messages()).merged(level_messages())
 
 
 def language(request: Request[Any, Any, Any]) -> Language:

@@ -25,7 +25,7 @@ from behaviours.rules import REASON_TEXT, Reason
 from behaviours.tracks import REASONS as TRACK_REASONS
 from kit.auth import sign_request
 from kit.errors import HANDLER_CODES, INSTANCE_CODES, error_catalogue
-from kit.i18n import LANGUAGES, Messages, format_grams, messages, negotiate, placeholders
+from kit.i18n import LANGUAGES, Messages, format_grams, negotiate, placeholders
 from server.errors import catalogue
 from tests.behaviours.factories import SECRET, linked, metro, now, operator
 
@@ -59,14 +59,14 @@ def test_every_error_code_has_a_title_and_a_detail_in_both_languages():
     codes = set(error_catalogue()) | set(HANDLER_CODES) | set(INSTANCE_CODES)
     assert {"token_missing", "validation_failed", "not_found", "retry_later"} <= codes
     keys = {f"errors.{c}.{part}" for c in codes for part in ("title", "detail")}
-    assert missing(messages(), keys) == {lang: [] for lang in LANGUAGES}
+    assert missing(catalogue(), keys) == {lang: [] for lang in LANGUAGES}
 
 
 def test_every_reason_code_has_a_message_in_both_languages():
     codes = reason_codes()
     assert {"record_invalid", "track_jump", "unknown_subject"} <= codes
     keys = {f"reasons.{c}" for c in codes}
-    assert missing(messages(), keys) == {lang: [] for lang in LANGUAGES}
+    assert missing(catalogue(), keys) == {lang: [] for lang in LANGUAGES}
 
 
 def test_every_growth_level_has_a_name_in_both_languages():
@@ -92,7 +92,7 @@ def test_chinese_texts_are_chinese_and_english_ones_english():
 
 def test_english_keeps_the_classes_titles_and_the_rules_wording():
     """The catalogue's English is the code's own (no second wording to drift)."""
-    cat = messages()
+    cat = catalogue()
     for code, row in error_catalogue().items():
         assert cat.get("en", f"errors.{code}.title") == row.title, code
     for reason, text in REASON_TEXT.items():
@@ -103,7 +103,7 @@ def test_english_keeps_the_classes_titles_and_the_rules_wording():
 
 def test_no_stale_error_entries():
     codes = set(error_catalogue()) | {"http_error"}  # http_error: any other HTTP status
-    stale = {k.split(".")[1] for k in messages().keys("en") if k.startswith("errors.")} - codes
+    stale = {k.split(".")[1] for k in catalogue().keys("en") if k.startswith("errors.")} - codes
     assert stale == set()
 
 
