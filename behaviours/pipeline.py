@@ -32,6 +32,7 @@ from behaviours.reference import Districts, Factor, Methodologies, Reference, Tr
 from behaviours.rules import (
     REASON_TEXT,
     TRIP_KINDS,
+    Claim,
     Item,
     Reason,
     attach_methodology,
@@ -39,15 +40,18 @@ from behaviours.rules import (
     cap_unverified,
     check_distance_speed,
     check_times,
+    claim_rank,
+    claim_span,
     content_digest,
     derive_transit,
     programme_day,
+    resolve,
     trip_key,
 )
-from behaviours.settings import IngestSettings
+from behaviours.settings import IngestSettings, source_tiers
 from kit.db import Tx
 from points.schemas import Issuance, PointsPolicy
-from points.service import issue_reductions
+from points.service import issue_reductions, reverse_issuances
 from points.settings import PointsSettings
 from residents import service as residents_service
 
@@ -96,7 +100,13 @@ async def _load_reference(conn: Any, token: str) -> Reference:
             [(r["shape_id"], r["geometry"]) for r in shapes if r["feed"] == feed],
             [(r["trip_id"], r["route_id"], r["shape_id"]) for r in trips if r["feed"] == feed],
             [
-                (r["trip_id"], r["stop_sequence"], r["stop_id"], r["shape_dist_traveled"])
+                (
+                    r["trip_id"],
+                    r["stop_sequence"],
+                    r["stop_id"],
+                    r["shape_dist_traveled"],
+                    r["shape_dist_m"],
+                )
                 for r in times
                 if r["feed"] == feed
             ],
@@ -136,6 +146,10 @@ class IngestPolicy:
     points: PointsPolicy
     zone: ZoneInfo
     cache: ReferenceCache = field(default_factory=default_cache)
+    trust: Mapping[str, int] = field(init=False)  # operator kind -> tier (source_ranking)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "trust", source_tiers(self.settings.source_ranking))
 
     @classmethod
     def build(
@@ -193,26 +207,8 @@ def _activity_key(it: Item, operator_id: str) -> str | None:
 
 
 async def _double_counting(conn: Any, items: list[Item], operator_id: str, zone: ZoneInfo) -> None:
-    """Overlapping trips and already-credited activities, in the database and in the batch."""
-    trips = [it for it in items if it.ok and it.kind in TRIP_KINDS and it.resident_id]
-    if trips:
-        found = await repo.overlapping(
-            conn,
-            [it.resident_id or "" for it in trips],
-            [it.started_at for it in trips],
-            [max(it.ended_at, it.started_at + timedelta(seconds=1)) for it in trips],
-        )
-        for pos in found:
-            trips[pos].reject(Reason.OVERLAPPING_ACTIVITY)
-        last_end: dict[str, datetime] = {}
-        for it in sorted(trips, key=lambda i: (i.resident_id or "", i.started_at)):
-            if not it.ok:
-                continue
-            rid = it.resident_id or ""
-            if rid in last_end and it.started_at < last_end[rid]:
-                it.reject(Reason.OVERLAPPING_ACTIVITY)
-            else:
-                last_end[rid] = max(it.ended_at, it.started_at + timedelta(seconds=1))
+    """Already-credited activities (meters, vehicles, steps), in the database and in the batch.
+    Overlapping trips are :func:`_resolve_trips`'s."""
     await _step_increments(conn, [it for it in items if it.ok and it.kind == "daily_steps"], zone)
     keyed = [it for it in items if it.ok and it.kind not in TRIP_KINDS and it.kind != "daily_steps"]
     for it in keyed:
@@ -260,6 +256,191 @@ async def _step_increments(conn: Any, items: list[Item], zone: ZoneInfo) -> None
         day = programme_day(it.started_at, zone).isoformat()
         it.activity_key = f"steps:{it.resident_id}:{day}:{base}"
         credited[key] = steps
+
+
+SUPERSEDED_KEYS = "superseded"  # the ledger's idempotency keys of displacement reversals
+
+
+def credit_ref(event_id: str, credit_seq: int | None) -> str:
+    """The ledger source reference of an event's credit number ``credit_seq`` (migration
+    0026): the event id for its first credit (0 or None), ``<id>/<n>`` when credited again."""
+    return f"{event_id}/{credit_seq}" if credit_seq else event_id
+
+
+@dataclass
+class Resolution:
+    """What :func:`_resolve_trips` decided about stored claims: the credits it displaced (already
+    reversed in the ledger), the stored claims it credits again (``reinstated``: Items the caps
+    and the ledger handle with the batch's own), and the residents whose usage it released."""
+
+    displaced: list[repo.StoredChange] = field(default_factory=list)
+    reinstated: list[Item] = field(default_factory=list)
+    rows: dict[str, Any] = field(default_factory=dict)  # reinstated: the stored row by event id
+    released: set[str] = field(default_factory=set)
+
+    def credit_seq(self, it: Item) -> int:
+        row = self.rows.get(it.event_id)
+        if row is None:
+            return 0
+        # A superseded claim was credited (and reversed) before: this is a new credit.
+        return (row["credit_seq"] or 0) + (1 if row["status"] == "superseded" else 0)
+
+    def credit_ref(self, it: Item) -> str:
+        return credit_ref(it.event_id, self.credit_seq(it))
+
+    async def store(self, conn: Any, now: datetime) -> None:
+        """The stored claims' new verdicts: displacements first (they leave the exclusion
+        constraint), then the reinstated claims (credited, or refused by the caps)."""
+        again = [
+            repo.StoredChange(
+                id=it.event_id,
+                was=self.rows[it.event_id]["status"],
+                status="accepted" if it.ok else "rejected",
+                reason_code=it.reason,
+                reason_message=it.message,
+                reduction_g=it.reduction_g if it.ok else 0,
+                points=it.points if it.ok else 0,
+                trip_key=it.trip_key if it.ok else None,
+                credit_seq=(self.credit_seq(it) or None)
+                if it.ok
+                else self.rows[it.event_id]["credit_seq"],
+                superseded_by=None,
+            )
+            for it in self.reinstated
+        ]
+        for changes in (self.displaced, again):
+            if await repo.change_stored(conn, changes, now) != len(changes):
+                raise ConcurrentIngest(
+                    "A stored trip changed under a concurrent batch; nothing was kept, send "
+                    "the batch again."
+                )
+
+
+def _release_usage(usage: dict[str, Usage], row: Any, zone: ZoneInfo) -> None:
+    """Give back the caps' room a displaced credit used (its grams, and one activity of its
+    day), so the credit that replaces it is capped as if the displaced one never counted."""
+    u = usage.setdefault(row["resident_id"], Usage())
+    day = programme_day(row["started_at"], zone)
+    beh, grams = row["behaviour"], int(row["reduction_g"])
+    yearly = u.y.get(str(day.year))
+    if yearly is not None and beh in yearly:
+        yearly[beh] = max(0, yearly[beh] - grams)
+    daily = u.d.get(day.isoformat(), {}).get(beh)
+    if daily is not None:
+        daily[0], daily[1] = max(0, daily[0] - grams), max(0, daily[1] - 1)
+
+
+async def _resolve_trips(
+    tx: Tx,
+    fresh: list[Item],
+    operator_id: str,
+    ref: Reference,
+    policy: IngestPolicy,
+    usage: dict[str, Usage],
+    now: datetime,
+) -> Resolution:
+    """Overlapping trips, resolved by one rule whatever the order they came in
+    (:func:`behaviours.rules.resolve` over the batch's trips and the stored claims connected to
+    them; docs/behaviours.md, "Overlapping claims"). Runs under the residents' locks.
+
+    The batch's losing trips are refused (``overlapping_activity`` when the holder is the same
+    kind of trip, ``claim_outranked`` otherwise); stored credits that lose are reversed in one
+    ledger call and become ``superseded``; stored claims that now win are credited again with the
+    batch. A resident whose displaced points were already spent keeps the stored credits (the
+    ledger refuses to reverse them); the trips that would have displaced them are refused
+    ``displacement_points_spent``."""
+    out = Resolution()
+    trips = [it for it in fresh if it.ok and it.kind in TRIP_KINDS and it.resident_id]
+    if not trips:
+        return out
+    conn = tx.conn
+    stored = await repo.trip_claims(
+        conn,
+        [it.resident_id or "" for it in trips],
+        [it.started_at for it in trips],
+        [max(it.ended_at, it.started_at + timedelta(seconds=1)) for it in trips],
+    )
+    last = len(set(policy.trust.values()))  # an unlisted kind: below every listed tier
+
+    def tier(op: str) -> int:
+        operator = ref.operators.get(op)
+        return policy.trust.get(operator["kind"], last) if operator is not None else last
+
+    own = tier(operator_id)
+    claims: dict[str, Claim] = {}
+    for it in trips:
+        it.claim_g = it.reduction_g
+        start, end = claim_span(it.started_at, it.ended_at)
+        claims[it.event_id] = Claim(
+            it.event_id, it.resident_id or "", start, end, own, it.reduction_g, it.digest,
+            operator_id, it.event.record_id, it.mode,
+        )  # fmt: skip
+    for r in stored:
+        start, end = claim_span(r["started_at"], r["ended_at"])
+        claims[r["id"]] = Claim(
+            r["id"], r["resident_id"], start, end, tier(r["operator_id"]), int(r["claim_g"]),
+            r["content_digest"] or b"", r["operator_id"], r["record_id"], r["mode"],
+        )  # fmt: skip
+    outcome = resolve(claims.values())
+    displaced = [r for r in stored if r["status"] == "accepted" and outcome[r["id"]] is not None]
+    pinned: frozenset[str] = frozenset()
+    if displaced:
+        refused = await reverse_issuances(
+            tx,
+            [credit_ref(r["id"], r["credit_seq"]) for r in displaced],
+            policy.points,
+            reason_code=str(Reason.SUPERSEDED_BY_SOURCE),
+            key_prefix=SUPERSEDED_KEYS,
+            now=now,
+        )
+        if refused:
+            blocked = {
+                r["resident_id"]
+                for r in displaced
+                if credit_ref(r["id"], r["credit_seq"]) in refused
+            }
+            pinned = frozenset(
+                r["id"] for r in stored if r["status"] == "accepted" and r["resident_id"] in blocked
+            )
+            outcome.update(resolve((c for c in claims.values() if c.resident in blocked), pinned))
+            displaced = [r for r in displaced if r["resident_id"] not in blocked]
+    for it in trips:
+        holder_ref = outcome[it.event_id]
+        if holder_ref is None:
+            continue
+        holder, mine = claims[holder_ref], claims[it.event_id]
+        if holder_ref in pinned and claim_rank(mine) < claim_rank(holder):
+            it.reject(Reason.DISPLACEMENT_POINTS_SPENT)
+        elif holder.mode == mine.mode:
+            it.reject(Reason.OVERLAPPING_ACTIVITY)
+        else:
+            it.reject(Reason.CLAIM_OUTRANKED)
+    for r in displaced:
+        _release_usage(usage, r, policy.zone)
+        out.released.add(r["resident_id"])
+        out.displaced.append(
+            repo.StoredChange(
+                id=r["id"],
+                was="accepted",
+                status="superseded",
+                reason_code=str(Reason.SUPERSEDED_BY_SOURCE),
+                reason_message=REASON_TEXT[Reason.SUPERSEDED_BY_SOURCE],
+                reduction_g=0,
+                points=0,
+                trip_key=None,
+                credit_seq=r["credit_seq"],
+                superseded_by=outcome[r["id"]],
+            )
+        )
+    for r in stored:
+        if r["status"] == "accepted" or outcome[r["id"]] is not None:
+            continue
+        factor = ref.methodologies.factor(r["mode"], r["started_at"])
+        if factor is None:  # no methodology covers it any more: it stays as it is
+            continue
+        out.reinstated.append(Item.stored(r, factor, int(r["claim_g"])))
+        out.rows[r["id"]] = r
+    return out
 
 
 async def ingest(
@@ -363,34 +544,39 @@ async def ingest(
         )
         household(meters, history, ingest_settings)
 
-    usage: dict[str, Usage] = {r: decode_usage(stored_usage.get(r)) for r in residents}
-    changed = apply_caps([it for it in fresh if it.ok], ref, usage, policy.zone)
-
-    # Credit, then store (the stored rows carry the points the ledger gave).
     ids = _event_ids(len(fresh), now)
     for it, event_id in zip(fresh, ids, strict=True):
         it.event_id = event_id
         if it.district is None:
             it.district = region_code
+    usage: dict[str, Usage] = {r: decode_usage(stored_usage.get(r)) for r in residents}
+    resolution = await _resolve_trips(tx, fresh, source.operator_id, ref, policy, usage, now)
+    changed = apply_caps(
+        [it for it in fresh if it.ok] + resolution.reinstated, ref, usage, policy.zone
+    )
+    changed |= resolution.released
+
+    # Credit, then store (the stored rows carry the points the ledger gave).
     accepted = [it for it in fresh if it.ok]
-    if accepted:
+    credited = accepted + [it for it in resolution.reinstated if it.ok]
+    if credited:
         results = await issue_reductions(
             tx,
             [
                 Issuance(
                     resident_id=it.resident_id or "",
                     reduction_g=it.reduction_g,
-                    source_ref=it.event_id,
+                    source_ref=resolution.credit_ref(it),
                     region_code=it.district or region_code,
                     occurred_at=it.started_at,
                 )
-                for it in accepted
+                for it in credited
             ],
             policy.points,
         )
         points = {r.source_ref: r.points for r in results}
-        for it in accepted:
-            it.points = points.get(it.event_id, 0)
+        for it in credited:
+            it.points = points.get(resolution.credit_ref(it), 0)
     # Usage once per resident (its sequence number keys the trips), then the events.
     seqs: dict[str, int] = {}
     if changed:
@@ -401,9 +587,10 @@ async def ingest(
             ids,
             [encode_usage(usage[r], today, ingest_settings.claim_window_days) for r in ids],
         )
-    for it in accepted:
+    for it in credited:
         if it.ok and it.kind in TRIP_KINDS:
             it.trip_key = trip_key(seqs[it.resident_id or ""], it.started_at, it.ended_at)
+    await resolution.store(conn, now)  # before the new rows: displaced credits leave first
     inserted = await repo.insert_events(conn, _rows(fresh, source.operator_id, now))
     raced: set[str] = set()
     for it in fresh if inserted is not None else ():  # None: every row went in
@@ -552,6 +739,7 @@ def _rows(items: list[Item], operator_id: str, now: datetime) -> list[tuple[Any,
                 it.trip_key if ok else None,
                 it.activity_key if ok else None,
                 it.digest,
+                it.claim_g,
             )
         )
     return out

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
 
 import asyncpg
 
@@ -69,7 +69,8 @@ async def load_gtfs(conn: Any) -> tuple[list[Any], list[Any], list[Any], list[An
     shapes = await conn.fetch("SELECT feed, shape_id, geometry FROM gtfs_shapes")
     trips = await conn.fetch("SELECT feed, trip_id, route_id, shape_id FROM gtfs_trips")
     times = await conn.fetch(
-        "SELECT feed, trip_id, stop_sequence, stop_id, shape_dist_traveled FROM gtfs_stop_times"
+        "SELECT feed, trip_id, stop_sequence, stop_id, shape_dist_traveled, shape_dist_m "
+        "FROM gtfs_stop_times"
     )
     return list(stops), list(shapes), list(trips), list(times)
 
@@ -166,35 +167,106 @@ async def upsert_districts(conn: Any, rows: Sequence[tuple[str, str, str | None,
     )
 
 
-async def replace_gtfs(
-    conn: Any,
-    feed: str,
-    stops: Sequence[tuple[str, str, float, float]],
-    shapes: Sequence[tuple[str, bytes]],
-    trips: Sequence[tuple[str, str, str | None]],
-    stop_times: Sequence[tuple[str, int, str, float | None]],
-) -> None:
+_GTFS_COLUMNS = {
+    "gtfs_stops": ("feed", "stop_id", "name", "lat", "lon"),
+    "gtfs_shapes": ("feed", "shape_id", "geometry"),
+    "gtfs_trips": ("feed", "trip_id", "route_id", "shape_id"),
+    "gtfs_stop_times": (
+        "feed",
+        "trip_id",
+        "stop_sequence",
+        "stop_id",
+        "shape_dist_traveled",
+        "shape_dist_m",
+    ),
+    # the import's staging tables: a feed's stop_times as read, each trip's pattern, and each
+    # pattern's position (metres) at each of its stop sequences
+    "gtfs_stop_times_import": (
+        "trip_id",
+        "stop_sequence",
+        "stop_id",
+        "shape_dist_traveled",
+        "line",
+    ),
+    "gtfs_import_trip_patterns": ("trip_id", "pattern"),
+    "gtfs_import_pattern_stops": ("pattern", "stop_sequence", "position"),
+}
+
+
+async def begin_gtfs_replace(conn: Any, feed: str) -> None:
+    """Empty the feed's rows and create the import's staging tables (dropped at commit)."""
     for table in ("gtfs_stop_times", "gtfs_trips", "gtfs_shapes", "gtfs_stops"):
         await conn.execute(f"DELETE FROM {table} WHERE feed = $1", feed)
-    await conn.copy_records_to_table(
-        "gtfs_stops",
-        records=[(feed, *s) for s in stops],
-        columns=["feed", "stop_id", "name", "lat", "lon"],
+    await conn.execute(
+        """
+        CREATE TEMP TABLE gtfs_stop_times_import (
+            trip_id text NOT NULL, stop_sequence integer NOT NULL, stop_id text NOT NULL,
+            shape_dist_traveled double precision, line bigint
+        ) ON COMMIT DROP;
+        CREATE TEMP TABLE gtfs_import_trip_patterns (
+            trip_id text NOT NULL, pattern integer NOT NULL
+        ) ON COMMIT DROP;
+        CREATE TEMP TABLE gtfs_import_pattern_stops (
+            pattern integer NOT NULL, stop_sequence integer NOT NULL, position double precision
+        ) ON COMMIT DROP
+        """
     )
-    await conn.copy_records_to_table(
-        "gtfs_shapes",
-        records=[(feed, *s) for s in shapes],
-        columns=["feed", "shape_id", "geometry"],
+
+
+async def copy_gtfs(conn: Any, table: str, records: Sequence[tuple[Any, ...]]) -> None:
+    """COPY a chunk of rows into one of the GTFS tables (columns as in ``_GTFS_COLUMNS``)."""
+    await conn.copy_records_to_table(table, records=records, columns=list(_GTFS_COLUMNS[table]))
+
+
+async def gtfs_import_distance_spans(conn: Any, feed: str) -> list[tuple[str, float]]:
+    """Per shape, the largest shape_dist_traveled of its trips' stop times (staged): the unit's
+    evidence against the shape's length."""
+    rows = await conn.fetch(
+        """
+        SELECT t.shape_id, max(s.shape_dist_traveled) AS span
+        FROM gtfs_stop_times_import s
+        JOIN gtfs_trips t ON t.feed = $1 AND t.trip_id = s.trip_id
+        WHERE t.shape_id IS NOT NULL AND s.shape_dist_traveled IS NOT NULL
+        GROUP BY t.shape_id
+        """,
+        feed,
     )
-    await conn.copy_records_to_table(
-        "gtfs_trips",
-        records=[(feed, *t) for t in trips],
-        columns=["feed", "trip_id", "route_id", "shape_id"],
+    return [(r["shape_id"], r["span"]) for r in rows]
+
+
+async def gtfs_import_trip_patterns(conn: Any, feed: str) -> Any:
+    """A cursor over the staged trips, by shape: each trip's stop sequences, stops, distances
+    and file lines in stop order (aggregated here, so stop times never travel one by one)."""
+    return await conn.cursor(
+        """
+        SELECT s.trip_id, t.shape_id,
+            array_agg(s.stop_sequence ORDER BY s.stop_sequence) AS seqs,
+            array_agg(s.stop_id ORDER BY s.stop_sequence) AS stops,
+            array_agg(s.shape_dist_traveled ORDER BY s.stop_sequence) AS dists,
+            array_agg(s.line ORDER BY s.stop_sequence) AS lines
+        FROM gtfs_stop_times_import s
+        JOIN gtfs_trips t ON t.feed = $1 AND t.trip_id = s.trip_id
+        GROUP BY t.shape_id, s.trip_id
+        ORDER BY t.shape_id NULLS LAST, s.trip_id
+        """,
+        feed,
     )
-    await conn.copy_records_to_table(
-        "gtfs_stop_times",
-        records=[(feed, *t) for t in stop_times],
-        columns=["feed", "trip_id", "stop_sequence", "stop_id", "shape_dist_traveled"],
+
+
+async def gtfs_import_finish(conn: Any, feed: str) -> None:
+    """Write the staged stop times with their position: their trip pattern's at their
+    stop_sequence."""
+    await conn.execute(
+        """
+        INSERT INTO gtfs_stop_times (feed, trip_id, stop_sequence, stop_id, shape_dist_traveled,
+            shape_dist_m)
+        SELECT $1, s.trip_id, s.stop_sequence, s.stop_id, s.shape_dist_traveled, p.position
+        FROM gtfs_stop_times_import s
+        JOIN gtfs_import_trip_patterns tp ON tp.trip_id = s.trip_id
+        JOIN gtfs_import_pattern_stops p
+            ON p.pattern = tp.pattern AND p.stop_sequence = s.stop_sequence
+        """,
+        feed,
     )
 
 
@@ -445,26 +517,114 @@ async def existing_records(conn: Any, operator_id: str, record_ids: Sequence[str
     )
 
 
-async def overlapping(
+# A stored trip claim takes part in the resolution when it is credited, superseded, or refused
+# for an overlap with its own reduction kept (claim_g; rows from before migration 0026 have none).
+_CLAIM_ROWS = """
+    (e.status = 'accepted' AND e.trip_key IS NOT NULL)
+    OR e.status = 'superseded'
+    OR (e.status = 'rejected' AND e.claim_g IS NOT NULL
+        AND e.reason_code IN ('overlapping_activity', 'claim_outranked',
+                              'displacement_points_spent'))
+"""
+
+_TRIP_CLAIMS = f"""
+WITH RECURSIVE q(r, s, t) AS (
+    SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[])
+), found(id, resident_id, s, t) AS (
+    SELECT e.id, e.resident_id, e.started_at, e.ended_at
+    FROM q JOIN behaviour_events e
+      ON e.resident_id = q.r AND e.started_at < q.t AND e.ended_at > q.s
+    WHERE {_CLAIM_ROWS}
+    UNION
+    SELECT e.id, e.resident_id, e.started_at, e.ended_at
+    FROM found f JOIN behaviour_events e
+      ON e.resident_id = f.resident_id AND e.started_at < f.t + interval '1 second'
+     AND e.ended_at > f.s - interval '1 second'
+    WHERE {_CLAIM_ROWS}
+)
+SELECT e.id::text, e.operator_id, e.record_id, e.resident_id::text, e.kind, e.mode,
+       e.behaviour, e.started_at, e.ended_at, e.status, e.reason_code,
+       coalesce(e.claim_g, e.reduction_g) AS claim_g, e.reduction_g, e.points, e.distance_m,
+       e.district_code, e.content_digest, e.credit_seq
+FROM behaviour_events e WHERE e.id IN (SELECT id FROM found)
+"""
+
+
+async def trip_claims(
     conn: Any, residents: Sequence[str], starts: Sequence[datetime], ends: Sequence[datetime]
-) -> list[int]:
-    """Positions (0-based) of trips overlapping an accepted trip of the same resident already
-    stored (btree on resident; the exclusion constraint stays the guarantee)."""
+) -> list[Any]:
+    """The stored trip claims connected to the given trips (same resident, overlapping in
+    time, directly or through a chain of stored claims): one recursive statement over the
+    resident index. Bounds are widened by a second (the caller decides overlaps on whole
+    seconds, as the exclusion constraint does): a few extra rows, never a missing one."""
     if not residents:
         return []
-    rows = await conn.fetch(
-        """
-        SELECT q.i - 1 FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[])
-            WITH ORDINALITY AS q(r, s, t, i)
-        WHERE EXISTS (SELECT 1 FROM behaviour_events e
-                      WHERE e.resident_id = q.r AND e.started_at < q.t AND e.ended_at > q.s
-                        AND e.status = 'accepted' AND e.trip_key IS NOT NULL)
-        """,
-        list(residents),
-        list(starts),
-        list(ends),
+    return list(
+        await conn.fetch(
+            _TRIP_CLAIMS,
+            list(residents),
+            [s - _SECOND for s in starts],
+            [t + _SECOND for t in ends],
+        )
     )
-    return [r[0] for r in rows]
+
+
+_SECOND = timedelta(seconds=1)
+
+_RESOLVE_STORED = """
+UPDATE behaviour_events e
+SET status = v.status, reason_code = v.reason_code, reason_message = v.reason_message,
+    reduction_g = v.reduction_g, points = v.points, trip_key = v.trip_key,
+    credit_seq = v.credit_seq, superseded_by = v.superseded_by,
+    history = coalesce(e.history, '[]'::jsonb) || jsonb_build_array(jsonb_build_object(
+        'status', e.status, 'reason_code', e.reason_code, 'reduction_g', e.reduction_g,
+        'points', e.points, 'until', $11::timestamptz))
+FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[],
+            $7::box[], $8::int4[], $9::uuid[], $10::text[])
+    AS v(id, status, reason_code, reason_message, reduction_g, points, trip_key, credit_seq,
+         superseded_by, was)
+WHERE e.id = v.id AND e.status = v.was
+RETURNING e.id::text
+"""
+
+
+class StoredChange(NamedTuple):
+    """A stored claim's new verdict (``was``: the status the resolution read, checked again)."""
+
+    id: str
+    was: str
+    status: str
+    reason_code: str | None
+    reason_message: str | None
+    reduction_g: int
+    points: int
+    trip_key: tuple[float, float, float, float] | None
+    credit_seq: int | None
+    superseded_by: str | None
+
+
+async def change_stored(conn: Any, changes: Sequence[StoredChange], at: datetime) -> int:
+    """Apply the resolution's changes to stored claims (one statement), each row's previous
+    verdict appended to its ``history``; the count of rows changed. Callers run the
+    displacements (accepted -> superseded) before the credits (-> accepted): the exclusion
+    constraint is checked row by row."""
+    if not changes:
+        return 0
+    rows = await conn.fetch(
+        _RESOLVE_STORED,
+        [c.id for c in changes],
+        [c.status for c in changes],
+        [c.reason_code for c in changes],
+        [c.reason_message for c in changes],
+        [c.reduction_g for c in changes],
+        [c.points for c in changes],
+        [trip_box(c.trip_key) for c in changes],
+        [c.credit_seq for c in changes],
+        [c.superseded_by for c in changes],
+        [c.was for c in changes],
+        at,
+    )
+    return len(rows)
 
 
 async def existing_activities(conn: Any, keys: Sequence[str]) -> set[str]:
@@ -552,6 +712,7 @@ EVENT_COLUMNS = (
     "trip_key",
     "activity_key",
     "content_digest",
+    "claim_g",
 )
 _TYPES = (
     "uuid",
@@ -581,6 +742,7 @@ _TYPES = (
     "text",
     "text",
     "bytea",
+    "int8",
 )
 _TRIP_KEY = EVENT_COLUMNS.index("trip_key")
 _SELECT = ", ".join(
@@ -648,125 +810,17 @@ async def resident_events(
     )
 
 
-# --- files -----------------------------------------------------------------------------------
-
-
-async def insert_file(
-    conn: Any, file_id: str, operator_id: str, fmt: str, content: bytes, sha256: str
-) -> tuple[str, bool]:
-    """The file's id, and whether it is new (the same content uploaded again is the same file)."""
-    row = await conn.fetchrow(
-        """
-        WITH ins AS (
-            INSERT INTO ingest_files (id, operator_id, format, content, sha256)
-            VALUES ($1, $2, $3, $4, $5) ON CONFLICT (operator_id, sha256) DO NOTHING
-            RETURNING id::text
-        )
-        SELECT id, true FROM ins
-        UNION ALL
-        SELECT id::text, false FROM ingest_files WHERE operator_id = $2 AND sha256 = $5
-        LIMIT 1
-        """,
-        file_id,
-        operator_id,
-        fmt,
-        content,
-        sha256,
-    )
-    if row is None:
-        # A concurrent upload of the same content committed while this statement waited on the
-        # conflict; the statement's snapshot predates it, a fresh one sees it.
-        existing = await conn.fetchval(
-            "SELECT id::text FROM ingest_files WHERE operator_id = $1 AND sha256 = $2",
-            operator_id,
-            sha256,
-        )
-        return existing, False
-    return row[0], row[1]
-
-
-async def file_status(conn: Any, file_id: str) -> Any:
-    return await conn.fetchrow(
-        """
-        SELECT id::text, operator_id, format, status, records, accepted, duplicates, rejected,
-               error, created_at, finished_at, length(content) AS size_bytes
-        FROM ingest_files WHERE id = $1
-        """,
-        file_id,
-    )
-
-
-async def claim_file(conn: Any, file_id: str) -> Any:
-    """Lock the file row for this worker (skip if another holds it)."""
-    return await conn.fetchrow(
-        """
-        SELECT id::text, operator_id, format, status, content, next_line FROM ingest_files
-        WHERE id = $1 AND status IN ('queued', 'processing') FOR UPDATE SKIP LOCKED
-        """,
-        file_id,
-    )
-
-
-async def file_progress(
-    conn: Any,
-    file_id: str,
-    *,
-    next_line: int,
-    records: int,
-    accepted: int,
-    duplicates: int,
-    rejected: int,
-    results: bytes,
-    done: bool,
-) -> None:
-    await conn.execute(
-        """
-        UPDATE ingest_files SET next_line = $2, records = records + $3, accepted = accepted + $4,
-            duplicates = duplicates + $5, rejected = rejected + $6, results = results || $7,
-            status = CASE WHEN $8 THEN 'done' ELSE 'processing' END,
-            finished_at = CASE WHEN $8 THEN now() END
-        WHERE id = $1
-        """,
-        file_id,
-        next_line,
-        records,
-        accepted,
-        duplicates,
-        rejected,
-        results,
-        done,
-    )
-
-
-async def file_failed(conn: Any, file_id: str, error: str) -> None:
-    await conn.execute(
-        "UPDATE ingest_files SET status = 'failed', error = $2, finished_at = now() WHERE id = $1",
-        file_id,
-        error,
-    )
-
-
-async def file_results(conn: Any, file_id: str) -> Any:
-    return await conn.fetchrow(
-        "SELECT operator_id, status, results FROM ingest_files WHERE id = $1", file_id
-    )
-
-
-async def pending_files(conn: Any) -> list[str]:
-    rows = await conn.fetch(
-        "SELECT id::text FROM ingest_files WHERE status IN ('queued', 'processing') "
-        "AND created_at < now() - interval '2 minutes' ORDER BY created_at LIMIT 100"
-    )
-    return [r[0] for r in rows]
-
-
 # =============================================================================================
 # Published reads of a resident's events (behaviours/reads.py): a keyset page, one event by
 # id, monthly figures by mode. Read-only, each scoped to the resident; keep this section last.
 # =============================================================================================
 
-_EVENT_VIEW_COLUMNS = """
-    id::text AS event_id, kind, mode, status, started_at AS occurred_at,
+# A superseded event (its credit displaced by a better overlapping claim, migration 0026) reads
+# as rejected, with its reason `superseded_by_source`: the published status stays one of the
+# two the mobile contract knows.
+VIEW_STATUS = "CASE WHEN status = 'superseded' THEN 'rejected' ELSE status END"
+_EVENT_VIEW_COLUMNS = f"""
+    id::text AS event_id, kind, mode, {VIEW_STATUS} AS status, started_at AS occurred_at,
     received_at AS recorded_at, operator_id, distance_m, reduction_g, points,
     CASE WHEN methodology_code IS NULL THEN NULL
          ELSE methodology_code || '@' || methodology_version END AS methodology_version,
@@ -784,7 +838,7 @@ SELECT {_EVENT_VIEW_COLUMNS}, {HISTORY_AT} AS history_at
 FROM behaviour_events
 WHERE resident_id = $1::uuid
   AND ($2::text IS NULL OR kind = $2)
-  AND ($3::text IS NULL OR status = $3)
+  AND ($3::text IS NULL OR {VIEW_STATUS} = $3)
   AND ($4::timestamptz IS NULL OR ({HISTORY_AT}, id) < ($4, $5::uuid))
 ORDER BY {HISTORY_AT} DESC, id DESC
 LIMIT $6

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple, cast
 
 import msgspec
 
@@ -46,6 +47,9 @@ class Reason(StrEnum):
     OUTSIDE_REGION = "outside_region"
     REGION_NOT_CONFIGURED = "region_not_configured"
     OVERLAPPING_ACTIVITY = "overlapping_activity"
+    CLAIM_OUTRANKED = "claim_outranked"
+    SUPERSEDED_BY_SOURCE = "superseded_by_source"
+    DISPLACEMENT_POINTS_SPENT = "displacement_points_spent"
     ALREADY_CREDITED = "activity_already_credited"
     STEPS_NOT_INCREASED = "steps_not_increased"
     RECORD_ID_REUSED = "record_id_reused"
@@ -76,6 +80,18 @@ REASON_TEXT: dict[Reason, str] = {
     Reason.OVERLAPPING_ACTIVITY: (
         "The resident already has a credited trip overlapping this time (another source "
         "reported the same trip)."
+    ),
+    Reason.CLAIM_OUTRANKED: (
+        "Another trip of the resident overlapping this time is credited instead: it comes from "
+        "a more trusted source, or from an equally trusted one claiming a smaller reduction."
+    ),
+    Reason.SUPERSEDED_BY_SOURCE: (
+        "A more trusted source (or an equally trusted, more conservative one) reported an "
+        "overlapping trip later; it is credited instead, and this trip's credit was reversed."
+    ),
+    Reason.DISPLACEMENT_POINTS_SPENT: (
+        "An overlapping trip from a less trusted source was already credited and its points "
+        "were spent, so its credit cannot be reversed; this trip is not credited."
     ),
     Reason.ALREADY_CREDITED: "This meter period or vehicle period was already credited.",
     Reason.STEPS_NOT_INCREASED: "The day's step count is not above the count already credited.",
@@ -128,6 +144,7 @@ class Item:
         "account",
         "activity_key",
         "behaviour",
+        "claim_g",
         "digest",
         "distance_m",
         "distance_source",
@@ -156,6 +173,25 @@ class Item:
     def __init__(self, pos: int, event: CanonicalEvent, zone: tzinfo) -> None:
         """``zone``: the programme's time zone (``IngestPolicy.zone``); a day's steps span
         that day there."""
+        self._blank(pos, event)
+        _normalise(self, event, zone)
+        self.behaviour = BEHAVIOUR_OF_MODE[self.mode]
+
+    @classmethod
+    def stored(cls, row: Any, factor: Factor, reduction_g: int) -> Item:
+        """A trip claim already stored (a ``repository.trip_claims`` row) that the resolution
+        credits again: only the caps and the ledger see it, so it carries no event."""
+        it = cls.__new__(cls)
+        it._blank(-1, cast(CanonicalEvent, None))
+        it.event_id = row["id"]
+        it.resident_id = row["resident_id"]
+        it.kind, it.mode, it.behaviour = row["kind"], row["mode"], row["behaviour"]
+        it.started_at, it.ended_at = row["started_at"], row["ended_at"]
+        it.distance_m, it.district = row["distance_m"], row["district_code"]
+        it.factor, it.reduction_g = factor, reduction_g
+        return it
+
+    def _blank(self, pos: int, event: CanonicalEvent) -> None:
         self.pos = pos
         self.event = event
         self.event_id = ""
@@ -173,6 +209,7 @@ class Item:
         self.district: str | None = None
         self.factor: Factor | None = None
         self.reduction_g = 0
+        self.claim_g: int | None = None  # a trip's reduction before the caps (the resolution)
         self.points = 0
         self.trip_key: TripKey | None = None
         self.activity_key: str | None = None
@@ -181,8 +218,7 @@ class Item:
         self.mode = ""
         self.started_at = _EPOCH
         self.ended_at = _EPOCH
-        _normalise(self, event, zone)
-        self.behaviour = BEHAVIOUR_OF_MODE[self.mode]
+        self.behaviour = ""
 
     @property
     def without_consent(self) -> bool:
@@ -440,3 +476,63 @@ def trip_key(seq: int, started_at: datetime, ended_at: datetime) -> TripKey:
     start = int(started_at.timestamp()) - _KEY_EPOCH
     end = max(int(ended_at.timestamp()) - _KEY_EPOCH, start + 1)
     return float(start), float(seq), float(end - 1), float(seq)
+
+
+# --- overlapping trip claims: one rule, whatever the order (docs/behaviours.md) ---------------
+
+
+class Claim(NamedTuple):
+    """One trip claim as the resolution sees it. ``start`` / ``end``: whole seconds, as
+    :func:`trip_key` counts them (``end`` exclusive, at least ``start + 1``), so two claims
+    overlap here exactly when the exclusion constraint would refuse both credited."""
+
+    ref: str  # the caller's identity of the claim (the event id)
+    resident: str
+    start: int
+    end: int
+    trust: int  # the source's tier: 0 is the most trusted (IngestSettings.source_ranking)
+    grams: int  # the claim's reduction before the caps
+    digest: bytes  # content_digest of the record
+    operator: str
+    record_id: str
+    mode: str
+
+
+def claim_span(started_at: datetime, ended_at: datetime) -> tuple[int, int]:
+    """(start, end) whole seconds of a trip, as :func:`trip_key` and :class:`Claim` count."""
+    start = int(started_at.timestamp())
+    return start, max(int(ended_at.timestamp()), start + 1)
+
+
+def claim_rank(c: Claim) -> tuple[int, int, bytes, str, str]:
+    """The total order of claims, best first: the more trusted source, then the smaller
+    reduction (conservativeness), then the smaller content digest; (operator, record id), unique
+    per record, only orders two records of identical content. Never arrival order or event id."""
+    return (c.trust, c.grams, c.digest, c.operator, c.record_id)
+
+
+def resolve(claims: Iterable[Claim], pinned: frozenset[str] = frozenset()) -> dict[str, str | None]:
+    """Which claims are credited: ``ref -> None`` for a credited claim, else the ref of the
+    best credited claim it overlaps (the one holding its time).
+
+    Greedy over the total order :func:`claim_rank`: a claim is credited when it overlaps no
+    better claim already credited. It depends only on the *set* of claims, so any order of
+    arrival, any split into batches and any interleaving of concurrent streams that ends with
+    the same set ends with the same credits. An overlap chain (A overlaps B, B overlaps C, A
+    not C) is settled by the same walk: with B best, B alone; with A best, A and then C unless
+    C overlaps something better. Every credited claim is better than each claim it excludes,
+    so a low-trust claim can never take a credit from a better one.
+
+    ``pinned``: claims credited first whatever their rank (stored credits that cannot be
+    reversed, their points having been spent: the ledger's policy)."""
+    out: dict[str, str | None] = {}
+    chosen: dict[str, list[Claim]] = {}
+    for c in sorted(claims, key=lambda c: (c.ref not in pinned, claim_rank(c))):
+        held = chosen.setdefault(c.resident, [])
+        holder = next((h for h in held if h.start < c.end and c.start < h.end), None)
+        if holder is None:
+            held.append(c)
+            out[c.ref] = None
+        else:
+            out[c.ref] = holder.ref
+    return out

@@ -3,27 +3,33 @@ the ingestion entry point, daily files, methodology seeding, history reads. No H
 
 from __future__ import annotations
 
-import hashlib
 import json
 import secrets
 import time
-import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
 
+from behaviours import gtfs_import
 from behaviours import repository as repo
 from behaviours.errors import (
-    FileNotFound,
-    InvalidFile,
     InvalidScope,
     LinkNotFound,
     UnknownOperator,
 )
 from behaviours.events import BatchResult, Source, Verdict
+from behaviours.files import (
+    FileResultLine,
+    FileStatus,
+    create_file,
+    fail_file,
+    file_results,
+    file_status,
+    stalled_files,
+)
 from behaviours.pipeline import (
     APP_OPERATOR_ID,
     IngestPolicy,
@@ -31,7 +37,7 @@ from behaviours.pipeline import (
     default_cache,
     ingest,
 )
-from integrations.operator_records import FileFormatError, check_csv_header
+from integrations.gtfs import GtfsError, Report
 from kit.cipher import SecretBox
 from kit.db import Tx
 from kit.settings import PrivacySettings
@@ -83,28 +89,6 @@ class EventRecord(msgspec.Struct, frozen=True):
     factor_g: float | None
     reduction_g: int
     points: int
-
-
-class FileStatus(msgspec.Struct, frozen=True):
-    id: str
-    operator_id: str
-    format: str
-    status: str
-    records: int
-    accepted: int
-    duplicates: int
-    rejected: int
-    size_bytes: int
-    created_at: datetime
-    finished_at: datetime | None
-    error: str | None
-
-
-class FileResultLine(Verdict, frozen=True, kw_only=True):
-    """One line of a file's results (NDJSON, ``GET /files/{id}/results``): the line number of
-    the file, then that record's verdict (the schema of each line; written first ``line``)."""
-
-    line: int
 
 
 # --- ingestion -------------------------------------------------------------------------------
@@ -323,42 +307,7 @@ async def resident_events(
 
 
 # --- daily files -----------------------------------------------------------------------------
-
-
-async def create_file(
-    tx: Tx, operator_id: str, fmt: Literal["ndjson", "csv"], content: bytes
-) -> tuple[str, bool]:
-    """Store an uploaded file; (file id, whether new). The same content again is the same
-    file (safe to retry the upload). A CSV file whose header cannot be used is refused here,
-    once (``file_invalid``), rather than on every one of its rows."""
-    if fmt == "csv":
-        try:
-            check_csv_header(content)
-        except FileFormatError as exc:
-            raise InvalidFile(str(exc)) from None
-    digest = hashlib.sha256(content).hexdigest()
-    return await repo.insert_file(tx.conn, str(uuid.uuid4()), operator_id, fmt, content, digest)
-
-
-async def file_status(conn: Any, operator_id: str, file_id: str) -> FileStatus:
-    row = await repo.file_status(conn, _uuid(file_id)) if _uuid(file_id) else None
-    if row is None or row["operator_id"] != operator_id:
-        raise FileNotFound(f"No file {file_id!r} of this operator.")
-    return FileStatus(**dict(row))
-
-
-async def file_results(conn: Any, operator_id: str, file_id: str) -> bytes:
-    row = await repo.file_results(conn, _uuid(file_id)) if _uuid(file_id) else None
-    if row is None or row["operator_id"] != operator_id:
-        raise FileNotFound(f"No file {file_id!r} of this operator.")
-    return bytes(row["results"])
-
-
-def _uuid(value: str) -> str:
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        return ""
+# behaviours/files.py: stored, processed and answered chunk by chunk (re-exported here).
 
 
 # --- reference data --------------------------------------------------------------------------
@@ -413,79 +362,51 @@ async def import_districts(tx: Tx, rows: Sequence[tuple[str, str, str | None, by
 async def import_gtfs(
     tx: Tx,
     feed: str,
-    stops: Sequence[tuple[str, str, float, float]],
-    shapes: Sequence[tuple[str, bytes]],
-    trips: Sequence[tuple[str, str, str | None]],
-    stop_times: Sequence[tuple[str, int, str, float | None]],
-) -> None:
-    await repo.replace_gtfs(tx.conn, feed, stops, shapes, trips, stop_times)
+    stops: Iterable[tuple[str, str, float, float]],
+    shapes: Iterable[tuple[Any, ...]],
+    trips: Iterable[tuple[str, str, str | None]],
+    stop_times: Iterable[tuple[Any, ...]],
+    *,
+    distance_unit: str | None = None,
+    report: Report | None = None,
+) -> Report:
+    """Replace a GTFS feed (rows as ``integrations.gtfs.GtfsFeed`` yields them, streamed, or
+    lists) and locate every trip's stops on its shape (behaviours/gtfs_import.py). A report
+    with errors (the reader's, or found here) raises GtfsError: the caller's transaction rolls
+    back, nothing is half-imported."""
+    report = await gtfs_import.import_feed(
+        tx.conn,
+        feed,
+        stops,
+        shapes,
+        trips,
+        stop_times,
+        report=report if report is not None else Report(),
+        distance_unit=distance_unit,
+    )
+    if not report.ok:
+        raise GtfsError(report)
     await repo.touch_reference(tx.conn)
+    return report
 
 
 __all__ = [
     "APP_OPERATOR_ID",
+    "FileResultLine",
+    "FileStatus",
     "IngestPolicy",
     "Link",
     "OperatorInfo",
     "ReferenceCache",
+    "create_file",
     "default_cache",
+    "fail_file",
+    "file_results",
+    "file_status",
     "ingest",
     "link_operator",
     "list_operators",
     "resident_links",
+    "stalled_files",
     "unlink_operator",
 ]
-
-
-class FileWork(msgspec.Struct, frozen=True):
-    id: str
-    operator_id: str
-    format: str
-    content: bytes
-    next_line: int
-
-
-async def claim_file(tx: Tx, file_id: str) -> FileWork | None:
-    """Lock a queued or half-done file for this worker (None: done, or another worker has it)."""
-    row = await repo.claim_file(tx.conn, file_id)
-    if row is None:
-        return None
-    return FileWork(
-        id=row["id"],
-        operator_id=row["operator_id"],
-        format=row["format"],
-        content=bytes(row["content"]),
-        next_line=row["next_line"],
-    )
-
-
-async def record_file_progress(
-    tx: Tx, file_id: str, next_line: int, verdicts: list[tuple[int, Verdict]], *, done: bool
-) -> None:
-    """Append a chunk's verdicts (NDJSON with the line number) and move the resume point."""
-    enc = msgspec.json.Encoder()
-    lines = b"".join(
-        enc.encode({"line": n, **msgspec.structs.asdict(v)}) + b"\n" for n, v in verdicts
-    )
-    counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
-    for _, v in verdicts:
-        counts[v.status] += 1
-    await repo.file_progress(
-        tx.conn,
-        file_id,
-        next_line=next_line,
-        records=len(verdicts),
-        accepted=counts["accepted"],
-        duplicates=counts["duplicate"],
-        rejected=counts["rejected"],
-        results=lines,
-        done=done,
-    )
-
-
-async def fail_file(tx: Tx, file_id: str, error: str) -> None:
-    await repo.file_failed(tx.conn, file_id, error)
-
-
-async def stalled_files(conn: Any) -> list[str]:
-    return await repo.pending_files(conn)

@@ -24,7 +24,7 @@ class IngestSettings(Struct, frozen=True, kw_only=True):
     file_chunk_records: Annotated[
         int,
         Meta(ge=1, le=50_000),
-        doc("Records per transaction when the worker processes an uploaded file."),
+        doc("Records per chunk an uploaded file is cut into (one transaction each)."),
     ] = 5000
     claim_window_days: Annotated[
         int, Meta(ge=1, le=366), doc("Events older than this many days are rejected (`too_old`).")
@@ -58,3 +58,37 @@ class IngestSettings(Struct, frozen=True, kw_only=True):
             "the shape's distance."
         ),
     ] = 0.2
+    source_ranking: Annotated[
+        str,
+        Meta(min_length=1, max_length=200),
+        doc(
+            "Which source's claim is credited when two trips of one resident overlap: operator "
+            "kinds (transit, bike_share, utility, vehicle, platform, app), most trusted first, "
+            "`>` between tiers and `,` within one (equals: the smaller reduction wins, then the "
+            "smaller content digest). An unlisted kind ranks below every listed one."
+        ),
+    ] = "transit, bike_share > platform > app"
+
+    def __post_init__(self) -> None:
+        source_tiers(self.source_ranking)  # a ValueError here is the setting's SettingsError
+
+
+OPERATOR_KINDS = frozenset({"transit", "bike_share", "utility", "vehicle", "app", "platform"})
+"""The operators table's kinds (migration 0020; ``behaviours.service.OperatorKind``)."""
+
+
+def source_tiers(ranking: str) -> dict[str, int]:
+    """``"transit, bike_share > platform > app"`` -> ``{"transit": 0, "bike_share": 0,
+    "platform": 1, "app": 2}`` (0 is the most trusted tier)."""
+    tiers: dict[str, int] = {}
+    for n, tier in enumerate(ranking.split(">")):
+        for name in (k.strip() for k in tier.split(",")):
+            if name not in OPERATOR_KINDS:
+                raise ValueError(
+                    f"unknown operator kind {name!r} in the source ranking (known: "
+                    f"{', '.join(sorted(OPERATOR_KINDS))})"
+                )
+            if name in tiers:
+                raise ValueError(f"operator kind {name!r} is ranked twice")
+            tiers[name] = n
+    return tiers

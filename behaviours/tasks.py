@@ -7,7 +7,7 @@ from typing import Any
 
 from celery import shared_task
 
-from behaviours import files, service
+from behaviours import files
 from behaviours.pipeline import IngestPolicy
 from kit.tasks import WorkerContext, run_async
 
@@ -39,7 +39,8 @@ def policy_of(settings: Any) -> IngestPolicy:
 
 @shared_task(name="integrations.process_file")  # type: ignore[untyped-decorator]
 def process_file(file_id: str) -> str:
-    """Process an uploaded operator file (NDJSON or CSV) to its end."""
+    """Process an uploaded operator file (NDJSON or CSV) to its end, chunk by chunk from its
+    durable cursor (a worker that died mid-file is resumed at the first chunk not done)."""
 
     async def body(ctx: WorkerContext) -> str:
         return await files.process_file(ctx.pool, policy_of(ctx.settings), file_id)
@@ -53,7 +54,7 @@ def resume_files() -> int:
 
     async def body(ctx: WorkerContext) -> list[str]:
         async with ctx.pool.acquire() as conn:
-            return await service.stalled_files(conn)
+            return await files.stalled_files(conn)
 
     ids = run_async(body)
     for file_id in ids:

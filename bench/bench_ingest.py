@@ -10,6 +10,10 @@ pre-encodes the batches (5,000 records: ~70 % metro trips between GTFS stops wit
 pushes them over BENCH_CONCURRENCY keep-alive connections, each request signed when sent.
 Stores: BENCH_DATABASE_URL / BENCH_REDIS_URL, or embedded ones in a temporary directory.
 Prints events/s, p50/p99 batch latency, verdicts by reason, then runs the ledger audit.
+
+Then, in the same run, the bare stack's ceiling (bench/bench_ceiling.py: the same HTTP server
+and batches, the same rows COPYed durably, no logic) and the ratio of the two figures.
+BENCH_CEILING=0 skips it, BENCH_CEILING=only runs it alone (`python bench/bench_ceiling.py`).
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ RESIDENTS = int(os.environ.get("BENCH_RESIDENTS", "1000000"))
 BATCH = int(os.environ.get("BENCH_BATCH", "5000"))
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "4"))
 WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
+CEILING = os.environ.get("BENCH_CEILING", "1")  # 1: after ingestion, 0: no, only: it alone
 PATH = "/api/operators/v1/events"
 
 # The embedded server's configuration for the run (ALTER SYSTEM + restart; BENCH_PG_DEFAULTS=1
@@ -258,7 +263,8 @@ def main() -> int:
         redis_url = rd.start()
     api = None
     try:
-        asyncio.run(prepare(db_url))
+        if CEILING != "only":
+            asyncio.run(prepare(db_url))
         t0 = time.perf_counter()
         batches = make_batches(datetime.now(UTC))
         print(
@@ -266,6 +272,8 @@ def main() -> int:
             f"({sum(len(b) for _, b in batches) / 1e6:.0f} MB)",
             flush=True,
         )
+        if CEILING == "only":
+            return 0 if ceiling(db_url, batches) else 1
         port = free_port()
         env = {
             **os.environ,
@@ -297,33 +305,27 @@ def main() -> int:
             ],
             env=env,
         )
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.2)
+        wait_for(port)
         # warm-up: every worker loads the reference data (not counted)
         asyncio.run(push(port, make_warmup()))
         result = asyncio.run(push(port, batches))
-        n = sum(result["verdicts"].values())
-        lat = result["latencies"]
-        print(
-            f"\nevents: {n:,} in {len(lat)} batches of {BATCH}, {CONCURRENCY} connections, "
-            f"{WORKERS} API workers"
-        )
-        print(f"throughput: {n / result['elapsed']:,.0f} events/s ({result['elapsed']:.1f} s)")
-        print(
-            f"batch latency: p50 {lat[len(lat) // 2] * 1000:.0f} ms, "
-            f"p99 {lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000:.0f} ms"
-        )
+        rate = report(result, f"{WORKERS} API workers")
         for k, v in result["verdicts"].most_common():
-            print(f"  {k:24} {v:>10,}  {100 * v / n:6.2f} %")
+            print(f"  {k:24} {v:>10,}  {100 * v / sum(result['verdicts'].values()):6.2f} %")
         if result["errors"]:
             print(f"HTTP errors: {dict(result['errors'])}")
+        api.terminate()
+        api.wait(30)
+        api = None
         status = asyncio.run(audit(db_url))
         print(f"tanpuhui audit: {'passed' if status == 0 else 'FAILED'}")
+        if CEILING != "0":
+            bare = ceiling(db_url, batches)
+            if bare:
+                print(
+                    f"\nratio: ingestion {rate:,.0f} / ceiling {bare:,.0f} events/s = "
+                    f"{rate / bare:.3f}"
+                )
         return status
     finally:
         if api is not None:
@@ -334,6 +336,55 @@ def main() -> int:
         if pg:
             pg.stop()
         shutil.rmtree(tmp, ignore_errors=True)  # a 1M run leaves ~9 GB of data
+
+
+def wait_for(port: int) -> None:
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+
+
+def report(result: dict[str, Any], servers: str) -> float:
+    """Print the run's figures; its events/s."""
+    n = sum(result["verdicts"].values())
+    lat = result["latencies"]
+    rate: float = n / result["elapsed"]
+    print(f"\nevents: {n:,} in {len(lat)} batches of {BATCH}, {CONCURRENCY} connections, {servers}")
+    print(f"throughput: {rate:,.0f} events/s ({result['elapsed']:.1f} s)")
+    print(
+        f"batch latency: p50 {lat[len(lat) // 2] * 1000:.0f} ms, "
+        f"p99 {lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000:.0f} ms"
+    )
+    return rate
+
+
+def ceiling(db_url: str, batches: list[tuple[str, bytes]]) -> float:
+    """The bare stack's figure for the same batches (bench/bench_ceiling.py); 0 on failure."""
+    import bench_ceiling
+
+    asyncio.run(bench_ceiling.create_table(db_url))
+    port = free_port()
+    server = subprocess.Popen(
+        bench_ceiling.command(port, WORKERS),
+        env={**os.environ, "CEILING_DATABASE_URL": db_url},
+    )
+    try:
+        wait_for(port)
+        asyncio.run(push(port, make_warmup()))
+        result = asyncio.run(push(port, batches))
+    finally:
+        server.terminate()
+        server.wait(30)
+    print("\nbare-stack ceiling (same HTTP server and batches, same rows COPYed, no logic):")
+    rate = report(result, f"{WORKERS} server workers")
+    if result["errors"]:
+        print(f"HTTP errors: {dict(result['errors'])}")
+        return 0.0
+    return rate
 
 
 def make_warmup() -> list[tuple[str, bytes]]:

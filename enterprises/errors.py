@@ -7,11 +7,19 @@ that does not decode, so a client reads one shape for "fix these fields"."""
 
 from __future__ import annotations
 
-from kit.errors import Conflict
+from kit.errors import Conflict, Unprocessable
 
-__all__ = ["CreditCodeTaken"]
+__all__ = ["CreditCodeTaken", "FactorMissing"]
 
 
 class CreditCodeTaken(Conflict):
     code = "credit_code_taken"
     title = "Credit code already registered"
+
+
+class FactorMissing(Unprocessable):
+    """The factor library has no factor for what a computation asks (a basis's year, scope or
+    area that is not published, a kind without a factor)."""
+
+    code = "factor_missing"
+    title = "No such emission factor"

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from behaviours.service import is_district
 from enterprises import repository as repo
 from enterprises.errors import CreditCodeTaken
+from enterprises.ledger import open_enterprise_accounts
 from enterprises.schemas import Enterprise, EnterpriseIn, Imported, Registered
 from kit.db import Tx
 from kit.errors import FieldError, InvalidInput
@@ -140,6 +141,8 @@ async def register(tx: Tx, enterprise: EnterpriseIn) -> Registered:
     if problems:
         raise _refuse([FieldError(path=f, message=m) for f, m in problems], "Enterprise")
     inserted = await repo.insert_missing(tx.conn, [e])
+    # Its ledger account (enterprises.ledger), in the same transaction as the registration.
+    await open_enterprise_accounts(tx.conn, [r.id for r in inserted.values()])
     if e.credit_code in inserted:
         return Registered(enterprise=inserted[e.credit_code], created=True)
     existing = (await repo.by_credit_codes(tx.conn, [e.credit_code]))[e.credit_code]
@@ -228,6 +231,7 @@ async def import_csv(tx: Tx, text: str) -> Imported:
         raise _refuse(errors, "Enterprise import")
     wanted = [e for _, e in first.values()]
     inserted = await repo.insert_missing(tx.conn, wanted)
+    await open_enterprise_accounts(tx.conn, [r.id for r in inserted.values()])
     rest = [e.credit_code for e in wanted if e.credit_code not in inserted]
     existing = await repo.by_credit_codes(tx.conn, rest) if rest else {}
     taken = sorted((first[c][0], c) for c in rest if existing[c].content() != first[c][1])

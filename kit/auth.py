@@ -174,12 +174,16 @@ _FORMATS = (
 )
 
 
-def canonical_request(method: str, path: str, timestamp: str, nonce: str, body: bytes) -> bytes:
+def canonical_request(
+    method: str, path: str, timestamp: str, nonce: str, body: bytes, *, body_sha256: str = ""
+) -> bytes:
     """The signed string: method, path (with query), timestamp, nonce and body SHA-256, by LF.
 
     ``path`` is the request target exactly as sent on the request line: the raw path with its
-    percent-encoding untouched, then ``?`` and the raw query string when there is one."""
-    digest = hashlib.sha256(body).hexdigest()
+    percent-encoding untouched, then ``?`` and the raw query string when there is one.
+    ``body_sha256``: the body's digest (hex) when the caller hashed it as it arrived and does
+    not hold it (a daily file spooled to disk); ``body`` is then ignored."""
+    digest = body_sha256 or hashlib.sha256(body).hexdigest()
     return "\n".join((method.upper(), path, timestamp, nonce, digest)).encode()
 
 
@@ -258,8 +262,10 @@ async def verify_signed(
     body: bytes,
     lookup_secret: KeyLookup,
     redis: Any,
+    body_sha256: str = "",
 ) -> SignedCaller:
-    """The second half, once the body is read: the key, the HMAC, then the nonce.
+    """The second half, once the body is read: the key, the HMAC, then the nonce
+    (``body_sha256``: see :func:`canonical_request`).
 
     The nonce is remembered in Redis (``SET NX``) only after the MAC checks out, so a forger
     cannot burn an operator's nonces; a replay of a valid request fails with ``signature_replayed``.
@@ -269,7 +275,9 @@ async def verify_signed(
         raise Unauthenticated("Unknown operator or signing key.", code="signature_invalid")
     expected = hmac.new(
         secret.encode(),
-        canonical_request(method, path, signed.timestamp, signed.nonce, body),
+        canonical_request(
+            method, path, signed.timestamp, signed.nonce, body, body_sha256=body_sha256
+        ),
         hashlib.sha256,
     ).hexdigest()
     if not hmac.compare_digest(expected, signed.signature):

@@ -5,12 +5,13 @@ section). ``points.service`` keeps the per-account reads (balances, statement, e
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
-from typing import Any
+from datetime import date, datetime
+from typing import Any, Literal
 
 import msgspec
 
 from points import repository as repo
+from points.schemas import ExpiringLot
 
 
 class OwnerSummary(msgspec.Struct, frozen=True):
@@ -20,6 +21,9 @@ class OwnerSummary(msgspec.Struct, frozen=True):
     points_posted: int
     points_pending: int  # held by pending debits
     points_expiring: int  # unspent POINT lots expiring by the asked time
+    # Every expiry date of the unspent POINT lots with its points, nearest first (what is held
+    # by a pending debit is still in its lot: it expires with it unless the hold is posted).
+    expiries: tuple[ExpiringLot, ...] = ()
 
     @property
     def points_available(self) -> int:
@@ -37,6 +41,12 @@ async def owner_summary(
         points_posted=int(row["points_posted"]),
         points_pending=int(row["points_pending"]),
         points_expiring=int(row["points_expiring"]),
+        expiries=tuple(
+            ExpiringLot(at, int(amount))
+            for at, amount in zip(
+                row["expiry_dates"] or (), row["expiry_amounts"] or (), strict=True
+            )
+        ),
     )
 
 
@@ -46,3 +56,45 @@ async def posted_by_owner(
     """Posted balance of ``asset`` per owner among ``owner_ids`` (owners without an account are
     absent). One statement for any number of owners."""
     return await repo.posted_by_owner(conn, owner_type, owner_ids, asset)
+
+
+class Flow(msgspec.Struct, frozen=True, kw_only=True):
+    """The transfers of one period with one shape: what moved, between which kinds of owner."""
+
+    period: date  # the first day of the period, in the programme's calendar
+    asset: str
+    phase: str
+    kind: str
+    debit_type: str
+    debit_system: str | None  # a system account's name: issuance, expiry, donations...
+    credit_type: str
+    credit_system: str | None
+    reversal: bool
+    amount: int
+    released: int  # settlements: the holds they released
+    transfers: int
+
+
+async def flows_by_period(
+    conn: Any, *, unit: Literal["month", "quarter", "year"], timezone: str, until: datetime
+) -> list[Flow]:
+    """Every transfer recorded before ``until``, summed per period (``unit`` of the calendar in
+    ``timezone``) and shape, oldest first. One statement, set-wise over the whole ledger."""
+    rows = await repo.flows_by_period(conn, unit, timezone, until)
+    return [
+        Flow(
+            period=r["period"],
+            asset=r["asset"],
+            phase=r["phase"],
+            kind=r["kind"],
+            debit_type=r["debit_type"],
+            debit_system=r["debit_system"],
+            credit_type=r["credit_type"],
+            credit_system=r["credit_system"],
+            reversal=r["reversal"],
+            amount=int(r["amount"]),
+            released=int(r["released"]),
+            transfers=int(r["transfers"]),
+        )
+        for r in rows
+    ]

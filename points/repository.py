@@ -847,18 +847,26 @@ async def lot_mismatches(conn: Any) -> list[dict[str, Any]]:
 # =============================================================================================
 
 # Posted CO2E_G; POINT posted and pending_debits as ``service.balances`` computes them; unspent
-# POINT lots expiring by $2 as ``service.expiring`` sums them. Always one row (zeros for an
-# owner without accounts).
+# POINT lots expiring by $2 as ``service.expiring`` sums them; and every expiry date of the
+# unspent lots with its points (``service.expiring`` with no horizon), nearest first. Always one
+# row (zeros and no dates for an owner without accounts).
 OWNER_SUMMARY_SQL = """
 SELECT coalesce(g.posted, 0) AS grams,
        coalesce(p.posted, 0) AS points_posted,
        coalesce(p.pending_debits, 0) AS points_pending,
        coalesce((SELECT sum(l.remaining) FROM point_lots l
                  WHERE l.account_id = p.id AND l.remaining > 0 AND l.expires_at <= $3), 0)::bigint
-           AS points_expiring
+           AS points_expiring,
+       x.dates AS expiry_dates, x.amounts AS expiry_amounts
 FROM (SELECT 1) AS one
 LEFT JOIN ledger_accounts g ON g.owner_type = $1 AND g.owner_id = $2 AND g.asset = 'CO2E_G'
 LEFT JOIN ledger_accounts p ON p.owner_type = $1 AND p.owner_id = $2 AND p.asset = 'POINT'
+LEFT JOIN LATERAL (
+    SELECT array_agg(e.expires_at ORDER BY e.expires_at) AS dates,
+           array_agg(e.amount ORDER BY e.expires_at) AS amounts
+    FROM (SELECT l.expires_at, sum(l.remaining)::bigint AS amount FROM point_lots l
+          WHERE l.account_id = p.id AND l.remaining > 0 GROUP BY l.expires_at) e
+) x ON true
 """
 
 
@@ -882,3 +890,35 @@ async def posted_by_owner(
         list(owner_ids),
     )
     return {r["owner_id"]: int(r["posted"]) for r in rows}
+
+
+# Movements by period (points.reads.flows_by_period: the programme's liability view). One
+# GROUP BY over the ledger: per period of the programme's calendar (``date_trunc`` unit in the
+# time zone $2), asset, phase, kind, the owner types of both sides (system accounts by name:
+# issuance, expiry, donations), and whether it is a reversal; a settlement also sums what it
+# released of its hold (the hold's amount: a partial post releases the whole hold).
+FLOWS_BY_PERIOD_SQL = """
+SELECT date_trunc($1, t.recorded_at AT TIME ZONE $2)::date AS period,
+       t.asset, t.phase, t.kind,
+       da.owner_type AS debit_type,
+       CASE WHEN da.owner_type = 'system' THEN split_part(da.owner_id, '.', 1) END
+           AS debit_system,
+       ca.owner_type AS credit_type,
+       CASE WHEN ca.owner_type = 'system' THEN split_part(ca.owner_id, '.', 1) END
+           AS credit_system,
+       t.reverses_id IS NOT NULL AS reversal,
+       sum(t.amount)::bigint AS amount,
+       coalesce(sum(h.amount), 0)::bigint AS released,
+       count(*)::bigint AS transfers
+FROM ledger_transfers t
+JOIN ledger_accounts da ON da.id = t.debit_account_id
+JOIN ledger_accounts ca ON ca.id = t.credit_account_id
+LEFT JOIN ledger_transfers h ON h.id = t.pending_id
+WHERE t.recorded_at < $3
+GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
+ORDER BY 1, 2, 3, 4, 5, 6, 7, 8, 9
+"""
+
+
+async def flows_by_period(conn: Any, unit: str, timezone: str, until: datetime) -> list[Any]:
+    return list(await conn.fetch(FLOWS_BY_PERIOD_SQL, unit, timezone, until))

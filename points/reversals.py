@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from kit.db import Tx
@@ -133,3 +134,112 @@ async def reverse(
                 extra={"available": back.posted - back.pending_debits},
             )
     return await engine.apply(tx, writes, policy, now, carry=carry)
+
+
+async def reverse_issuances(
+    tx: Tx,
+    source_refs: Sequence[str],
+    policy: PointsPolicy,
+    *,
+    reason_code: str,
+    key_prefix: str,
+    now: datetime | None = None,
+) -> set[str]:
+    """Reverse the issuances of many behaviour events at once (their grams and points, plus any
+    point their grams completed through the carry, as :func:`reverse` does for one), in a
+    constant number of statements; returns the source refs *not* reversed.
+
+    A resident whose available points are fewer than the points to claw back from all of their
+    listed events has none of them reversed and nothing moves for them (the ledger's policy for
+    points already spent: refuse, docs/ledger.md); the others are reversed, all or nothing.
+    Idempotency keys are ``<key_prefix>:<source ref>:<transfer id>`` (a retried transaction
+    replays them). An event already reversed, or never issued, is refused (``AlreadyReversed``,
+    ``TransferNotFound``): the caller's bookkeeping is wrong and the whole call fails.
+    """
+    if not source_refs:
+        return set()
+    now = now or utcnow()
+    refs = sorted(set(source_refs))
+    stored = await repo.issuance_transfers(
+        tx.conn, [k for r in refs for k in (co2e_key(r), point_key(r))]
+    )
+    by_ref: dict[str, list[Transfer]] = {}
+    for row in stored:
+        by_ref.setdefault(row.transfer.source_ref or "", []).append(row.transfer)
+    missing = [r for r in refs if not any(t.asset == "CO2E_G" for t in by_ref.get(r, []))]
+    if missing:
+        raise TransferNotFound(f"no issuance of {missing[0]!r}")
+    if await repo.reversals_of(tx.conn, [int(t.id) for ts in by_ref.values() for t in ts]):
+        raise AlreadyReversed(f"an issuance of {refs!r} was already reversed")
+    resident_of = {
+        r: next(t.credit.owner_id for t in ts if t.asset == "CO2E_G") for r, ts in by_ref.items()
+    }
+    keys: list[AccountKey] = []
+    for ts in by_ref.values():
+        for t in ts:
+            keys.append(AccountKey(t.debit.owner_type, t.debit.owner_id, t.asset))
+            keys.append(AccountKey(t.credit.owner_type, t.credit.owner_id, t.asset))
+    for resident in set(resident_of.values()):
+        keys += [AccountKey("resident", resident, a) for a in ASSETS]
+    accounts = await engine.lock(tx, keys)
+
+    writes: list[Write] = []
+    carry: dict[AccountKey, int] = {}
+    refused: set[str] = set()
+    for resident in sorted(set(resident_of.values())):
+        mine = [r for r in refs if resident_of[r] == resident]
+        group = [t for r in mine for t in by_ref[r]]
+        g_key = AccountKey("resident", resident, "CO2E_G")
+        p_acct = accounts[AccountKey("resident", resident, "POINT")]
+        grams = sum(t.amount for t in group if t.asset == "CO2E_G")
+        points = sum(t.amount for t in group if t.asset == "POINT")
+        new_carry = accounts[g_key].carry_g - grams + points * policy.grams_per_point
+        extra = 0
+        if new_carry < 0:
+            extra = -(new_carry // policy.grams_per_point)  # ceil(-new_carry / rate)
+            new_carry += extra * policy.grams_per_point
+        if points + extra > p_acct.posted - p_acct.pending_debits:
+            refused.update(mine)
+            continue
+        carry[g_key] = new_carry
+        for r in mine:
+            writes += [
+                Write(
+                    TransferContent(
+                        idempotency_key=f"{key_prefix}:{r}:{t.id}",
+                        phase="posted",
+                        kind="reversal",
+                        reason_code=reason_code,
+                        asset=t.asset,
+                        debit=t.credit,
+                        credit=t.debit,
+                        amount=t.amount,
+                        source_ref=t.source_ref,
+                        region_code=t.region_code,
+                        occurred_at=now,
+                        reverses_id=int(t.id),
+                    )
+                )
+                for t in by_ref[r]
+            ]
+        if extra:
+            writes.append(
+                Write(
+                    TransferContent(
+                        idempotency_key=f"{key_prefix}:{mine[0]}:carry",
+                        phase="posted",
+                        kind="carry_clawback",
+                        reason_code=reason_code,
+                        asset="POINT",
+                        debit=Owner("resident", resident),
+                        credit=ISSUANCE,
+                        amount=extra,
+                        source_ref=mine[0],
+                        region_code=by_ref[mine[0]][0].region_code,
+                        occurred_at=now,
+                    )
+                )
+            )
+    if writes:
+        await engine.apply(tx, writes, policy, now, carry=carry)
+    return refused

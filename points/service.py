@@ -24,7 +24,7 @@ from points.expiry import expire_lots
 from points.holds import place_hold, post_hold, void_hold, void_timed_out_holds
 from points.issuance import issue_reductions
 from points.queries import balance_as_of, balances, expiring, get_transfer, statement
-from points.reversals import reverse
+from points.reversals import reverse, reverse_issuances
 from points.transfers import transfer
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "place_hold",
     "post_hold",
     "reverse",
+    "reverse_issuances",
     "statement",
     "transfer",
     "void_hold",

@@ -35,17 +35,33 @@ from kit.auth import JwtKeys
 from kit.db import TRANSIENT_ERRORS, create_pool, transaction
 from kit.logs import configure_logging, request_id_var
 from kit.redis import create_redis
+from server.enterprise.routes import enterprise_router
 from server.errors import LANGUAGE_STATE, exception_handlers
 from server.health import HealthController
+from server.merchants.routes import merchants_router
+from server.meters.routes import meters_router
+from server.mobile.donation_routes import donation_router
+from server.mobile.rewards_routes import rewards_mobile_router
 from server.mobile.routes import mobile_router
 from server.operators.routes import operators_router
+from server.public.reports_routes import public_reports_router
 from server.public.routes import public_router
 from server.settings import Settings
 from server.wire import StrictRequest, check_request
 from server.worker import create_celery
 
 # Every surface's Router (thin routes under server/<surface>/routes.py): one import line each.
-SURFACES: tuple[Router, ...] = (mobile_router, operators_router, public_router)
+SURFACES: tuple[Router, ...] = (
+    mobile_router,
+    operators_router,
+    public_router,
+    meters_router,
+    enterprise_router,
+    public_reports_router,
+    donation_router,
+    rewards_mobile_router,
+    merchants_router,
+)
 
 _RID_OK = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 

@@ -1,10 +1,11 @@
 """The `tanpuhui` command: dev, serve, migrate, worker, beat, audit, settings, import-districts,
-import-gtfs."""
+import-gtfs, project, liability, load-synthetic-district."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
 import fcntl
 import ipaddress
 import os
@@ -15,6 +16,7 @@ import sys
 import time
 import zipfile
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +31,20 @@ from behaviours.service import (
     import_gtfs,
     seal_clear_secrets,
 )
+from enterprises import users as enterprise_users
 from integrations.districts import GeoJsonError, read_districts_file
-from integrations.gtfs import GtfsError, read_feed
+from integrations.gtfs import UNITS, GtfsError, GtfsFeed, Report
 from kit.db import connect, transaction_on
+from kit.errors import DomainError
 from kit.logs import configure_logging
 from points import witness
 from points.audit import run_audit_cli
+from rewards import projects
+from rewards import service as rewards
+from rewards.donation_schemas import Project, ProjectInput
+from rewards.liability import liability as liability_view
+from rewards.liability import table as liability_table
+from rewards.schemas import ItemSpec, MerchantRegistration
 from server.embedded import (
     EmbeddedError,
     EmbeddedPostgres,
@@ -293,26 +303,35 @@ def cmd_import_districts(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _store_gtfs(url: str, feed: str, path: Path) -> dict[str, int]:
-    stops, shapes, trips, stop_times = read_feed(path)
+async def _store_gtfs(url: str, feed_id: str, feed: GtfsFeed, unit: str | None) -> Report:
     conn = await connect(url)
     try:
         async with transaction_on(conn) as tx:
-            await import_gtfs(tx, feed, stops, shapes, trips, stop_times)
+            return await import_gtfs(
+                tx,
+                feed_id,
+                feed.stops(),
+                feed.shapes(),
+                feed.trips(),
+                feed.stop_times(),
+                distance_unit=unit,
+                report=feed.report,
+            )
     finally:
         await conn.close()
-    return {
-        "stops": len(stops),
-        "shapes": len(shapes),
-        "trips": len(trips),
-        "stop_times": len(stop_times),
-    }
 
 
 def cmd_import_gtfs(settings: Settings, args: argparse.Namespace) -> int:
     """Import a GTFS static feed (stops, shapes, trips, stop_times) into DATABASE_URL (unset:
-    the embedded PostgreSQL of TANPUHUI_EMBEDDED_DATA_DIR, as `make run` uses it). A feed of
-    the same id is replaced whole; prints what the feed now holds."""
+    the embedded PostgreSQL of TANPUHUI_EMBEDDED_DATA_DIR, as `make run` uses it), replacing
+    the feed of the same id whole, in one transaction. The feed is streamed (bounded memory for
+    any number of stop_times) and validated: required files and columns, unknown stop, trip or
+    shape references, repeated ids are errors naming file and line (nothing is imported, exit
+    status 1); trips with fewer than 2 stop times, stops more than 100 m from their trip's
+    shape, shape_dist_traveled that disagrees with the shape are warnings (imported, reported).
+    Every trip's stops are located along its shape in stop order; shape_dist_traveled is used
+    when consistent with the shape, in the unit given by --distance-unit or inferred from the
+    shapes' lengths. Prints the report (docs/behaviours.md, "GTFS feeds")."""
 
     assert settings.database.url
     prog = "tanpuhui import-gtfs"
@@ -320,15 +339,33 @@ def cmd_import_gtfs(settings: Settings, args: argparse.Namespace) -> int:
         sys.stderr.write(f"{prog}: {args.path}: no such file or directory\n")
         return 1
     try:
-        counts = asyncio.run(_store_gtfs(settings.database.url, args.feed, args.path))
-    except (GtfsError, ValueError, KeyError, zipfile.BadZipFile) as exc:
-        sys.stderr.write(f"{prog}: {args.path}: not a usable GTFS feed: {exc!r}\n")
+        feed = GtfsFeed(args.path)
+    except (OSError, zipfile.BadZipFile) as exc:
+        sys.stderr.write(f"{prog}: {args.path}: not a usable GTFS feed: {exc}\n")
         return 1
+    try:
+        feed.check_files()
+        if not feed.report.ok:
+            raise GtfsError(feed.report)
+        report = asyncio.run(
+            _store_gtfs(settings.database.url, args.feed, feed, args.distance_unit)
+        )
+    except GtfsError as exc:
+        sys.stderr.write(f"{prog}: {args.path}: GTFS feed refused, nothing imported\n")
+        sys.stderr.write(exc.report.format() + "\n")
+        return 1
+    except (ValueError, UnicodeDecodeError, zipfile.BadZipFile, csv.Error) as exc:
+        sys.stderr.write(f"{prog}: {args.path}: not a usable GTFS feed: {exc}\n")
+        return 1
+    finally:
+        feed.close()
+    c = report.counts
     sys.stdout.write(
-        f"GTFS feed {args.feed!r} replaced from {args.path}: {counts['stops']} stops, "
-        f"{counts['shapes']} shapes, {counts['trips']} trips, "
-        f"{counts['stop_times']} stop times\n"
+        f"GTFS feed {args.feed!r} replaced from {args.path}: {c.get('stops', 0)} stops, "
+        f"{c.get('shapes', 0)} shapes, {c.get('trips', 0)} trips, "
+        f"{c.get('stop_times', 0)} stop times\n"
     )
+    sys.stdout.write(report.format() + "\n")
     return 0
 
 
@@ -515,6 +552,218 @@ def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
         print("tanpuhui dev: stopped", file=sys.stderr)
 
 
+async def _register_project(url: str, project: ProjectInput) -> Project:
+    conn = await connect(url)
+    try:
+        async with transaction_on(conn) as tx:
+            return await projects.register(tx, project)
+    finally:
+        await conn.close()
+
+
+def cmd_project(settings: Settings, args: argparse.Namespace) -> int:
+    """Register a public-welfare project (`tanpuhui project register --title ...`): residents
+    may then donate points or retire grams to it during its period; prints the project (JSON)."""
+
+    assert settings.database.url
+    prog = "tanpuhui project register"
+    try:
+        project = msgspec.convert(
+            {
+                "title": args.title,
+                "beneficiary": args.beneficiary,
+                "target_asset": args.target_asset,
+                "target_amount": args.target,
+                "starts_at": args.starts,
+                "ends_at": args.ends,
+                "description": args.description,
+            },
+            ProjectInput,
+            strict=False,
+        )
+        done = asyncio.run(_register_project(settings.database.url, project))
+    except (msgspec.ValidationError, DomainError) as exc:
+        return _fail(str(exc), 1, prog=prog)
+    sys.stdout.write(msgspec.json.format(msgspec.json.encode(done), indent=2).decode() + "\n")
+    return 0
+
+
+async def _merchant(settings: Settings, args: argparse.Namespace) -> Any:
+    assert settings.database.url
+    cfg = rewards.config_of(settings)
+    conn = await connect(settings.database.url)
+    try:
+        async with transaction_on(conn) as tx:
+            if args.action == "register":
+                registration = msgspec.convert(
+                    {
+                        "id": args.id,
+                        "name": args.name,
+                        "settlement_contact": args.contact,
+                        "webhook_url": args.webhook_url,
+                    },
+                    MerchantRegistration,
+                )
+                return await rewards.register_merchant(tx, cfg, registration)
+            if args.action == "issue-key":
+                secret = await rewards.issue_key(tx, cfg, args.id, args.key_id)
+                return {"merchant_id": args.id, "key_id": args.key_id, "secret": secret}
+            if args.action == "add-item":
+                spec = msgspec.json.decode(Path(args.file).read_bytes(), type=ItemSpec)
+                return await rewards.add_item(tx, spec)
+            added = await rewards.import_codes(tx, cfg, args.item, Path(args.file).read_bytes())
+            return {"item_id": args.item, "codes_added": added}
+    finally:
+        await conn.close()
+
+
+def cmd_merchant(settings: Settings, args: argparse.Namespace) -> int:
+    """Merchants that honour rewards (a programme administrator's commands): `register` one
+    (its ledger account opened; a webhook secret printed once when --webhook-url is given),
+    `issue-key` (a signing key for the merchant API, its secret printed once), `add-item` (a
+    catalogue item from a JSON file), `import-codes` (a coupon item's codes from a CSV file,
+    all or none). Prints JSON."""
+
+    prog = f"tanpuhui merchant {args.action}"
+    missing = {
+        "register": ("id", "name", "contact"),
+        "issue-key": ("id", "key_id"),
+        "add-item": ("file",),
+        "import-codes": ("item", "file"),
+    }[args.action]
+    for name in missing:
+        if not getattr(args, name):
+            return _fail(f"--{name.replace('_', '-')} is required", 2, prog=prog)
+    try:
+        done = asyncio.run(_merchant(settings, args))
+    except (msgspec.ValidationError, msgspec.DecodeError, DomainError, OSError) as exc:
+        errors = getattr(exc, "errors", None) or []
+        detail = "; ".join(f"{e.path}: {e.message}" for e in errors)
+        return _fail(f"{exc}" + (f" ({detail})" if detail else ""), 1, prog=prog)
+    sys.stdout.write(msgspec.json.format(msgspec.json.encode(done), indent=2).decode() + "\n")
+    return 0
+
+
+async def _liability(url: str, unit: Any, timezone: str, until: Any) -> Any:
+    conn = await connect(url)
+    try:
+        return await liability_view(conn, unit=unit, timezone=timezone, until=until)
+    finally:
+        await conn.close()
+
+
+def cmd_liability(settings: Settings, args: argparse.Namespace) -> int:
+    """The programme's points liability per period (issued, redeemed, refunded, expired,
+    donated, outstanding and on hold at each period's end, grams issued and retired, points per
+    kg CO2e), from one read of the ledger; --json for the report's data."""
+
+    assert settings.database.url
+    until = None
+    if args.until:
+        try:
+            until = msgspec.convert(args.until, datetime, strict=False)
+        except msgspec.ValidationError as exc:
+            return _fail(f"--until: {exc}", 1, prog="tanpuhui liability")
+    view = asyncio.run(_liability(settings.database.url, args.period, settings.timezone, until))
+    if args.json:
+        sys.stdout.write(msgspec.json.format(msgspec.json.encode(view), indent=2).decode() + "\n")
+    else:
+        sys.stdout.write(liability_table(view))
+    return 0
+
+
+async def _add_enterprise_admin(url: str, args: argparse.Namespace, password: str) -> Any:
+    conn = await connect(url)
+    try:
+        async with transaction_on(conn) as tx:
+            return await enterprise_users.add_first_admin(
+                tx, args.credit_code, login=args.login, display_name=args.name, password=password
+            )
+    finally:
+        await conn.close()
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    import getpass
+
+    first = getpass.getpass("password: ")
+    if getpass.getpass("again: ") != first:
+        raise ValueError("the two passwords differ")
+    return first
+
+
+def cmd_enterprise(settings: Settings, args: argparse.Namespace) -> int:
+    """Enterprise accounts: `tanpuhui enterprise add-admin CREDIT_CODE LOGIN --name NAME` creates
+    the first administrator of a registered enterprise (the programme's way in; administrators
+    then add their own users through the enterprise API). The password is asked twice, or read
+    from the first line of stdin with --password-stdin; prints the user (JSON, no password)."""
+
+    assert settings.database.url
+    prog = "tanpuhui enterprise add-admin"
+    try:
+        password = _read_password(args.password_stdin)
+        user = asyncio.run(_add_enterprise_admin(settings.database.url, args, password))
+    except DomainError as exc:
+        fields = "; ".join(f"{e.path}: {e.message}" for e in exc.errors or [])
+        return _fail(f"{exc.detail}{' ' + fields if fields else ''}", 1, prog=prog)
+    except (ValueError, EOFError) as exc:
+        return _fail(str(exc) or "no password given", 1, prog=prog)
+    sys.stdout.write(msgspec.json.format(msgspec.json.encode(user), indent=2).decode() + "\n")
+    return 0
+
+
+async def _load_synthetic(url: str, settings: Settings, args: argparse.Namespace) -> Any:
+    from zoneinfo import ZoneInfo
+
+    from enterprises import synthetic
+
+    def progress(n: int, total: int, readings: int) -> None:
+        if n % 25 == 0 or n == total:
+            sys.stderr.write(f"  {n}/{total} enterprises, {readings} readings\n")
+
+    conn = await connect(url)
+    try:
+        return await synthetic.load(
+            conn,
+            seed=args.seed,
+            enterprises=args.enterprises,
+            days=args.days,
+            year=args.year,
+            zone=ZoneInfo(settings.timezone),
+            privacy=settings.privacy,
+            region_code=settings.region_code,
+            progress=progress,
+        )
+    finally:
+        await conn.close()
+
+
+def cmd_load_synthetic_district(settings: Settings, args: argparse.Namespace) -> int:
+    """Load a synthetic industrial district into DATABASE_URL (unset: the embedded PostgreSQL
+    of TANPUHUI_EMBEDDED_DATA_DIR, as `make run` uses it; migrate first): enterprises over a
+    dozen industries in the programme's districts (the test districts are imported when there
+    are none), each with a 15-minute electricity meter and its readings, and monthly reports of
+    fuels, output, added value and tax. Deterministic by --seed; loading it again changes
+    nothing but adds a signing key for the synthetic utility. Prints what was loaded and the
+    key (docs/enterprises.md, "A synthetic district")."""
+
+    assert settings.database.url
+    if args.enterprises < 1 or not 1 <= args.days <= 366:
+        return _fail(
+            "--enterprises must be >= 1 and --days 1 to 366",
+            prog="tanpuhui load-synthetic-district",
+        )
+    loaded = asyncio.run(_load_synthetic(settings.database.url, settings, args))
+    sys.stdout.write(
+        f"synthetic district (seed {args.seed}, {args.year}): {loaded.enterprises} enterprises, "
+        f"{loaded.readings} readings ({loaded.flagged} flagged), {loaded.reports} reports\n"
+        f"pusher synthetic-grid, key {loaded.key_id}: {loaded.secret}\n"
+    )
+    return 0
+
+
 COMMANDS = {
     "dev": (cmd_dev, "embedded stores if needed + migrate + API + worker + beat"),
     "serve": (cmd_serve, "production API: several worker processes; needs the URLs"),
@@ -525,6 +774,14 @@ COMMANDS = {
     "settings": (cmd_settings, "print the settings in effect (secrets masked) as a table"),
     "import-districts": (cmd_import_districts, "import district boundaries from GeoJSON"),
     "import-gtfs": (cmd_import_gtfs, "import (replace) a GTFS static feed"),
+    "project": (cmd_project, "register a public-welfare project (donations, retirements)"),
+    "liability": (cmd_liability, "the programme's points liability per period"),
+    "merchant": (cmd_merchant, "merchants: register, issue-key, add-item, import-codes"),
+    "enterprise": (cmd_enterprise, "enterprise accounts: add an enterprise's first admin"),
+    "load-synthetic-district": (
+        cmd_load_synthetic_district,
+        "load a synthetic industrial district (enterprises, meters, a year of data)",
+    ),
 }
 
 # Commands that need only PostgreSQL: without DATABASE_URL they use the embedded one of
@@ -534,6 +791,11 @@ _EMBEDDED_DB: dict[str, bool] = {  # command: may create it
     "audit": False,
     "import-districts": False,
     "import-gtfs": False,
+    "project": False,
+    "liability": False,
+    "merchant": False,
+    "enterprise": False,
+    "load-synthetic-district": False,
 }
 
 
@@ -555,6 +817,49 @@ def main(argv: Sequence[str] | None = None) -> int:
         if name == "import-gtfs":
             p.add_argument("feed", help="the feed's id, e.g. shenzhen-metro")
             p.add_argument("path", type=Path, help="the GTFS directory or .zip")
+            p.add_argument(
+                "--distance-unit",
+                choices=sorted(UNITS),
+                help="the unit of shape_dist_traveled (default: inferred from the shapes' "
+                "lengths; ignored when it cannot be)",
+            )
+        if name == "project":
+            p.add_argument("action", choices=["register"])
+            p.add_argument("--title", required=True)
+            p.add_argument("--beneficiary", required=True)
+            p.add_argument("--target-asset", choices=["POINT", "CO2E_G"], required=True)
+            p.add_argument("--target", type=int, required=True, help="points, or grams")
+            p.add_argument("--starts", required=True, help="ISO 8601 with offset")
+            p.add_argument("--ends", required=True, help="ISO 8601 with offset")
+            p.add_argument("--description", default="")
+        if name == "merchant":
+            p.add_argument("action", choices=["register", "issue-key", "add-item", "import-codes"])
+            p.add_argument("--id", help="the merchant's id (a-z, 0-9, -)")
+            p.add_argument("--name")
+            p.add_argument("--contact", help="settlement contact")
+            p.add_argument("--webhook-url")
+            p.add_argument("--key-id")
+            p.add_argument("--item", help="the coupon item's id (import-codes)")
+            p.add_argument("--file", help="the item's JSON (add-item) or the codes' CSV")
+        if name == "liability":
+            p.add_argument("--period", choices=["month", "quarter", "year"], default="month")
+            p.add_argument("--until", help="ISO 8601 with offset (default: now)")
+            p.add_argument("--json", action="store_true", help="JSON instead of a table")
+        if name == "enterprise":
+            p.add_argument("action", choices=["add-admin"])
+            p.add_argument("credit_code", help="the enterprise's unified social credit code")
+            p.add_argument("login", help="the administrator's login (lower case)")
+            p.add_argument("--name", required=True, help="the administrator's display name")
+            p.add_argument(
+                "--password-stdin", action="store_true", help="read the password from stdin"
+            )
+        if name == "load-synthetic-district":
+            p.add_argument("--seed", type=int, default=7, help="the same seed, the same district")
+            p.add_argument("--enterprises", type=int, default=300, help="how many (default 300)")
+            p.add_argument("--year", type=int, default=2025, help="the data's calendar year")
+            p.add_argument(
+                "--days", type=int, default=365, help="days of 15-minute readings (default 365)"
+            )
         if name == "settings":
             p.add_argument(
                 "--defaults", action="store_true", help="the defaults instead (the README's table)"

@@ -11,10 +11,16 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from behaviours import service as behaviours
+from enterprises import factors as enterprise_factors
+from enterprises import ledger as enterprise_ledger
 from server.settings import Settings, SettingsError
 
 # Every package's seeder, in dependency order: one line each.
-SEEDERS: tuple[Callable[[Any, str], Awaitable[None]], ...] = (behaviours.seed,)
+SEEDERS: tuple[Callable[[Any, str], Awaitable[None]], ...] = (
+    behaviours.seed,
+    enterprise_factors.seed,
+    enterprise_ledger.open_missing_accounts,
+)
 
 
 async def apply_seeds(conn: Any, region_code: str | None = None) -> None:

@@ -17,6 +17,8 @@ import msgspec
 from msgspec import Meta, Struct
 
 from behaviours.settings import IngestSettings
+from enterprises.settings import EnterprisesSettings
+from enterprises.users_settings import EnterpriseUsersSettings
 from kit import settings as kit_settings
 from kit.settings import (
     AuthSettings,
@@ -34,6 +36,7 @@ from kit.settings import (
 )
 from points.settings import PointsSettings
 from residents.settings import SmsSettings, WechatSettings
+from rewards.settings import RewardsSettings
 
 __all__ = [
     "AuthSettings",
@@ -132,6 +135,11 @@ class Settings(Struct, frozen=True, kw_only=True):
     wechat: WechatSettings = msgspec.field(default_factory=WechatSettings)
     privacy: PrivacySettings = msgspec.field(default_factory=PrivacySettings)
     log: LogSettings = msgspec.field(default_factory=LogSettings)
+    enterprises: EnterprisesSettings = msgspec.field(default_factory=EnterprisesSettings)
+    rewards: RewardsSettings = msgspec.field(default_factory=RewardsSettings)
+    enterprise_users: EnterpriseUsersSettings = msgspec.field(
+        default_factory=EnterpriseUsersSettings
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -201,6 +209,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
                 raise SettingsError(env_name(section, field), "required when TANPUHUI_ENV=prod")
         elif not is_key32(value):
             raise SettingsError(env_name(section, field), "expected the base64 of 32 bytes")
+    for field, problem in settings.enterprises.problems():
+        raise SettingsError(env_name("enterprises", field), problem)
     return settings
 
 

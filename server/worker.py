@@ -15,14 +15,22 @@ from urllib.parse import urlsplit, urlunsplit
 from celery import Celery
 
 import behaviours.tasks
+import enterprises.tasks
 import points.tasks
+import rewards.tasks
 import server.tasks
 from kit.redis import celery_broker_url
 from kit.tasks import configure
 from server.settings import Settings, SettingsError
 
 # Each task module may define BEAT = {name: {"task": ..., "schedule": seconds}}.
-TASK_MODULES = (server.tasks, points.tasks, behaviours.tasks)
+TASK_MODULES = (
+    server.tasks,
+    points.tasks,
+    behaviours.tasks,
+    rewards.tasks,
+    enterprises.tasks,
+)
 
 # Celery reads these before its own configuration: any of them would move our tasks elsewhere.
 _CELERY_ENV_OVERRIDES = ("CELERY_BROKER_URL", "CELERY_BROKER_WRITE_URL", "CELERY_BROKER_READ_URL")

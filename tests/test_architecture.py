@@ -73,13 +73,43 @@ OWNERS: dict[str, set[str]] = {
         "operator_keys",
         "operator_links",
         "ingest_files",
+        "ingest_file_chunks",
         "districts",
         "gtfs_shapes",
         "gtfs_stops",
         "gtfs_stop_times",
         "gtfs_trips",
     },
-    "enterprises": {"enterprises"},
+    "rewards": {
+        "donation_projects",
+        "donations",
+        "merchants",
+        "merchant_keys",
+        "catalogue_items",
+        "reward_codes",
+        "rewards",
+        "reward_usage",
+        "reward_webhooks",
+    },
+    "enterprises": {
+        "enterprises",
+        "enterprise_sites",
+        "enterprise_meters",
+        "meter_readings",
+        "meter_monthly",
+        "activity_reports",
+        "activity_report_lines",
+        "green_certificate_claims",
+        "activity_touched",
+        "enterprise_grid_factors",
+        "enterprise_fuel_factors",
+        "enterprise_emissions",
+        "enterprise_budgets",
+        "enterprise_alerts",
+        "enterprise_reduction_credits",
+        "enterprise_users",
+        "enterprise_reports",
+    },
 }
 # Where an owner's SQL lives: its repository (a module, or a package of modules).
 OWNER_FILES: dict[str, tuple[str, ...]] = {
@@ -222,7 +252,12 @@ def integrations_import_only_kit(module: Module) -> list[str]:
 
 def _is_repository(path: str) -> bool:
     parts = path.split("/")
-    return parts[-1] == "repository.py" or "repository" in parts[:-1]
+    # A package with several parts may keep one repository per part (`users_repository.py`).
+    return (
+        parts[-1] == "repository.py"
+        or parts[-1].endswith("_repository.py")
+        or "repository" in parts[:-1]
+    )
 
 
 def asyncpg_only_in_repositories(module: Module) -> list[str]:

@@ -16,6 +16,7 @@ from behaviours.service import SCOPES
 # derives from them (and for the surface's callers).
 from kit.cursor import CursorInvalid as BadCursor
 from kit.errors import error_catalogue
+from points.errors import InsufficientFunds  # noqa: F401
 from residents.errors import (
     AccountGone,
     BadDistrict,
@@ -28,6 +29,8 @@ from residents.errors import (
     WechatRejected,
     WechatUnavailable,
 )
+from rewards.donation_errors import ProjectClosed, ProjectNotFound  # noqa: F401
+from rewards.errors import NotAvailable, OutOfStock  # noqa: F401
 
 __all__ = [
     "AccountGone",
@@ -99,6 +102,23 @@ MEANINGS: dict[str, str] = {
     ),
     "sms_unavailable": "Try again later.",
     "wechat_unavailable": "WeChat sign-in is not configured or WeChat is down.",
+    "item_not_found": "No such catalogue item.",
+    "not_available": (
+        "The item cannot be redeemed now (outside its active window) or not in your district."
+    ),
+    "out_of_stock": "No stock left of this item; nothing was held.",
+    "limit_reached": (
+        "You hold as many rewards of this item as its per-resident or per-period limit allows."
+    ),
+    "insufficient_points": "Not enough available points for this item; nothing was held.",
+    "reward_not_found": "No such reward among yours.",
+    "reward_already_used": "The reward was used at the merchant: it cannot be cancelled.",
+    "reward_expired": "The reward's validity ended; its points were released.",
+    "project_not_found": "No such public-welfare project.",
+    "project_closed": "The project takes donations only between its `starts_at` and `ends_at`.",
+    "insufficient_funds": (
+        "Not enough available points (or verified grams) for this donation; nothing was given."
+    ),
 }
 
 

@@ -367,7 +367,12 @@ class ResidentController(Controller):
     async def summary(self, reader: NamedDependency[Reader]) -> Summary:
         async with reader.pool.acquire() as conn:
             return await service.summary(
-                conn, reader.redis, reader.resident_id, family_of(reader.principal), reader.lang
+                conn,
+                reader.redis,
+                reader.resident_id,
+                family_of(reader.principal),
+                reader.lang,
+                zone=reader.zone,
             )
 
     @get(

@@ -261,10 +261,28 @@ class BalanceView(Answer, kw_only=True):
     available: int
 
 
+class Expiry(Answer, kw_only=True):
+    """Unspent points that expire at ``expires_at`` (their lots summed)."""
+
+    expires_at: datetime
+    points: int
+
+
+class ExpiryReminder(Answer, kw_only=True):
+    """A reminder the app can show: points expiring within 30 days."""
+
+    expires_at: datetime
+    points: int
+    days_left: Annotated[int, Meta(description="Whole days left (0: expires today).")]
+    message: Annotated[str, Meta(description="The reminder, in the answer's language.")]
+
+
 class Summary(Answer, kw_only=True):
     total_reduction_g: int
     points_available: int
-    points_pending: int
+    points_pending: Annotated[
+        int, Meta(description="Points on hold (the same figure as `points_on_hold`).")
+    ]
     points_expiring_30d: int
     district_code: str | None = None
     district_name: DistrictName = None
@@ -274,6 +292,18 @@ class Summary(Answer, kw_only=True):
     district_residents: int | None = None
     level: Level | None = None
     next_level: Level | None = None
+    points_on_hold: Annotated[
+        int,
+        Meta(description="Points reserved by unconfirmed rewards: not available, not spent."),
+    ] = 0
+    expiries: Annotated[
+        list[Expiry],
+        Meta(description="Every upcoming expiry date of the unspent points, nearest first."),
+    ] = msgspec.field(default_factory=list)
+    expiry_reminders: Annotated[
+        list[ExpiryReminder],
+        Meta(description="The expiries within 30 days, as reminders to show."),
+    ] = msgspec.field(default_factory=list)
 
 
 class HistoryItem(Answer, kw_only=True):

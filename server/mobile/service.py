@@ -11,7 +11,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
-from datetime import UTC, datetime
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -26,12 +27,15 @@ from behaviours.tracks import Fix, check_track
 from kit.db import Tx
 from kit.errors import NotFound
 from kit.i18n import Language
+from points.schemas import ExpiringLot
 from residents import schemas as residents_schemas
 from residents.settings import ResidentsConfig
 from server.errors import catalogue, verdict_message
 from server.mobile.schemas import (
     BalanceView,
     DataSource,
+    Expiry,
+    ExpiryReminder,
     Export,
     ExportedEvent,
     HistoryItem,
@@ -111,12 +115,51 @@ async def profile(conn: Any, resident_id: str, lang: Language) -> Profile:
 # --- reads ---------------------------------------------------------------------------------
 
 
+REMINDER_DAYS = 30  # expiry reminders: the expiries this close
+
+
+def expiry_views(
+    expiries: Sequence[ExpiringLot], lang: Language, zone: ZoneInfo, now: datetime
+) -> tuple[list[Expiry], list[ExpiryReminder]]:
+    """Every upcoming expiry, and the reminders of those within ``REMINDER_DAYS`` (their
+    message in ``lang``, the date in the programme's time zone)."""
+    cat = catalogue()
+    horizon = now + timedelta(days=REMINDER_DAYS)
+    reminders = []
+    for e in expiries:
+        if e.expires_at > horizon:
+            break
+        # The last day the points can be used, in the programme's calendar.
+        last_day = (e.expires_at - timedelta(microseconds=1)).astimezone(zone).date()
+        values = {"points": e.amount, "date": last_day.isoformat()}
+        reminders.append(
+            ExpiryReminder(
+                expires_at=e.expires_at,
+                points=e.amount,
+                days_left=max(0, (e.expires_at - now) // timedelta(days=1)),
+                message=cat.fill(lang, "texts.expiry_reminder", values)
+                or f"{e.amount} points expire after {values['date']}",
+            )
+        )
+    return [Expiry(expires_at=e.expires_at, points=e.amount) for e in expiries], reminders
+
+
 async def summary(
-    conn: Any, redis: Any, resident_id: str, family_id: str | None, lang: Language
+    conn: Any,
+    redis: Any,
+    resident_id: str,
+    family_id: str | None,
+    lang: Language,
+    *,
+    zone: ZoneInfo | None = None,
+    now: datetime | None = None,
 ) -> Summary:
     """One SQL statement and one Redis round trip (``residents.standing``; two of each when
     the resident's home district is not cached)."""
     s = await residents.standing(conn, redis, resident_id, family_id)
+    expiries, reminders = expiry_views(
+        s.ledger.expiries, lang, zone or ZoneInfo("UTC"), now or datetime.now(UTC)
+    )
     return Summary(
         total_reduction_g=s.ledger.grams,
         points_available=s.ledger.points_available,
@@ -128,6 +171,9 @@ async def summary(
         district_residents=s.district_residents,
         level=level_view(s.level, lang),
         next_level=level_view(s.next_level, lang),
+        points_on_hold=s.ledger.points_pending,
+        expiries=expiries,
+        expiry_reminders=reminders,
     )
 
 

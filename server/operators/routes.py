@@ -9,12 +9,15 @@ then is the body decoded (msgspec, one pass) and one service function called, in
 SELECT each, no BEGIN).
 
 Handlers return Structs, so the OpenAPI at ``/schema`` shows each answer's schema; a file's
-results stay NDJSON (one :class:`~behaviours.service.FileResultLine` per line), documented in
-the route's ``responses``.
+results stay NDJSON (one :class:`~behaviours.files.FileResultLine` per line), documented in
+the route's ``responses``, and are streamed chunk by chunk. A daily file's body is spooled (memory
+up to 1 MiB, then a temporary file) and hashed as it arrives, so the signature is verified
+before anything is stored and the upload's memory does not grow with the file.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -22,13 +25,13 @@ from litestar import Request, Response, Router, get, post
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, QueryParameter
+from litestar.response import Stream
 
-from behaviours import service
+from behaviours import files, service
 from behaviours.errors import BodyTooLarge, TooManyRecords
 from behaviours.events import BatchResult, Source, Verdict, decode_batch
-from behaviours.files import INTERNAL_FAILURE
+from behaviours.files import INTERNAL_FAILURE, FileResultLine, FileStatus, Spool
 from behaviours.pipeline import IngestPolicy
-from behaviours.service import FileResultLine, FileStatus
 from behaviours.tasks import process_file
 from kit.auth import SignedCaller, check_signature_headers, verify_signed
 from kit.db import transaction
@@ -141,6 +144,37 @@ async def _signed(
     return caller, body
 
 
+async def _signed_spool(
+    request: Request[Any, Any, Any], pool: Any, redis: Any, settings: Settings, *, limit: int
+) -> tuple[SignedCaller, Spool]:
+    """:func:`_signed` for a daily file: the body goes to a :class:`~behaviours.files.Spool`
+    (bounded memory) and its digest, taken as it arrived, is what the signature is checked
+    against. The caller closes the spool."""
+    headers = check_signature_headers(request.headers, skew_s=settings.auth.signature_skew_s)
+    declared = request.headers.get("content-length")
+    if declared and declared.isascii() and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge(f"The file is {declared} bytes; the limit is {limit} bytes.")
+    spool = Spool()
+    try:
+        async for chunk in request.stream():
+            if spool.size + len(chunk) > limit:
+                raise BodyTooLarge(f"The file exceeds the limit of {limit} bytes.")
+            spool.write(chunk)
+        caller = await verify_signed(
+            headers,
+            method=request.method,
+            path=_signed_path(request),
+            body=b"",
+            body_sha256=spool.sha256,
+            lookup_secret=service.secret_lookup(pool, settings.privacy),
+            redis=redis,
+        )
+    except BaseException:
+        spool.close()
+        raise
+    return caller, spool
+
+
 @post(
     "/events",
     summary=(
@@ -195,14 +229,21 @@ async def upload_file(
     settings: NamedDependency[Settings],
     file_format: Annotated[Literal["ndjson", "csv"], QueryParameter(name="format")] = "ndjson",
 ) -> Response[FileStatus]:
-    caller, body = await _signed(
-        request, pool, redis, settings, limit=settings.ingest.max_file_bytes, what="The file"
+    caller, spool = await _signed_spool(
+        request, pool, redis, settings, limit=settings.ingest.max_file_bytes
     )
-    async with transaction(pool) as tx:
-        file_id, new = await service.create_file(tx, caller.operator_id, file_format, body)
-        if new:
-            enqueue_after_commit(tx, process_file, file_id)
-        status = await service.file_status(tx.conn, caller.operator_id, file_id)
+    with spool:
+        async with transaction(pool) as tx:
+            file_id, new = await files.create_file(
+                tx,
+                caller.operator_id,
+                file_format,
+                spool,
+                chunk_records=settings.ingest.file_chunk_records,
+            )
+            if new:
+                enqueue_after_commit(tx, process_file, file_id)
+            status = await files.file_status(tx.conn, caller.operator_id, file_id)
     return Response(
         content=_localised_status(status, language(request)), status_code=202 if new else 200
     )
@@ -220,7 +261,7 @@ async def file_status(
     file_id: FromPath[str],
 ) -> FileStatus:
     caller, _ = await _signed(request, pool, redis, settings)
-    status = await service.file_status(pool, caller.operator_id, file_id)
+    status = await files.file_status(pool, caller.operator_id, file_id)
     return _localised_status(status, language(request))
 
 
@@ -232,7 +273,10 @@ async def file_status(
         200: ResponseSpec(
             FileResultLine,
             media_type=RESULTS_MEDIA_TYPE,
-            description="NDJSON: one object per line of the file processed so far, in order",
+            description=(
+                "NDJSON: one object per line of the file processed so far, in order (streamed "
+                "chunk by chunk)"
+            ),
         )
     },
 )
@@ -242,12 +286,16 @@ async def file_results(
     redis: NamedDependency[Any],
     settings: NamedDependency[Settings],
     file_id: FromPath[str],
-) -> Response[bytes]:
+) -> Stream:
     caller, _ = await _signed(request, pool, redis, settings)
-    content = await service.file_results(pool, caller.operator_id, file_id)
-    return Response(
-        content=_localised_lines(content, language(request)), media_type=RESULTS_MEDIA_TYPE
-    )
+    key = await files.check_owner(pool, caller.operator_id, file_id)
+    lang = language(request)
+
+    async def lines() -> AsyncIterator[bytes]:
+        async for part in files.results_stream(pool, key):
+            yield _localised_lines(part, lang)
+
+    return Stream(lines(), media_type=RESULTS_MEDIA_TYPE)
 
 
 operators_router = Router(

@@ -287,7 +287,10 @@ class TestDoubleCounting:
                 metro(subject, "2", start=start + timedelta(minutes=5)),
             ],
         )
-        assert a.status == "accepted" and b.reason_code == "overlapping_activity"
+        # One source, same reduction: the smaller content digest holds the time (the
+        # resolution's final tie-break, tests/behaviours/test_resolution.py), not the order.
+        won, lost = (a, b) if a.status == "accepted" else (b, a)
+        assert won.status == "accepted" and lost.reason_code == "overlapping_activity"
 
     async def test_two_operators_concurrently_credited_once(self, pool, settings):
         await operator(pool, "metro")
@@ -300,14 +303,15 @@ class TestDoubleCounting:
             run(pool, settings, [metro(s2, "q1", start=start)], op_id="ridecode"),
             return_exceptions=True,
         )
-        statuses = sorted(r[0].status for r in results if isinstance(r, list))
-        assert statuses == ["accepted", "rejected"]
+        assert all(isinstance(r, list) for r in results), results
         assert (await co2e_balance(pool, rid))[0] == 467
         async with pool.acquire() as conn:
-            n = await conn.fetchval(
-                "SELECT count(*) FROM behaviour_events WHERE status = 'accepted'"
+            credited = await conn.fetch(
+                "SELECT operator_id FROM behaviour_events WHERE status = 'accepted'"
             )
-        assert n == 1
+        # Whichever committed first, the ticketing operator's trip ends credited (the
+        # platform's was refused, or credited and then superseded): docs/behaviours.md.
+        assert [r["operator_id"] for r in credited] == ["metro"]
 
     async def test_database_refuses_a_second_overlapping_accepted_trip(
         self, pool, settings, metro_op

@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from typing import Any
 
 import msgspec
 import pytest
 
-from behaviours import repository as repo
+from behaviours import files_repository as repo
 from behaviours import service
 from behaviours.errors import InvalidFile
 from behaviours.files import process_file
@@ -117,11 +118,18 @@ async def test_an_unknown_csv_column_is_refused_once_at_upload(pool, settings):
         with pytest.raises(InvalidFile) as caught:
             await service.create_file(tx, "metro", "csv", csv)
     assert "unknown columns: distanse_m" in str(caught.value)
-    # A file stored before the check (or by another door) fails once, with that message.
+    # A file stored before the check (or by another door: a whole file in one unsplit chunk,
+    # as migration 0027 leaves a file stored before it) fails once, with that message.
     async with transaction(pool) as tx:
         file_id, _ = await repo.insert_file(
-            tx.conn, "00000000-0000-4000-8000-000000000001", "metro", "csv", csv, "x"
+            tx.conn, "00000000-0000-4000-8000-000000000001", "metro", "csv", "x", len(csv)
         )
+
+        async def legacy():
+            yield (uuid.UUID(file_id), 0, 1, None, [], csv)
+
+        await repo.copy_chunks(tx.conn, legacy())
+        await repo.set_layout(tx.conn, file_id, header=b"", chunks=1, total=0)
     assert await process_file(pool, policy(settings), file_id) == "failed"
     async with pool.acquire() as conn:
         status = await service.file_status(conn, "metro", file_id)
@@ -178,7 +186,7 @@ async def test_a_failed_file_shows_no_internal_error(pool, settings, monkeypatch
     async def broken(*_a, **_k):
         raise RuntimeError('relation "ingest_files" secret detail')
 
-    monkeypatch.setattr(service, "record_file_progress", broken)
+    monkeypatch.setattr("behaviours.files.record_chunk", broken)
     content = msgspec.json.encode(metro(subject, "z1"))
     status, _ = await _process(pool, settings, "ndjson", content)
     assert status.status == "failed" and status.error

@@ -209,14 +209,14 @@ async def test_a_transient_failure_leaves_the_file_resumable(pool, settings, mon
     async def deadlocked(*args, **kwargs):
         raise asyncpg.exceptions.DeadlockDetectedError("deadlock detected")
 
-    monkeypatch.setattr(service, "ingest", deadlocked)
+    monkeypatch.setattr("behaviours.files.ingest", deadlocked)
     with pytest.raises(asyncpg.exceptions.DeadlockDetectedError):
         await process_file(pool, policy(settings), file_id)
     async with pool.acquire() as conn:
         status = await service.file_status(conn, "metro", file_id)
     assert status.status != "failed"  # still queued/processing: the resume task will retry
 
-    monkeypatch.setattr(service, "ingest", real_ingest)
+    monkeypatch.setattr("behaviours.files.ingest", real_ingest)
     assert await process_file(pool, policy(settings), file_id) == "done"
 
 

@@ -13,21 +13,35 @@ with wrong media types.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+import uuid
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
 import pytest
 
+from enterprises import users
 from kit.auth import JwtKeys, Role, sign_request
+from kit.db import transaction
+from rewards import service as rewards
 from server.app import create_app
 from server.settings import Settings
 from tests.behaviours.factories import SECRET, linked, operator
+from tests.enterprises.api import admin, signed_in
+from tests.enterprises.energy_factories import meter, pusher
 from tests.residents.factories import resident
+from tests.rewards.factories import config, fund, item, live, merchant, project
 
 MOBILE = "/api/mobile/v1"
 OPERATORS = "/api/operators/v1"
+METERS = "/api/meters/v1"
+MERCHANTS = "/api/merchants/v1"
+ENTERPRISE = "/api/enterprise/v1"
+ENT = f"{ENTERPRISE}/enterprises/{{enterprise_id:uuid}}"
+MERCHANT_KEY = ("k1", "merchant-secret-0123456789abcdef")
+# Query parameters a route needs before it reads its body.
+QUERIES = {f"{ENT}/activity-reports/csv": "?period=month&period_start=2026-03-01"}
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
 # server.wire's handler option naming the media types a route takes (JSON when absent).
 ACCEPTS = "accepts"
@@ -54,9 +68,12 @@ def _ago(**kw: float) -> str:
     return (datetime.now(UTC).replace(microsecond=0) - timedelta(**kw)).isoformat()
 
 
-def _samples(subject: str) -> dict[str, list[Any]]:
+def _samples(subject: str, ids: Mapping[str, str] | None = None) -> dict[str, list[Any]]:
     """A well-formed body per route ("METHOD template"): JSON values, or ``(media type, bytes)``
-    for a route that takes another format. ``[]``: the route takes no body."""
+    for a route that takes another format. ``[]``: the route takes no body. ``ids``: the real
+    things the caller made (a site, a meter, an item, a reward and its code)."""
+    ids = ids or {}
+    reward_id = ids.get("reward_id", str(uuid.uuid4()))
     trip = {
         "type": "transit_trip",
         "record_id": "h1",
@@ -117,6 +134,72 @@ def _samples(subject: str) -> dict[str, list[Any]]:
         ],
         f"POST {OPERATORS}/events": [{"events": [trip]}, {"events": [bike, meter, steps]}],
         f"POST {OPERATORS}/files": [("application/x-ndjson", msgspec.json.encode(trip))],
+        f"POST {METERS}/readings": [
+            {
+                "readings": [
+                    {"meter": "M1", "at": _ago(hours=1), "value": 1000.5},
+                    {"meter": "M1", "at": _ago(minutes=45), "value": 1001.5, "unit": "kWh"},
+                ]
+            }
+        ],
+        f"POST {ENTERPRISE}/sessions": [{"login": "admin1", "password": "a wrong password"}],
+        f"POST {ENT}/users": [
+            {"login": "energy.manager", "display_name": "能源主管", "password": "horse battery"}
+        ],
+        f"POST {ENT}/users/{{user_id:uuid}}/disable": [],
+        f"POST {ENT}/sites": [{"name": "Plant 2", "address": "1 Bay Road, Futian"}],
+        f"POST {ENT}/meters": [
+            {
+                "site_id": ids.get("site_id", str(uuid.uuid4())),
+                "ref": "M2",
+                "kind": "electricity",
+                "unit": "kWh",
+                "pusher": "grid",
+                "interval_s": 900,
+                "register": "cumulative",
+                "spike_factor": 10.5,
+            }
+        ],
+        f"POST {ENT}/activity-reports": [
+            {
+                "period": "month",
+                "period_start": "2026-03-01",
+                "lines": [
+                    {"kind": "electricity", "quantity": 1200.5, "unit": "kWh"},
+                    {
+                        "kind": "green_electricity",
+                        "quantity": 100.5,
+                        "unit": "kWh",
+                        "certificates": ["GEC-2026-0001"],
+                    },
+                ],
+            }
+        ],
+        f"POST {ENT}/activity-reports/csv": [
+            ("text/csv", b"kind,quantity,unit\nelectricity,1200.5,kWh")
+        ],
+        f"PUT {ENT}/budgets": [
+            {
+                "metric": "carbon_kg",
+                "period_kind": "month",
+                "period_start": "2026-03-01",
+                "amount": 50_000.5,
+            }
+        ],
+        f"POST {ENT}/carbon-reports": [{"period": "2026-03"}, {"period": "2025"}],
+        f"POST {MOBILE}/projects/{{project_id:str}}/donations": [
+            {"asset": "POINT", "amount": 5},
+            {"asset": "CO2E_G", "amount": 50},
+        ],
+        f"POST {MOBILE}/rewards/{{reward_id:str}}/cancel": [],
+        f"POST {MOBILE}/redemptions": [{"item_id": ids.get("item_id", str(uuid.uuid4()))}],
+        f"POST {MERCHANTS}/rewards/lookup": [{"code": ids.get("code", "ABCD-EFGH")}],
+        f"POST {MERCHANTS}/rewards/confirm": [{"code": ids.get("code", "ABCD-EFGH")}],
+        f"POST {MERCHANTS}/rewards/refund": [{"reward_id": reward_id}],
+        f"POST {MERCHANTS}/rewards/{{reward_id:uuid}}/delivery": [
+            {"status": "shipped"},
+            {"status": "delivered"},
+        ],
     }
 
 
@@ -221,18 +304,49 @@ def mutations(sample: Any) -> Iterator[tuple[str, bytes]]:
 
 
 class Caller:
-    """Sends a request the way its surface authenticates it."""
+    """Sends a request the way its surface authenticates it: operators and meters' gateways
+    signed with their operator key, merchants with their merchant key, the enterprise API with
+    an enterprise administrator's token, the mobile API (and any surface added later) with a
+    resident's. Every write carries a fresh ``Idempotency-Key``."""
 
-    def __init__(self, client: Any, token: str) -> None:
+    def __init__(
+        self,
+        client: Any,
+        token: str,
+        *,
+        enterprise_token: str = "",
+        merchant_id: str = "nobody",
+        ids: Mapping[str, str] | None = None,
+    ) -> None:
         self.client = client
         self.token = token
+        self.enterprise_token = enterprise_token
+        self.merchant_id = merchant_id
+        self.ids = dict(ids or {})  # path parameter or sample field -> a real id
+
+    def path(self, template: str) -> str:
+        """``template`` with its parameters the real things made (``metro`` for the others) and
+        the query the route needs."""
+        filled = PATH_PARAM.sub(lambda m: self.ids.get(m.group(1), "metro"), template)
+        return filled + QUERIES.get(template, "")
 
     async def send(self, method: str, path: str, body: bytes, content_type: str | None) -> Any:
         headers: dict[str, str] = {}
         if content_type is not None:
             headers["content-type"] = content_type
+        if method in _BODY_METHODS:
+            headers["idempotency-key"] = uuid.uuid4().hex
         if path.startswith(OPERATORS):
             headers |= sign_request(SECRET, method, path, body, operator_id="metro", key_id="k1")
+        elif path.startswith(METERS):  # a utility's gateway
+            headers |= sign_request(SECRET, method, path, body, operator_id="grid", key_id="k1")
+        elif path.startswith(MERCHANTS):
+            key_id, secret = MERCHANT_KEY
+            headers |= sign_request(
+                secret, method, path, body, operator_id=self.merchant_id, key_id=key_id
+            )
+        elif path.startswith(ENTERPRISE):
+            headers["authorization"] = f"Bearer {self.enterprise_token}"
         else:  # the mobile surface, and any surface added later: a resident's token
             headers["authorization"] = f"Bearer {self.token}"
         return await self.client.request(method, path, content=body, headers=headers)
@@ -243,11 +357,46 @@ def _path(template: str, value: str = "metro") -> str:
 
 
 @pytest.fixture
-async def caller(client: Any, pool: Any, jwt_keys: JwtKeys) -> Caller:
+async def caller(client: Any, pool: Any, jwt_keys: JwtKeys, settings: Settings) -> Caller:
     await operator(pool, "metro")
     resident_id = await resident(pool, "440305")
     token = jwt_keys.issue(resident_id, Role.RESIDENT, 3600, extra={"typ": "access"})
-    return Caller(client, token)
+    # The enterprise API: an enterprise, its administrator (signed in), a second user to
+    # disable, a site and a meter pushed by the gateway "grid".
+    boss = await signed_in(client, await admin(pool))
+    async with transaction(pool) as tx:
+        other = await users.add_user(
+            tx,
+            boss.enterprise.id,
+            login="second",
+            display_name="二号",
+            password="correct horse battery staple",
+            created_by=boss.user.id,
+        )
+    await pusher(pool)
+    m = await meter(pool, boss.enterprise.id, by="grid")
+    # The rewards: a merchant with a signing key, a physical item, and a reward of it issued
+    # to the (funded) resident; a donation project.
+    cfg = config(settings)
+    shop = await merchant(pool, cfg, key=MERCHANT_KEY)
+    goods = await item(pool, shop.merchant.id, kind="physical", cost_points=100, **live())
+    await fund(pool, cfg, resident_id, 1000)
+    async with transaction(pool) as tx:
+        reward = await rewards.redeem(tx, cfg, resident_id, goods.id)
+    cause = await project(pool)
+    ids = {
+        "enterprise_id": str(boss.enterprise.id),
+        "user_id": str(other.id),
+        "site_id": str(m.site_id),
+        "item_id": goods.id,
+        "reward_id": reward.id,
+        "code": reward.code,
+        "project_id": cause.id,
+    }
+    enterprise_token = boss.headers["Authorization"].removeprefix("Bearer ")
+    return Caller(
+        client, token, enterprise_token=enterprise_token, merchant_id=shop.merchant.id, ids=ids
+    )
 
 
 def problem_4xx(r: Any) -> str | None:
@@ -280,9 +429,9 @@ def test_every_body_route_has_a_sample():
 async def test_hostile_bodies_are_refused_4xx(route, caller, pool):
     method, template, handler = route
     _, subject = await linked(pool, "metro")
-    samples = _samples(subject).get(route_id(route), [])
+    samples = _samples(subject, caller.ids).get(route_id(route), [])
     accepts = handler.opt.get(ACCEPTS, JSON_ONLY)
-    path = _path(template)
+    path = caller.path(template)
     failures: list[str] = []
     sent = 0
     for sample in samples:
@@ -308,7 +457,7 @@ async def test_hostile_bodies_are_refused_4xx(route, caller, pool):
 async def test_a_body_of_another_media_type_is_415(route, caller, pool):
     method, template, handler = route
     _, subject = await linked(pool, "metro")
-    samples = _samples(subject).get(route_id(route)) or [{"any": "body"}]
+    samples = _samples(subject, caller.ids).get(route_id(route)) or [{"any": "body"}]
     first = samples[0]
     body = first[1] if isinstance(first, tuple) else msgspec.json.encode(first)
     accepts = handler.opt.get(ACCEPTS, JSON_ONLY)
@@ -316,7 +465,7 @@ async def test_a_body_of_another_media_type_is_415(route, caller, pool):
     for media in [*WRONG_TYPES, "application/json" if accepts != JSON_ONLY else None]:
         if media in accepts:
             continue
-        r = await caller.send(method, _path(template), body, media)
+        r = await caller.send(method, caller.path(template), body, media)
         if problem_4xx(r) or r.status_code != 415 or r.json()["code"] != "unsupported_media_type":
             failures.append(f"{media}: {r.status_code} {r.text[:200]}")
     assert not failures, failures

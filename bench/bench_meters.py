@@ -1,0 +1,371 @@
+"""Meter readings benchmark: signed HTTP batches through the real API (`/api/meters/v1/readings`),
+converted, derived (flags, monthly sums, touched months) and durable.
+
+    flock /tmp/tph-bench.lock .venv/bin/python bench/bench_meters.py
+    BENCH_READINGS=1000000 BENCH_PUSHERS=4 BENCH_METERS_PER_PUSHER=1250 BENCH_WORKERS=2 ...
+
+A region's shape: BENCH_PUSHERS utilities, each pushing BENCH_METERS_PER_PUSHER cumulative
+15-minute electricity meters (20 per enterprise); every batch is one pusher's hour: 4 readings of
+each of its meters (5,000 readings), sent in order over one keep-alive connection per pusher
+(a pusher's hours arrive in order, pushers in parallel), each request signed when sent. About
+0.1 % of the readings are anomalies (a register going backwards, a spike), flagged by the API.
+Stores: BENCH_DATABASE_URL / BENCH_REDIS_URL, or embedded ones in a temporary directory, tuned
+as bench/bench_ingest.py tunes them (durability untouched: fsync and synchronous_commit on).
+Prints readings/s, p50/p99 batch latency and the verdicts, then checks that the months' sums
+accounting reads equal what the verdicts counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import msgspec
+from bench_ingest import free_port, tune
+
+from kit.auth import sign_request
+
+READINGS = int(os.environ.get("BENCH_READINGS", "1000000"))
+PUSHERS = int(os.environ.get("BENCH_PUSHERS", "4"))
+METERS = int(os.environ.get("BENCH_METERS_PER_PUSHER", "1250"))
+PER_BATCH = int(os.environ.get("BENCH_READINGS_PER_METER", "4"))  # an hour of 15-minute data
+WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
+METERS_PER_ENTERPRISE = 20
+PATH = "/api/meters/v1/readings"
+SECRET = "bench-meters-secret-0123456789abcdef"
+Q = timedelta(minutes=15)
+
+
+def pusher(p: int) -> str:
+    return f"bench-grid-{p}"
+
+
+def make_batches(start: datetime) -> dict[str, list[bytes]]:
+    """Each pusher's batches in order: hour h holds readings h·4+1 .. h·4+4 of every meter."""
+    rnd = random.Random(42)
+    enc = msgspec.json.Encoder()
+    per_pusher = READINGS // PUSHERS
+    hours = max(1, per_pusher // (METERS * PER_BATCH))
+    out: dict[str, list[bytes]] = {}
+    for p in range(PUSHERS):
+        registers = [rnd.uniform(1e4, 1e6) for _ in range(METERS)]
+        batches = []
+        for h in range(hours):
+            readings = []
+            for m in range(METERS):
+                for k in range(1, PER_BATCH + 1):
+                    step = rnd.uniform(20, 30)
+                    odd = rnd.random()
+                    if odd < 0.0005:
+                        value = registers[m] - 100  # backwards (the register is not moved)
+                    else:
+                        registers[m] += step * (40 if odd < 0.001 else 1)  # a spike
+                        value = registers[m]
+                    readings.append(
+                        {
+                            "meter": f"m{m}",
+                            "at": (start + (h * PER_BATCH + k) * Q).isoformat(),
+                            "value": round(value, 2),
+                        }
+                    )
+            batches.append(enc.encode({"readings": readings}))
+        out[pusher(p)] = batches
+    return out
+
+
+async def post(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, op: str, body: bytes
+) -> tuple[int, bytes]:
+    headers = sign_request(SECRET, "POST", PATH, body, operator_id=op, key_id="k1")
+    head = (
+        f"POST {PATH} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n"
+        + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        + "\r\n"
+    )
+    writer.write(head.encode() + body)
+    await writer.drain()
+    status = int((await reader.readline()).split()[1])
+    length = 0
+    while True:
+        line = await reader.readline()
+        if line in (b"\r\n", b""):
+            break
+        name, _, value = line.decode("latin-1").partition(":")
+        if name.lower() == "content-length":
+            length = int(value)
+    return status, await reader.readexactly(length)
+
+
+async def push(port: int, batches: dict[str, list[bytes]]) -> dict[str, Any]:
+    latencies: list[float] = []
+    verdicts: collections.Counter[str] = collections.Counter()
+    errors: collections.Counter[int] = collections.Counter()
+    quantity = [0.0]
+    dec = msgspec.json.Decoder()
+
+    async def client(op: str, queue: list[bytes]) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        i = 0
+        while i < len(queue):
+            t0 = time.perf_counter()
+            status, content = await post(reader, writer, op, queue[i])
+            latencies.append(time.perf_counter() - t0)
+            if status == 503:  # "not now": nothing was kept, resend the same batch
+                errors[status] += 1
+                continue
+            i += 1
+            if status != 200:
+                errors[status] += 1
+                print(f"HTTP {status}: {content[:300]!r}", file=sys.stderr)
+                continue
+            for v in dec.decode(content)["results"]:
+                verdicts[v.get("reason_code") or v["status"]] += 1
+                quantity[0] += v.get("quantity") or 0.0
+        writer.close()
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(client(op, q) for op, q in batches.items()))
+    elapsed = time.perf_counter() - t0
+    latencies.sort()
+    return {
+        "elapsed": elapsed,
+        "latencies": latencies,
+        "verdicts": verdicts,
+        "errors": errors,
+        "quantity": quantity[0],
+    }
+
+
+async def prepare(db_url: str) -> None:
+    from behaviours import service as behaviours
+    from enterprises import energy, service
+    from enterprises.energy_schemas import MeterIn, SiteIn
+    from integrations.districts import read_districts_file
+    from kit.db import create_pool, transaction
+    from server.migrate import migrate
+    from server.seeds import apply_seeds
+    from server.settings import PrivacySettings
+
+    pool = await create_pool(db_url, min_size=1, max_size=4, command_timeout=3600)
+    async with pool.acquire() as conn:
+        await migrate(conn)
+        await apply_seeds(conn)
+    t0 = time.perf_counter()
+    districts = Path(__file__).resolve().parents[1] / "tests/integrations/data/districts.geojson"
+    enterprises = PUSHERS * METERS // METERS_PER_ENTERPRISE
+    async with transaction(pool) as tx:
+        await behaviours.import_districts(tx, read_districts_file(districts))
+        lines = ["credit_code,name,industry,district,size_class"]
+        for n in range(enterprises):
+            first17 = f"91440303{n:08d}B"
+            lines.append(f"{first17}{service.check_character(first17)},企业{n},C3311,440303,above")
+        await service.import_csv(tx, "\n".join(lines) + "\n")
+        for p in range(PUSHERS):
+            await behaviours.register_operator(
+                tx, pusher(p), name=f"Grid {p}", kind="utility", region_code="440300"
+            )
+            await behaviours.add_signing_key(tx, pusher(p), "k1", SECRET, privacy=PrivacySettings())
+    codes = [line.split(",")[0] for line in lines[1:]]
+    async with pool.acquire() as conn:
+        ids = [e.id for e in (await service.enterprises_by_credit_code(conn, codes)).values()]
+    ids.sort()
+    async with transaction(pool) as tx:
+        for n, eid in enumerate(ids):
+            site = await energy.add_site(tx, eid, SiteIn(name="厂区"))
+            for k in range(METERS_PER_ENTERPRISE):
+                g = n * METERS_PER_ENTERPRISE + k
+                await energy.add_meter(
+                    tx,
+                    eid,
+                    MeterIn(
+                        site_id=site.id,
+                        ref=f"m{g % METERS}",
+                        kind="electricity",
+                        unit="kWh",
+                        pusher=pusher(g // METERS),
+                    ),
+                )
+    print(
+        f"district built: {enterprises} enterprises, {PUSHERS * METERS} meters, "
+        f"{PUSHERS} pushers in {time.perf_counter() - t0:.1f} s",
+        flush=True,
+    )
+    await pool.close()
+
+
+async def summed(db_url: str, start: datetime) -> float:
+    """What accounting reads for the run's months (the meters' sums, flagged ones excluded)."""
+    from enterprises import energy
+    from kit.db import connect
+
+    conn = await connect(db_url)
+    try:
+        rows = await energy.monthly_activity(
+            conn, start=date(start.year, start.month, 1) - timedelta(days=40), end=date(2100, 1, 1)
+        )
+    finally:
+        await conn.close()
+    return sum(r.quantity for r in rows if r.kind == "electricity")
+
+
+def _stat(pid: int) -> list[str]:
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rpartition(")")[2].split()
+
+
+def cpu_seconds(root: int) -> float:
+    """CPU seconds used by ``root`` and its descendants (live ones, and those it waited for):
+    what a run cost on a shared machine, whatever else ran beside it."""
+    children: dict[int, list[int]] = collections.defaultdict(list)
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                children[int(_stat(int(entry))[1])].append(int(entry))
+            except (OSError, IndexError):
+                continue
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        try:
+            fields = _stat(pid)
+        except OSError:
+            continue
+        total += sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
+        todo.extend(children.get(pid, []))
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def main() -> int:
+    pg = rd = None
+    db_url = os.environ.get("BENCH_DATABASE_URL")
+    redis_url = os.environ.get("BENCH_REDIS_URL")
+    tmp = Path(tempfile.mkdtemp(prefix="tph-mbench-"))
+    if not db_url:
+        from server.embedded import EmbeddedPostgres
+
+        pg = EmbeddedPostgres(tmp / "pg", database="bench")
+        db_url = pg.start()
+        if not os.environ.get("BENCH_PG_DEFAULTS"):
+            asyncio.run(tune(db_url))
+            pg.stop()
+            db_url = pg.start()
+    if not redis_url:
+        from server.embedded import EmbeddedRedis
+
+        rd = EmbeddedRedis(tmp / "redis", persist=False)
+        redis_url = rd.start()
+    api = None
+    try:
+        asyncio.run(prepare(db_url))
+        start = (datetime.now(UTC) - timedelta(days=60)).replace(minute=0, second=0, microsecond=0)
+        t0 = time.perf_counter()
+        batches = make_batches(start)
+        n_batches = sum(len(b) for b in batches.values())
+        size = sum(len(x) for b in batches.values() for x in b)
+        print(
+            f"{n_batches} batches pre-encoded in {time.perf_counter() - t0:.1f} s "
+            f"({size / 1e6:.0f} MB)",
+            flush=True,
+        )
+        port = free_port()
+        env = {
+            **os.environ,
+            "DATABASE_URL": db_url,
+            "REDIS_URL": redis_url,
+            "TANPUHUI_LOG_LEVEL": "WARNING",
+        }
+        api = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "server.app:create_app_from_env",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                str(WORKERS),
+                "--no-access-log",
+                "--log-level",
+                "warning",
+                "--loop",
+                "uvloop",
+                "--http",
+                "server.http_limits:BoundedHttpToolsProtocol",
+            ],
+            env=env,
+        )
+        import socket
+
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        warmup = {pusher(p): [b'{"readings": []}'] * 4 for p in range(PUSHERS)}
+        asyncio.run(push(port, warmup))
+        roots = [api.pid]
+        if pg is not None:
+            roots.append(int((pg.data_dir / "postmaster.pid").read_text().split()[0]))
+        cpu0 = [cpu_seconds(r) for r in roots]
+        result = asyncio.run(push(port, batches))
+        cpu = [cpu_seconds(r) - c for r, c in zip(roots, cpu0, strict=True)]
+        n = sum(result["verdicts"].values())
+        lat = result["latencies"]
+        print(
+            f"\nreadings: {n:,} in {len(lat)} batches of {METERS * PER_BATCH}, "
+            f"{PUSHERS} pushers (connections), {WORKERS} API workers"
+        )
+        print(f"throughput: {n / result['elapsed']:,.0f} readings/s ({result['elapsed']:.1f} s)")
+        print(
+            f"batch latency: p50 {lat[len(lat) // 2] * 1000:.0f} ms, "
+            f"p99 {lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000:.0f} ms"
+        )
+        print(
+            "CPU: API workers "
+            + f"{cpu[0]:.1f} s ({1e6 * cpu[0] / n:.0f} µs a reading)"
+            + (f", PostgreSQL {cpu[1]:.1f} s ({1e6 * cpu[1] / n:.0f} µs a reading)" if pg else "")
+            + f" -> {n / sum(cpu):,.0f} readings per CPU-second"
+        )
+        for k, v in result["verdicts"].most_common():
+            print(f"  {k:24} {v:>10,}  {100 * v / n:6.2f} %")
+        if result["errors"]:
+            print(f"HTTP errors: {dict(result['errors'])}")
+        total = asyncio.run(summed(db_url, start))
+        ok = abs(total - result["quantity"]) <= 1e-6 * max(1.0, total)
+        print(
+            f"monthly sums read by accounting: {total:,.1f} kWh; verdicts counted "
+            f"{result['quantity']:,.1f} kWh: {'equal' if ok else 'DIFFERENT'}"
+        )
+        return 0 if ok and not result["errors"] else 1
+    finally:
+        if api is not None:
+            api.terminate()
+            api.wait(30)
+        if rd:
+            rd.stop()
+        if pg:
+            pg.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

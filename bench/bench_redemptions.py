@@ -1,0 +1,270 @@
+"""Redemption benchmark: hold + stock + reward (and the Idempotency-Key record the mobile route
+writes), from concurrent clients, through the service (``rewards.service.redeem`` inside
+``kit.idempotency.replay_or_run``, exactly what ``POST /api/mobile/v1/redemptions`` runs after
+its guard), not through HTTP.
+
+    flock /tmp/tph-bench.lock .venv/bin/python bench/bench_redemptions.py
+
+Uses ``BENCH_DATABASE_URL`` when set (a fresh database is created on that server and dropped
+afterwards), otherwise an embedded PostgreSQL in a temporary directory with the ledger
+benchmark's configuration (``bench_ledger.TUNED``; durable commits). Knobs: ``BENCH_RESIDENTS``
+(20,000 funded residents), ``BENCH_ITEMS`` (64 catalogue items of one merchant),
+``BENCH_CLIENTS`` (32), ``BENCH_SECONDS`` (10 per phase). Two phases: redemptions spread over
+the items (a city's catalogue), then every client on one item (its stock row is the hot spot).
+A third phase places bare holds (``points.place_hold`` alone) as the reference under the same
+load. Prints one line per phase, then checks that the ledger's holds of the redemptions equal
+the stock taken.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import secrets
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import asyncpg
+import msgspec
+from bench_ledger import TUNED, _tune
+
+from kit import idempotency
+from kit.db import create_pool, transaction
+from kit.settings import PrivacySettings
+from points import service as ledger
+from points.schemas import Issuance, Owner, PointsPolicy, TransferRequest
+from residents import service as residents
+from rewards import service
+from rewards.schemas import ItemSpec, MerchantRegistration, RedeemRequest, Reward
+from rewards.settings import RewardsConfig, RewardsSettings
+from server.migrate import migrate
+
+CFG = RewardsConfig(
+    rewards=RewardsSettings(),
+    points=PointsPolicy(grams_per_point=10, expiry_years=2, hold_timeout_s=900),
+    privacy=PrivacySettings(),
+    region_code="440300",
+    timezone="Asia/Shanghai",
+)
+_encoder = msgspec.json.Encoder()
+
+
+def _env(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+async def prepare(pool: Any, n_residents: int, n_items: int) -> tuple[list[str], list[str]]:
+    now = datetime.now(UTC)
+    async with transaction(pool) as tx:
+        people = await residents.create_residents(tx.conn, ["440305"] * n_residents)
+    for i in range(0, n_residents, 1000):
+        async with transaction(pool) as tx:
+            await ledger.issue_reductions(
+                tx,
+                [
+                    Issuance(
+                        resident_id=r,
+                        reduction_g=1_000_000,  # 100,000 points each
+                        source_ref=f"fund-{r}",
+                        region_code="440305",
+                        occurred_at=now,
+                    )
+                    for r in people[i : i + 1000]
+                ],
+                CFG.points,
+            )
+    async with transaction(pool) as tx:
+        await service.register_merchant(
+            tx,
+            CFG,
+            MerchantRegistration(id="bench-shop", name="Bench", settlement_contact="x@example.org"),
+        )
+        items = []
+        for i in range(n_items + 1):
+            made = await service.add_item(
+                tx,
+                ItemSpec(
+                    merchant_id="bench-shop",
+                    kind="generated_code",
+                    title=f"item {i}",
+                    cost_points=1,
+                    total_stock=10_000_000,
+                    active_from=now - timedelta(days=1),
+                    active_until=now + timedelta(days=30),
+                    visible_from=now - timedelta(days=1),
+                    visible_until=now + timedelta(days=30),
+                    validity_s=86400,
+                ),
+            )
+            items.append(made.id)
+    return people, items
+
+
+async def redemptions(
+    pool: Any, people: list[str], items: list[str], clients: int, seconds: float
+) -> tuple[int, float, list[float]]:
+    done = 0
+    latencies: list[float] = []
+    deadline = time.perf_counter() + seconds
+
+    async def client(c: int) -> None:
+        nonlocal done
+        rng = random.Random(c)
+        while time.perf_counter() < deadline:
+            rid = rng.choice(people)
+            data = RedeemRequest(item_id=rng.choice(items))
+            digest = idempotency.request_hash("POST", "redemptions", _encoder.encode(data))
+            t0 = time.perf_counter()
+            async with transaction(pool) as tx:
+
+                async def issue(tx: Any = tx, rid: str = rid, data: RedeemRequest = data) -> Reward:
+                    return await service.redeem(tx, CFG, rid, data.item_id)
+
+                await idempotency.replay_or_run(
+                    tx, f"resident:{rid}", uuid.uuid4().hex, digest, issue, Reward, status=201
+                )
+            latencies.append(time.perf_counter() - t0)
+            done += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client(c) for c in range(clients)))
+    return done, time.perf_counter() - started, latencies
+
+
+async def bare_holds(
+    pool: Any, people: list[str], clients: int, seconds: float
+) -> tuple[int, float]:
+    """The reference under the same load: ``points.place_hold`` alone, one per transaction."""
+    done = 0
+    deadline = time.perf_counter() + seconds
+
+    async def client(c: int) -> None:
+        nonlocal done
+        rng = random.Random(c)
+        while time.perf_counter() < deadline:
+            request = TransferRequest(
+                idempotency_key=f"bare-{uuid.uuid4()}",
+                debit=Owner("resident", rng.choice(people)),
+                credit=Owner("merchant", "bench-shop"),
+                asset="POINT",
+                amount=1,
+                kind="redemption",
+                reason_code="bench_hold",
+                region_code="440305",
+                occurred_at=datetime.now(UTC),
+            )
+            async with transaction(pool) as tx:
+                await ledger.place_hold(tx, request, CFG.points)
+            done += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client(c) for c in range(clients)))
+    return done, time.perf_counter() - started
+
+
+def _pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000
+
+
+async def run(url: str) -> None:
+    n_residents = _env("BENCH_RESIDENTS", 20_000)
+    n_items = _env("BENCH_ITEMS", 64)
+    clients = _env("BENCH_CLIENTS", 32)
+    seconds = float(_env("BENCH_SECONDS", 10))
+    conn = await asyncpg.connect(url)
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+    pool = await create_pool(url, min_size=clients, max_size=clients + 2)
+    try:
+        t0 = time.perf_counter()
+        people, items = await prepare(pool, n_residents, n_items)
+        print(
+            f"prepared {n_residents:,} funded residents, {n_items + 1} items in "
+            f"{time.perf_counter() - t0:.1f} s"
+        )
+        await redemptions(pool, people, items[:-1], clients, 2)  # warm-up
+        for label, chosen in (
+            (f"spread over {n_items} items", items[:-1]),
+            ("one hot item", items[-1:]),
+        ):
+            done, elapsed, lat = await redemptions(pool, people, chosen, clients, seconds)
+            print(
+                f"redemptions ({label}): {done:,} from {clients} clients in {elapsed:.2f} s: "
+                f"{done / elapsed:,.0f}/s, p50 {_pct(lat, 0.5):.1f} ms, "
+                f"p99 {_pct(lat, 0.99):.1f} ms"
+            )
+        bare, elapsed = await bare_holds(pool, people, clients, seconds)
+        print(
+            f"reference, bare holds (points.place_hold alone): {bare:,} from {clients} clients "
+            f"in {elapsed:.2f} s: {bare / elapsed:,.0f}/s"
+        )
+        holds, cursor = -bare, None
+        while True:  # the merchant's ledger statement: every hold placed towards it
+            page = await ledger.statement(
+                pool, "merchant", "bench-shop", "POINT", cursor=cursor, limit=500
+            )
+            holds += sum(1 for e in page.entries if e.phase == "pending")
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+        taken = 0
+        for item_id in items:
+            found = await service.get_item(pool, item_id)
+            taken += found.total_stock - found.remaining
+        print(f"check: {holds:,} holds on the ledger, {taken:,} units of stock taken")
+        assert holds == taken
+    finally:
+        await pool.close()
+
+
+def main() -> None:
+    base = os.environ.get("BENCH_DATABASE_URL")
+    name = f"tanpuhui_bench_{secrets.token_hex(4)}"
+    if base:
+        url = urlunsplit(urlsplit(base)._replace(path="/" + name))
+
+        async def admin(sql: str) -> None:
+            conn = await asyncpg.connect(base)
+            try:
+                await conn.execute(sql)
+            finally:
+                await conn.close()
+
+        asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+        try:
+            asyncio.run(run(url))
+        finally:
+            asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        return
+    from server.embedded import EmbeddedPostgres
+
+    tmp = Path(tempfile.mkdtemp(prefix="tph-bench-"))
+    pg = EmbeddedPostgres(tmp / "pg", database=name)
+    url = pg.start()
+    try:
+        if not os.environ.get("BENCH_PG_DEFAULTS"):
+            asyncio.run(_tune(url))
+            pg.stop()
+            url = pg.start()
+        print("postgres: " + " ".join(f"{k}={v}" for k, v in TUNED.items()))
+        asyncio.run(run(url))
+    finally:
+        pg.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+"""The enterprise API's errors: the catalogue of every stable code it answers with, and the
+OpenAPI responses built from it (each operation lists its codes, each with an example body).
+
+Status and title come from the error classes (``kit.errors.error_catalogue``), so the served
+document cannot drift from what the server sends; only each code's meaning for an enterprise
+console's developer is written here.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import Example
+
+# Imported so that their classes are loaded: the catalogue derives from them.
+import enterprises.energy_errors
+import enterprises.users  # noqa: F401
+from kit.errors import PROBLEM_BASE, PROBLEM_JSON, Problem, error_catalogue
+
+
+class ErrorCode(NamedTuple):
+    status: int
+    title: str
+    meaning: str
+
+
+MEANINGS: dict[str, str] = {
+    "validation_failed": "The body or a parameter does not match the schema or a rule.",
+    "bad_request": "The request could not be read (not JSON, not UTF-8 CSV).",
+    "token_missing": "No `Authorization: Bearer <token>` header.",
+    "token_invalid": "The access token is malformed, forged or not an access token.",
+    "token_expired": "The access token expired: sign in again.",
+    "role_required": "The token is not an enterprise administrator's token.",
+    "user_disabled": "The user of this token was disabled: its tokens are refused.",
+    "sign_in_failed": "Unknown login, wrong password or disabled user (one answer for all).",
+    "sign_in_rate_limited": (
+        "Too many failed sign-ins for this login or from this client; wait `Retry-After` seconds."
+    ),
+    "login_taken": "The login is already someone's (logins are unique in the programme).",
+    "user_is_self": "An administrator cannot disable their own user.",
+    "not_found": "No such item in the caller's enterprise.",
+    "enterprise_not_found": (
+        "Not the caller's enterprise: every path names the enterprise of the token, any other "
+        "is answered as if it did not exist."
+    ),
+    "site_not_found": "No such site in the caller's enterprise.",
+    "site_name_taken": "The enterprise already has a site of that name.",
+    "meter_ref_taken": "The pusher already has a meter of that reference.",
+    "activity_report_not_found": "No such activity report in the caller's enterprise.",
+    "green_certificate_claimed": (
+        "A green-electricity certificate serial was already claimed (by anyone in the region): "
+        "a serial counts once."
+    ),
+    "idempotency_key_reused": "The same `Idempotency-Key` came with another request.",
+    "payload_too_large": "The body is too large.",
+    "unsupported_media_type": "Send the body with the media type the operation names.",
+    "method_not_allowed": "Wrong HTTP method.",
+    "internal_error": "A fault on the server's side; quote the request id.",
+    "retry_later": (
+        "A store timed out or a transaction conflicted; the request was rolled back whole. "
+        "Send it again after `Retry-After` seconds."
+    ),
+}
+
+# Every operation may answer these.
+ALWAYS = ("internal_error", "retry_later")
+# What the guard of every signed-in route may answer, before the handler runs.
+GUARDED = ("token_missing", "token_invalid", "token_expired", "role_required", "user_disabled")
+# ... and of every route under /enterprises/{enterprise_id}.
+SCOPED = (*GUARDED, "enterprise_not_found", "validation_failed")
+
+
+def _catalogue() -> dict[str, ErrorCode]:
+    rows = error_catalogue()
+    missing = sorted(set(MEANINGS) - set(rows))
+    if missing:
+        raise RuntimeError(
+            f"enterprise API codes without an error class or registration: {missing}"
+        )
+    return {code: ErrorCode(rows[code].status, rows[code].title, m) for code, m in MEANINGS.items()}
+
+
+# Every code the enterprise API answers with, by code.
+CATALOGUE: dict[str, ErrorCode] = _catalogue()
+
+
+def errors(*codes: str) -> dict[int, ResponseSpec]:
+    """OpenAPI responses for the stable error codes an operation may answer with."""
+    by_status: dict[int, list[str]] = {}
+    for code in dict.fromkeys((*codes, *ALWAYS)):
+        by_status.setdefault(CATALOGUE[code].status, []).append(code)
+    out: dict[int, ResponseSpec] = {}
+    for status, group in sorted(by_status.items()):
+        examples = [
+            Example(
+                id=code,
+                summary=CATALOGUE[code].meaning,
+                value={
+                    "type": PROBLEM_BASE + code,
+                    "title": CATALOGUE[code].title,
+                    "status": status,
+                    "code": code,
+                    "detail": CATALOGUE[code].meaning,
+                    "request_id": "3f2a9c0e5b7d4e1f8a6b2c9d0e1f2a3b",
+                },
+            )
+            for code in group
+        ]
+        out[status] = ResponseSpec(
+            data_container=Problem,
+            generate_examples=False,
+            media_type=PROBLEM_JSON,
+            description="\n".join(f"- `{c}`: {CATALOGUE[c].meaning}" for c in group),
+            examples=examples,
+        )
+    return out
