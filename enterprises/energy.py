@@ -680,6 +680,11 @@ def _months(period: str, start: date) -> list[date]:
     return out
 
 
+# The years a report may cover (as the carbon account report's periods, enterprises/report.py).
+FIRST_REPORT_YEAR = 2000
+LAST_REPORT_YEAR = 2100
+
+
 def _report_lines(report: ReportIn) -> list[ReportLine]:
     """The report's lines converted to canonical units, or ``validation_failed`` naming every
     line that breaks a rule."""
@@ -690,6 +695,13 @@ def _report_lines(report: ReportIn) -> list[ReportLine]:
         errors.append(
             FieldError(
                 path="period_start", message=f"A {report.period}'s report starts on {first}."
+            )
+        )
+    if not FIRST_REPORT_YEAR <= start.year <= LAST_REPORT_YEAR:
+        errors.append(
+            FieldError(
+                path="period_start",
+                message=f"A report's year is from {FIRST_REPORT_YEAR} to {LAST_REPORT_YEAR}.",
             )
         )
     out: list[ReportLine] = []

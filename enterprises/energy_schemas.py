@@ -29,14 +29,14 @@ MeterKind = Literal[
 Register = Literal["cumulative", "interval"]
 Period = Literal["month", "year"]
 
-Text200 = Annotated[str, Meta(min_length=1, max_length=200)]
+Text200 = Annotated[str, Meta(min_length=1, max_length=200, pattern=r"^[^\x00]*$")]
 Ref = Annotated[str, Meta(pattern=r"^[!-~]{1,64}$")]
 Unit = Annotated[str, Meta(min_length=1, max_length=16)]
 
 
 class SiteIn(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     name: Text200
-    address: Annotated[str, Meta(max_length=500)] = ""
+    address: Annotated[str, Meta(max_length=500, pattern=r"^[^\x00]*$")] = ""
 
 
 class Site(Struct, frozen=True, kw_only=True):

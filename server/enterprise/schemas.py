@@ -48,7 +48,9 @@ class Session(Struct, frozen=True, kw_only=True):
 
 class UserIn(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     login: Login
-    display_name: Annotated[str, Meta(min_length=1, max_length=100, examples=["能源主管"])]
+    display_name: Annotated[
+        str, Meta(min_length=1, max_length=100, pattern=r"^[^\x00]*$", examples=["能源主管"])
+    ]
     password: Password
 
 

@@ -71,6 +71,7 @@ class DonationController(Controller):
         open_only: Annotated[bool, QueryParameter(name="open")] = False,
     ) -> ProjectPage:
         async with reader.pool.acquire() as conn:
+            await residents.require_active(conn, reader.resident_id)
             return await projects.page(conn, cursor=cursor, limit=limit, open_only=open_only)
 
     @get(
@@ -80,6 +81,7 @@ class DonationController(Controller):
     )
     async def project(self, reader: NamedDependency[Reader], project_id: ProjectId) -> Project:
         async with reader.pool.acquire() as conn:
+            await residents.require_active(conn, reader.resident_id)
             return await projects.get(conn, project_id)
 
     @post(

@@ -92,6 +92,7 @@ class RewardsController(Controller):
     )
     async def item(self, reader: NamedDependency[Reader], item_id: Id) -> Item:
         async with reader.pool.acquire() as conn:
+            await residents.require_active(conn, reader.resident_id)
             return await service.get_item(conn, item_id)
 
     @post(
@@ -132,6 +133,7 @@ class RewardsController(Controller):
     ) -> Response[Reward]:
         cfg = service.config_of(settings)
         resident_id = principal.subject
+        await residents.require_active(tx.conn, resident_id)
         digest = idempotency.request_hash("POST", "redemptions", _encoder.encode(data))
         status, reward = await idempotency.replay_or_run(
             tx,
@@ -176,6 +178,7 @@ class RewardsController(Controller):
         self, reader: NamedDependency[Reader], settings: NamedDependency[Settings], reward_id: Id
     ) -> Reward:
         async with reader.pool.acquire() as conn:
+            await residents.require_active(conn, reader.resident_id)
             return await service.my_reward(
                 conn, service.config_of(settings), reader.resident_id, reward_id
             )
@@ -202,6 +205,7 @@ class RewardsController(Controller):
         settings: NamedDependency[Settings],
         reward_id: Id,
     ) -> Reward:
+        await residents.require_active(tx.conn, principal.subject)
         return await service.cancel(tx, service.config_of(settings), principal.subject, reward_id)
 
 
