@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import random
+import secrets
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -287,7 +288,9 @@ async def load(
     ``BATCH``, one transaction each) and each enterprise's monthly reports. Loading the same
     seed again changes nothing (the same enterprises, readings duplicates, reports the same
     content) but adds a new signing key."""
-    key_id = f"syn{seed}-{datetime.now(UTC):%Y%m%d%H%M%S}"
+    key_id = (
+        f"syn{seed}-{datetime.now(UTC):%Y%m%d%H%M%S}-{secrets.token_hex(3)}"  # a new key each load
+    )
     async with transaction_on(conn) as tx:
         codes = await district_codes(tx)
         d = district(seed=seed, enterprises=enterprises, year=year, districts=codes)
