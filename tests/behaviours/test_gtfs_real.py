@@ -23,7 +23,7 @@ from behaviours.reference import TransitNetwork
 from integrations.gtfs import GtfsFeed, read_feed
 from kit.db import transaction
 
-CAIRNS = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "gtfs" / "cairns_gtfs.zip"
+CAIRNS = Path(__file__).resolve().parent / "data" / "cairns_gtfs.zip"  # see data/README.md
 
 
 async def network(pool: Any, feed: str) -> Any:
