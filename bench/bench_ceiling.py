@@ -216,8 +216,9 @@ async def create_table(db_url: str) -> None:
         await conn.close()
 
 
-def command(port: int, workers: int) -> list[str]:
-    """The uvicorn command line: the ingestion benchmark's, with this app."""
+def command(port: int) -> list[str]:
+    """The uvicorn command line of one server process: the ingestion benchmark's, with this
+    app (bench_ingest.start_servers runs BENCH_WORKERS of them)."""
     return [
         sys.executable,
         "-m",
@@ -229,8 +230,6 @@ def command(port: int, workers: int) -> list[str]:
         "127.0.0.1",
         "--port",
         str(port),
-        "--workers",
-        str(workers),
         "--no-access-log",
         "--log-level",
         "warning",

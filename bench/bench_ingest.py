@@ -144,7 +144,7 @@ async def post(
     return status, await reader.readexactly(length)
 
 
-async def push(port: int, batches: list[tuple[str, bytes]]) -> dict[str, Any]:
+async def push(ports: list[int], batches: list[tuple[str, bytes]]) -> dict[str, Any]:
     queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
     for b in batches:
         queue.put_nowait(b)
@@ -153,8 +153,8 @@ async def push(port: int, batches: list[tuple[str, bytes]]) -> dict[str, Any]:
     errors: collections.Counter[int] = collections.Counter()
     dec = msgspec.json.Decoder()
 
-    async def client() -> None:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    async def client(c: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", ports[c % len(ports)])
         while not queue.empty():
             op, body = queue.get_nowait()
             t0 = time.perf_counter()
@@ -176,7 +176,7 @@ async def push(port: int, batches: list[tuple[str, bytes]]) -> dict[str, Any]:
         writer.close()
 
     t0 = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(CONCURRENCY)))
+    await asyncio.gather(*(client(c) for c in range(CONCURRENCY)))
     elapsed = time.perf_counter() - t0
     latencies.sort()
     return {
@@ -185,6 +185,54 @@ async def push(port: int, batches: list[tuple[str, bytes]]) -> dict[str, Any]:
         "verdicts": verdicts,
         "errors": errors,
     }
+
+
+def api_command(port: int) -> list[str]:
+    """One API process (the app's own uvicorn options) on ``port``."""
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "server.app:create_app_from_env",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+        "--loop",
+        "uvloop",
+        "--http",
+        "server.http_limits:BoundedHttpToolsProtocol",
+    ]
+
+
+def start_servers(
+    command: Any, n: int, env: dict[str, str]
+) -> list[tuple[subprocess.Popen[bytes], int]]:
+    """``n`` single-process servers on ``n`` ports; clients spread their connections over the
+    ports round robin, as a load balancer in front of ``n`` stateless API processes does.
+
+    Not ``uvicorn --workers n``: its workers share one listening socket and the first to wake
+    accepts every pending connection, so a few long-lived connections (a benchmark's, or a
+    region's few operators') can all land on one worker while the others idle: measured here,
+    6.9 s of 7.4 s of the API's CPU on one of 4 workers (BENCHMARKS.md, "Meter readings")."""
+    servers = []
+    for _ in range(n):
+        port = free_port()
+        servers.append((subprocess.Popen(command(port), env=env), port))
+    for _, port in servers:
+        wait_for(port)
+    return servers
+
+
+def stop_servers(servers: list[tuple[subprocess.Popen[bytes], int]]) -> None:
+    for proc, _ in servers:
+        proc.terminate()
+    for proc, _ in servers:
+        proc.wait(30)
 
 
 def free_port() -> int:
@@ -261,7 +309,7 @@ def main() -> int:
 
         rd = EmbeddedRedis(tmp / "redis", persist=False)
         redis_url = rd.start()
-    api = None
+    servers: list[tuple[subprocess.Popen[bytes], int]] = []
     try:
         if CEILING != "only":
             asyncio.run(prepare(db_url))
@@ -274,7 +322,6 @@ def main() -> int:
         )
         if CEILING == "only":
             return 0 if ceiling(db_url, batches) else 1
-        port = free_port()
         env = {
             **os.environ,
             "DATABASE_URL": db_url,
@@ -282,41 +329,18 @@ def main() -> int:
             "TANPUHUI_LOG_LEVEL": "WARNING",
             "TANPUHUI_HTTP_MAX_BODY_BYTES": str(64 * 1024 * 1024),
         }
-        api = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--factory",
-                "server.app:create_app_from_env",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                str(WORKERS),
-                "--no-access-log",
-                "--log-level",
-                "warning",
-                "--loop",
-                "uvloop",
-                "--http",
-                "server.http_limits:BoundedHttpToolsProtocol",
-            ],
-            env=env,
-        )
-        wait_for(port)
+        servers = start_servers(api_command, WORKERS, env)
+        ports = [port for _, port in servers]
         # warm-up: every worker loads the reference data (not counted)
-        asyncio.run(push(port, make_warmup()))
-        result = asyncio.run(push(port, batches))
+        asyncio.run(push(ports, make_warmup()))
+        result = asyncio.run(push(ports, batches))
         rate = report(result, f"{WORKERS} API workers")
         for k, v in result["verdicts"].most_common():
             print(f"  {k:24} {v:>10,}  {100 * v / sum(result['verdicts'].values()):6.2f} %")
         if result["errors"]:
             print(f"HTTP errors: {dict(result['errors'])}")
-        api.terminate()
-        api.wait(30)
-        api = None
+        stop_servers(servers)
+        servers = []
         status = asyncio.run(audit(db_url))
         print(f"tanpuhui audit: {'passed' if status == 0 else 'FAILED'}")
         if CEILING != "0":
@@ -328,9 +352,7 @@ def main() -> int:
                 )
         return status
     finally:
-        if api is not None:
-            api.terminate()
-            api.wait(30)
+        stop_servers(servers)
         if rd:
             rd.stop()
         if pg:
@@ -367,18 +389,15 @@ def ceiling(db_url: str, batches: list[tuple[str, bytes]]) -> float:
     import bench_ceiling
 
     asyncio.run(bench_ceiling.create_table(db_url))
-    port = free_port()
-    server = subprocess.Popen(
-        bench_ceiling.command(port, WORKERS),
-        env={**os.environ, "CEILING_DATABASE_URL": db_url},
+    servers = start_servers(
+        bench_ceiling.command, WORKERS, {**os.environ, "CEILING_DATABASE_URL": db_url}
     )
+    ports = [port for _, port in servers]
     try:
-        wait_for(port)
-        asyncio.run(push(port, make_warmup()))
-        result = asyncio.run(push(port, batches))
+        asyncio.run(push(ports, make_warmup()))
+        result = asyncio.run(push(ports, batches))
     finally:
-        server.terminate()
-        server.wait(30)
+        stop_servers(servers)
     print("\nbare-stack ceiling (same HTTP server and batches, same rows COPYed, no logic):")
     rate = report(result, f"{WORKERS} server workers")
     if result["errors"]:

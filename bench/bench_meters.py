@@ -22,7 +22,6 @@ import collections
 import os
 import random
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import msgspec
-from bench_ingest import free_port, tune
+from bench_ingest import api_command, start_servers, stop_servers, tune
 
 from kit.auth import sign_request
 
@@ -110,15 +109,15 @@ async def post(
     return status, await reader.readexactly(length)
 
 
-async def push(port: int, batches: dict[str, list[bytes]]) -> dict[str, Any]:
+async def push(ports: list[int], batches: dict[str, list[bytes]]) -> dict[str, Any]:
     latencies: list[float] = []
     verdicts: collections.Counter[str] = collections.Counter()
     errors: collections.Counter[int] = collections.Counter()
     quantity = [0.0]
     dec = msgspec.json.Decoder()
 
-    async def client(op: str, queue: list[bytes]) -> None:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    async def client(c: int, op: str, queue: list[bytes]) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", ports[c % len(ports)])
         i = 0
         while i < len(queue):
             t0 = time.perf_counter()
@@ -138,7 +137,7 @@ async def push(port: int, batches: dict[str, list[bytes]]) -> dict[str, Any]:
         writer.close()
 
     t0 = time.perf_counter()
-    await asyncio.gather(*(client(op, q) for op, q in batches.items()))
+    await asyncio.gather(*(client(c, op, q) for c, (op, q) in enumerate(batches.items())))
     elapsed = time.perf_counter() - t0
     latencies.sort()
     return {
@@ -268,7 +267,7 @@ def main() -> int:
 
         rd = EmbeddedRedis(tmp / "redis", persist=False)
         redis_url = rd.start()
-    api = None
+    servers: list[Any] = []
     try:
         asyncio.run(prepare(db_url))
         start = (datetime.now(UTC) - timedelta(days=60)).replace(minute=0, second=0, microsecond=0)
@@ -281,53 +280,26 @@ def main() -> int:
             f"({size / 1e6:.0f} MB)",
             flush=True,
         )
-        port = free_port()
         env = {
             **os.environ,
             "DATABASE_URL": db_url,
             "REDIS_URL": redis_url,
             "TANPUHUI_LOG_LEVEL": "WARNING",
         }
-        api = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--factory",
-                "server.app:create_app_from_env",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                str(WORKERS),
-                "--no-access-log",
-                "--log-level",
-                "warning",
-                "--loop",
-                "uvloop",
-                "--http",
-                "server.http_limits:BoundedHttpToolsProtocol",
-            ],
-            env=env,
-        )
-        import socket
-
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.2)
+        servers = start_servers(api_command, WORKERS, env)
+        ports = [port for _, port in servers]
         warmup = {pusher(p): [b'{"readings": []}'] * 4 for p in range(PUSHERS)}
-        asyncio.run(push(port, warmup))
-        roots = [api.pid]
+        asyncio.run(push(ports, warmup))
+        workers = [proc.pid for proc, _ in servers]
+        roots = list(workers)
         if pg is not None:
             roots.append(int((pg.data_dir / "postmaster.pid").read_text().split()[0]))
         cpu0 = [cpu_seconds(r) for r in roots]
-        result = asyncio.run(push(port, batches))
+        split0 = [cpu_seconds(w) for w in workers]
+        result = asyncio.run(push(ports, batches))
         cpu = [cpu_seconds(r) - c for r, c in zip(roots, cpu0, strict=True)]
+        cpu = [sum(cpu[: len(workers)]), *cpu[len(workers) :]]
+        split = [cpu_seconds(w) - c for w, c in zip(workers, split0, strict=True)]
         n = sum(result["verdicts"].values())
         lat = result["latencies"]
         print(
@@ -345,6 +317,7 @@ def main() -> int:
             + (f", PostgreSQL {cpu[1]:.1f} s ({1e6 * cpu[1] / n:.0f} µs a reading)" if pg else "")
             + f" -> {n / sum(cpu):,.0f} readings per CPU-second"
         )
+        print("CPU of each API worker: " + ", ".join(f"{c:.1f} s" for c in split))
         for k, v in result["verdicts"].most_common():
             print(f"  {k:24} {v:>10,}  {100 * v / n:6.2f} %")
         if result["errors"]:
@@ -357,9 +330,7 @@ def main() -> int:
         )
         return 0 if ok and not result["errors"] else 1
     finally:
-        if api is not None:
-            api.terminate()
-            api.wait(30)
+        stop_servers(servers)
         if rd:
             rd.stop()
         if pg:

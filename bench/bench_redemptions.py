@@ -40,7 +40,7 @@ from bench_ledger import TUNED, _tune
 
 from kit import idempotency
 from kit.db import create_pool, transaction
-from kit.settings import PrivacySettings
+from kit.settings import DatabaseSettings, PrivacySettings
 from points import service as ledger
 from points.schemas import Issuance, Owner, PointsPolicy, TransferRequest
 from residents import service as residents
@@ -187,7 +187,10 @@ async def run(url: str) -> None:
         await migrate(conn)
     finally:
         await conn.close()
-    pool = await create_pool(url, min_size=clients, max_size=clients + 2)
+    # The API's own pool per process (DatabaseSettings.pool_max, 10 by default): 32 clients
+    # share it as 32 concurrent requests share one API process's pool.
+    size = _env("BENCH_POOL", DatabaseSettings().pool_max)
+    pool = await create_pool(url, min_size=size, max_size=size)
     try:
         t0 = time.perf_counter()
         people, items = await prepare(pool, n_residents, n_items)
