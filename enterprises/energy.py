@@ -280,7 +280,9 @@ def decode_readings(body: bytes) -> ReadingsBatch:
 
 
 class _Row:
-    """One reading of a meter during derivation: stored before (``index`` -1) or arriving."""
+    """One reading of a meter during derivation: stored before (``index`` -1) or arriving.
+    ``ts`` is its instant in integer microseconds since the epoch: the derivation compares,
+    sorts and subtracts integers, not aware datetimes (each of those calls ``utcoffset``)."""
 
     __slots__ = (
         "at",
@@ -292,12 +294,14 @@ class _Row:
         "month",
         "old",
         "quantity",
+        "ts",
         "value",
     )
 
     def __init__(
         self,
         at: datetime,
+        ts: int,
         value: float,
         month: date,
         index: int,
@@ -308,6 +312,7 @@ class _Row:
         level_n: int = 0,
     ) -> None:
         self.at = at
+        self.ts = ts
         self.value = value
         self.month = month
         self.index = index
@@ -320,6 +325,11 @@ class _Row:
 
     def derived(self) -> tuple[float | None, str | None, float, float, int]:
         return (self.quantity, self.flag, self.base, self.level, self.level_n)
+
+
+def _micros(at: datetime) -> int:
+    """An aware instant in integer microseconds since the epoch (exact: below 2^53)."""
+    return round(at.timestamp() * 1_000_000)
 
 
 def _contribution(quantity: float | None, flag: str | None) -> float:
@@ -342,7 +352,7 @@ def _derive(cumulative: bool, interval_s: int, spike: float, row: _Row, prev: _R
         else:
             quantity = row.value - prev.base if cumulative else row.value
             row.base = row.value
-            if (row.at - prev.at).total_seconds() > interval_s:
+            if row.ts - prev.ts > interval_s * 1_000_000:
                 flag = "gap"
             elif n >= LEVEL_MIN and level > 0 and quantity > spike * level:
                 flag = "spike"
@@ -355,16 +365,16 @@ def _derive(cumulative: bool, interval_s: int, spike: float, row: _Row, prev: _R
     row.quantity, row.flag, row.level, row.level_n = quantity, flag, level, n
 
 
-def _instant(row: _Row) -> datetime:
-    return row.at
+def _instant(row: _Row) -> int:
+    return row.ts
 
 
 def _in_order(stored: list[_Row], fresh: list[_Row]) -> list[_Row]:
     """A meter's stored and arriving readings by instant. The usual case costs no sort: the
     readings arrive in order after the last stored one (the context is that one reading)."""
-    if any(a.at > b.at for a, b in itertools.pairwise(fresh)):
+    if any(a.ts > b.ts for a, b in itertools.pairwise(fresh)):
         fresh.sort(key=_instant)
-    if not stored or (len(stored) == 1 and stored[0].at < fresh[0].at):
+    if not stored or (len(stored) == 1 and stored[0].ts < fresh[0].ts):
         return stored + fresh
     return sorted(stored + fresh, key=_instant)
 
@@ -452,7 +462,8 @@ async def ingest_readings(
         m["ref"]: m
         for m in await repo.lock_meters(tx.conn, pusher, sorted({r.meter for r in readings}))
     }
-    arriving: dict[uuid.UUID, list[tuple[int, datetime, float]]] = defaultdict(list)
+    arriving: dict[uuid.UUID, list[tuple[int, datetime, int, float]]] = defaultdict(list)
+    earliest_s, latest_s = EARLIEST.timestamp(), latest.timestamp()
     for i, r in enumerate(readings):
         m = meters.get(r.meter)
         if m is None:
@@ -460,16 +471,17 @@ async def ingest_readings(
                 i, r.meter, "meter_unknown", "No meter of that reference is pushed by you."
             )
             continue
-        factor = m["factor"] if r.unit is None or r.unit == m["unit"] else None
-        if factor is None and r.unit is not None:
-            factor = unit_factor(m["kind"], r.unit)
+        unit = r.unit
+        factor = m["factor"] if unit is None or unit == m["unit"] else None
+        if factor is None and unit is not None:
+            factor = unit_factor(m["kind"], unit)
         if factor is None:
             verdicts[i] = _rejected(
-                i, r.meter, "reading_unit_invalid", _units_problem(m["kind"], str(r.unit))
+                i, r.meter, "reading_unit_invalid", _units_problem(m["kind"], str(unit))
             )
             continue
         value = r.value * factor
-        if not math.isfinite(value) or value < 0 or value > VALUE_MAX:
+        if not 0 <= value <= VALUE_MAX:  # NaN fails both comparisons, inf the second
             verdicts[i] = _rejected(
                 i,
                 r.meter,
@@ -478,21 +490,19 @@ async def ingest_readings(
                 f"{CANONICAL_UNITS[m['kind']]}.",
             )
             continue
-        try:
-            at = r.at.astimezone(UTC)
-        except OverflowError:  # 9999-12-31T23:59-05:00: no UTC form
-            at = EARLIEST
-        if not EARLIEST < at <= latest:
+        at = r.at
+        seconds = at.timestamp()  # any offset, no UTC form needed (9999-12-31T23:59-05:00)
+        if not earliest_s < seconds <= latest_s:
             verdicts[i] = _rejected(
                 i,
                 r.meter,
                 "reading_time_invalid",
                 "The reading is stamped in the future."
-                if at > latest
+                if seconds > latest_s
                 else f"The reading is stamped before {EARLIEST.date()}.",
             )
             continue
-        arriving[m["id"]].append((i, at, value))
+        arriving[m["id"]].append((i, at, round(seconds * 1_000_000), value))
     if arriving:
         await _store(tx, meters, arriving, verdicts, readings, zone)
     return _summary([v for v in verdicts if v is not None])
@@ -501,7 +511,7 @@ async def ingest_readings(
 async def _store(
     tx: Tx,
     meters: dict[str, Any],
-    arriving: dict[uuid.UUID, list[tuple[int, datetime, float]]],
+    arriving: dict[uuid.UUID, list[tuple[int, datetime, int, float]]],
     verdicts: list[ReadingVerdict | None],
     readings: Sequence[ReadingIn],
     zone: ZoneInfo,
@@ -511,13 +521,16 @@ async def _store(
     context = await repo.reading_context(
         tx.conn,
         ids,
-        [min(at for _, at, _ in arriving[k]) for k in ids],
-        [max(at for _, at, _ in arriving[k]) for k in ids],
+        [min(a[1] for a in arriving[k]) for k in ids],
+        [max(a[1] for a in arriving[k]) for k in ids],
     )
-    stored: dict[uuid.UUID, dict[datetime, _Row]] = defaultdict(dict)
+    stored: dict[uuid.UUID, dict[int, _Row]] = defaultdict(dict)
     for c in context:
-        stored[c["meter_id"]][c["read_at"]] = _Row(
-            c["read_at"],
+        at = c["read_at"]
+        ts = _micros(at)
+        stored[c["meter_id"]][ts] = _Row(
+            at,
+            ts,
             c["value"],
             c["month"],
             -1,
@@ -527,8 +540,8 @@ async def _store(
             c["level"],
             c["level_n"],
         )
-    new: tuple[list[Any], ...] = tuple([] for _ in range(9))
-    n_meter, n_at, n_value, n_quantity, n_flag, n_month, n_base, n_level, n_count = new
+    new: list[tuple[Any, ...]] = []  # the readings to COPY in, in _READING_COLUMNS' order
+    add = new.append
     changed: tuple[list[Any], ...] = tuple([] for _ in range(7))
     monthly: dict[tuple[uuid.UUID, date], list[float]] = {}
     twins: list[tuple[int, _Row]] = []  # resends within the batch: answered once derived
@@ -537,15 +550,15 @@ async def _store(
         m = by_id[meter_id]
         ref = m["ref"]
         rows = stored[meter_id]
-        fresh: dict[datetime, _Row] = {}
-        for i, at, value in arriving[meter_id]:
-            seen = rows.get(at) or fresh.get(at)
+        fresh: dict[int, _Row] = {}
+        for i, at, ts, value in arriving[meter_id]:
+            seen = rows.get(ts) or fresh.get(ts)
             if seen is None:
-                slot = (int(at.timestamp()) - 1) // 900
+                slot = (ts // 1_000_000 - 1) // 900
                 month = months.get(slot)
                 if month is None:
                     month = months[slot] = local_month(at, zone)
-                fresh[at] = _Row(at, value, month, i)
+                fresh[ts] = _Row(at, ts, value, month, i)
             elif not _same(seen.value, value):
                 verdicts[i] = ReadingVerdict(
                     index=i,
@@ -573,25 +586,31 @@ async def _store(
             if row.index >= 0 or (prev is not None and prev.index >= 0):
                 _derive(cumulative, interval_s, spike, row, prev)
             prev = row
+        sums: dict[date, list[float]] = {}  # this meter's months: quantity, readings, flagged
         for row in merged:
             if row.index >= 0:
-                n_meter.append(meter_id)
-                n_at.append(row.at)
-                n_value.append(row.value)
-                n_quantity.append(row.quantity)
-                n_flag.append(row.flag)
-                n_month.append(row.month)
-                n_base.append(row.base)
-                n_level.append(row.level)
-                n_count.append(row.level_n)
-                delta = monthly.get((meter_id, row.month))
+                add(
+                    (
+                        meter_id,
+                        row.at,
+                        row.value,
+                        row.quantity,
+                        row.flag,
+                        row.month,
+                        row.base,
+                        row.level,
+                        row.level_n,
+                    )
+                )
+                delta = sums.get(row.month)
                 if delta is None:
-                    delta = monthly[meter_id, row.month] = [0.0, 0, 0]
+                    delta = sums[row.month] = [0.0, 0, 0]
                 delta[1] += 1
                 if row.flag is None:
-                    delta[0] += row.quantity or 0.0
+                    quantity = row.quantity or 0.0
+                    delta[0] += quantity
                     verdicts[row.index] = ReadingVerdict(
-                        index=row.index, meter=ref, status="accepted", quantity=row.quantity or 0.0
+                        index=row.index, meter=ref, status="accepted", quantity=quantity
                     )
                 else:
                     delta[2] += 1
@@ -604,11 +623,13 @@ async def _store(
                 ):
                     column.append(v)
                 old_quantity, old_flag = row.old[0], row.old[1]
-                delta = monthly.setdefault((meter_id, row.month), [0.0, 0, 0])
+                delta = sums.setdefault(row.month, [0.0, 0, 0])
                 delta[0] += _contribution(row.quantity, row.flag) - _contribution(
                     old_quantity, old_flag
                 )
                 delta[2] += (row.flag is not None) - (old_flag is not None)
+        for month, delta in sums.items():
+            monthly[meter_id, month] = delta
     for i, twin in twins:
         verdicts[i] = ReadingVerdict(
             index=i,

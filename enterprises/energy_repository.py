@@ -177,7 +177,7 @@ _READING_COLUMNS = (
 
 async def write_readings(
     conn: Any,
-    new: tuple[list[Any], ...],
+    new: list[tuple[Any, ...]],
     changed: tuple[list[Any], ...],
     monthly: tuple[list[Any], ...],
     touched: tuple[list[Any], ...],
@@ -186,10 +186,8 @@ async def write_readings(
     free, so no conflict can arise; COPY is the cheapest insert), then one statement that
     re-derives the changed ones, adds the deltas to the monthly sums and records the touched
     (enterprise, month) pairs."""
-    if new[0]:
-        await conn.copy_records_to_table(
-            "meter_readings", records=list(zip(*new, strict=True)), columns=_READING_COLUMNS
-        )
+    if new:
+        await conn.copy_records_to_table("meter_readings", records=new, columns=_READING_COLUMNS)
     await conn.execute(
         """
         WITH upd AS (
