@@ -4,7 +4,8 @@ credited + durable.
     flock /tmp/tph-bench.lock .venv/bin/python bench/bench_ingest.py
     BENCH_EVENTS=1000000 BENCH_RESIDENTS=1000000 BENCH_CONCURRENCY=4 BENCH_WORKERS=2 ...
 
-Builds a synthetic city (bench/ingest_city.py), starts the API (uvicorn, BENCH_WORKERS processes),
+Builds a synthetic city (bench/ingest_city.py), starts BENCH_WORKERS single-process API servers
+(``start_servers``: connections spread over them round robin, as by a load balancer),
 pre-encodes the batches (5,000 records: ~70 % metro trips between GTFS stops without a distance,
 ~25 % shared-bike trips, ~5 % meant to be rejected: unknown subjects and too-fast rides), then
 pushes them over BENCH_CONCURRENCY keep-alive connections, each request signed when sent.
