@@ -122,11 +122,18 @@ def make_batches(now: datetime) -> list[tuple[str, bytes]]:
 
 
 async def post(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, op: str, body: bytes
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    op: str,
+    body: bytes,
+    *,
+    path: str = PATH,
+    secret: str = SECRET,
 ) -> tuple[int, bytes]:
-    headers = sign_request(SECRET, "POST", PATH, body, operator_id=op, key_id="k1")
+    """One signed POST over a keep-alive connection (signed when sent, as an operator does)."""
+    headers = sign_request(secret, "POST", path, body, operator_id=op, key_id="k1")
     head = (
-        f"POST {PATH} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+        f"POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n"
         + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
         + "\r\n"

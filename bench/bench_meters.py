@@ -33,9 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import msgspec
-from bench_ingest import api_command, start_servers, stop_servers, tune
-
-from kit.auth import sign_request
+from bench_ingest import api_command, post, start_servers, stop_servers, tune
 
 READINGS = int(os.environ.get("BENCH_READINGS", "1000000"))
 PUSHERS = int(os.environ.get("BENCH_PUSHERS", "4"))
@@ -85,30 +83,6 @@ def make_batches(start: datetime) -> dict[str, list[bytes]]:
     return out
 
 
-async def post(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, op: str, body: bytes
-) -> tuple[int, bytes]:
-    headers = sign_request(SECRET, "POST", PATH, body, operator_id=op, key_id="k1")
-    head = (
-        f"POST {PATH} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n"
-        + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-        + "\r\n"
-    )
-    writer.write(head.encode() + body)
-    await writer.drain()
-    status = int((await reader.readline()).split()[1])
-    length = 0
-    while True:
-        line = await reader.readline()
-        if line in (b"\r\n", b""):
-            break
-        name, _, value = line.decode("latin-1").partition(":")
-        if name.lower() == "content-length":
-            length = int(value)
-    return status, await reader.readexactly(length)
-
-
 async def push(ports: list[int], batches: dict[str, list[bytes]]) -> dict[str, Any]:
     latencies: list[float] = []
     verdicts: collections.Counter[str] = collections.Counter()
@@ -121,7 +95,7 @@ async def push(ports: list[int], batches: dict[str, list[bytes]]) -> dict[str, A
         i = 0
         while i < len(queue):
             t0 = time.perf_counter()
-            status, content = await post(reader, writer, op, queue[i])
+            status, content = await post(reader, writer, op, queue[i], path=PATH, secret=SECRET)
             latencies.append(time.perf_counter() - t0)
             if status == 503:  # "not now": nothing was kept, resend the same batch
                 errors[status] += 1
