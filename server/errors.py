@@ -16,15 +16,26 @@ from __future__ import annotations
 import functools
 import json
 import logging
+from collections.abc import Iterable, Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import Example
 
-from kit.errors import PROBLEM_JSON, DomainError, FieldError, Problem, RateLimited, problem
+from kit.errors import (
+    PROBLEM_BASE,
+    PROBLEM_JSON,
+    DomainError,
+    FieldError,
+    Problem,
+    RateLimited,
+    problem,
+)
 from kit.i18n import (
     DEFAULT_LANGUAGE,
     Language,
@@ -141,6 +152,52 @@ def _localised(
         request_id=_request_id(request),
         **fields,
     )
+
+
+class _Described(Protocol):
+    """A catalogue's entry for one code (each surface's ``ErrorCode``)."""
+
+    @property
+    def status(self) -> int: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def meaning(self) -> str: ...
+
+
+def problem_responses(
+    catalogue: Mapping[str, _Described], codes: Iterable[str]
+) -> dict[int, ResponseSpec]:
+    """OpenAPI responses for the stable error codes an operation may answer with (each surface's
+    ``errors(*codes)``, from its own catalogue): one response per status, an example per code."""
+    by_status: dict[int, list[str]] = {}
+    for code in dict.fromkeys(codes):
+        by_status.setdefault(catalogue[code].status, []).append(code)
+    out: dict[int, ResponseSpec] = {}
+    for status, group in sorted(by_status.items()):
+        examples = [
+            Example(
+                id=code,
+                summary=catalogue[code].meaning,
+                value={
+                    "type": PROBLEM_BASE + code,
+                    "title": catalogue[code].title,
+                    "status": status,
+                    "code": code,
+                    "detail": catalogue[code].meaning,
+                    "request_id": "3f2a9c0e5b7d4e1f8a6b2c9d0e1f2a3b",
+                },
+            )
+            for code in group
+        ]
+        out[status] = ResponseSpec(
+            data_container=Problem,
+            generate_examples=False,
+            media_type=PROBLEM_JSON,
+            description="\n".join(f"- `{c}`: {catalogue[c].meaning}" for c in group),
+            examples=examples,
+        )
+    return out
 
 
 def _request_id(request: Request[Any, Any, Any]) -> str | None:

@@ -11,12 +11,12 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.spec import Example
 
 # Imported so that their classes are loaded: the catalogue derives from them.
 import enterprises.energy_errors
 import enterprises.users  # noqa: F401
-from kit.errors import PROBLEM_BASE, PROBLEM_JSON, Problem, error_catalogue
+from kit.errors import error_catalogue
+from server.errors import problem_responses
 
 
 class ErrorCode(NamedTuple):
@@ -87,31 +87,4 @@ CATALOGUE: dict[str, ErrorCode] = _catalogue()
 
 def errors(*codes: str) -> dict[int, ResponseSpec]:
     """OpenAPI responses for the stable error codes an operation may answer with."""
-    by_status: dict[int, list[str]] = {}
-    for code in dict.fromkeys((*codes, *ALWAYS)):
-        by_status.setdefault(CATALOGUE[code].status, []).append(code)
-    out: dict[int, ResponseSpec] = {}
-    for status, group in sorted(by_status.items()):
-        examples = [
-            Example(
-                id=code,
-                summary=CATALOGUE[code].meaning,
-                value={
-                    "type": PROBLEM_BASE + code,
-                    "title": CATALOGUE[code].title,
-                    "status": status,
-                    "code": code,
-                    "detail": CATALOGUE[code].meaning,
-                    "request_id": "3f2a9c0e5b7d4e1f8a6b2c9d0e1f2a3b",
-                },
-            )
-            for code in group
-        ]
-        out[status] = ResponseSpec(
-            data_container=Problem,
-            generate_examples=False,
-            media_type=PROBLEM_JSON,
-            description="\n".join(f"- `{c}`: {CATALOGUE[c].meaning}" for c in group),
-            examples=examples,
-        )
-    return out
+    return problem_responses(CATALOGUE, (*codes, *ALWAYS))

@@ -18,7 +18,6 @@ from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency, Provide
 from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.spec import Example
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 
 import residents.service as residents
@@ -27,10 +26,9 @@ from behaviours.tracks import REASONS as TRACK_REASONS
 from kit import idempotency
 from kit.auth import JwtKeys, Principal, Role
 from kit.db import Tx, transaction
-from kit.errors import PROBLEM_BASE, PROBLEM_JSON, Problem
 from kit.i18n import Language
 from residents.settings import ResidentsConfig
-from server.errors import language
+from server.errors import language, problem_responses
 from server.guards import authenticate, provide_principal, roles
 from server.mobile import service
 from server.mobile.errors import CATALOGUE
@@ -76,34 +74,7 @@ EventKind = Literal[
 
 def errors(*codes: str) -> dict[int, ResponseSpec]:
     """OpenAPI responses for the stable error codes an operation may answer with."""
-    by_status: dict[int, list[str]] = {}
-    for code in (*codes, *_ALWAYS):
-        by_status.setdefault(CATALOGUE[code].status, []).append(code)
-    out: dict[int, ResponseSpec] = {}
-    for status, group in sorted(by_status.items()):
-        examples = [
-            Example(
-                id=code,
-                summary=CATALOGUE[code].meaning,
-                value={
-                    "type": PROBLEM_BASE + code,
-                    "title": CATALOGUE[code].title,
-                    "status": status,
-                    "code": code,
-                    "detail": CATALOGUE[code].meaning,
-                    "request_id": "3f2a9c0e5b7d4e1f8a6b2c9d0e1f2a3b",
-                },
-            )
-            for code in group
-        ]
-        out[status] = ResponseSpec(
-            data_container=Problem,
-            generate_examples=False,
-            media_type=PROBLEM_JSON,
-            description="\n".join(f"- `{c}`: {CATALOGUE[c].meaning}" for c in group),
-            examples=examples,
-        )
-    return out
+    return problem_responses(CATALOGUE, (*codes, *_ALWAYS))
 
 
 def family_of(principal: Principal) -> str | None:
