@@ -19,8 +19,8 @@ $(STAMP): pyproject.toml requirements.lock
 
 install: $(STAMP) ## Create .venv and install the locked dependencies
 
-run: $(STAMP) ## Start API + worker + beat (embedded PostgreSQL and Redis unless URLs are set)
-	$(BIN)/tanpuhui dev
+run: $(STAMP) ## Start API + worker + beat (embedded PostgreSQL and Redis unless URLs are set); DEMO=1 also loads the demo city
+	$(if $(DEMO),$(BIN)/tanpuhui demo --wait &) $(BIN)/tanpuhui dev
 
 test: $(STAMP) ## Run the tests (TEST_DATABASE_URL / TEST_REDIS_URL, or embedded stores)
 	$(BIN)/pytest

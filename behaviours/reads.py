@@ -6,14 +6,15 @@ resident's own events."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
-from typing import Annotated, Any
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 import msgspec
 from msgspec import Meta
 
 from behaviours import repository as repo
+from behaviours.rules import TRIP_KINDS
 from kit import cursor as cursors
 
 
@@ -170,3 +171,44 @@ async def monthly(
         for r in await repo.events_monthly(conn, resident_id, since, until, zone.key)
     ]
     return Monthly(months=[f"{y:04d}-{m + 1:02d}" for y, m in calendar], figures=figures)
+
+
+class TravelCell(msgspec.Struct, frozen=True, kw_only=True):
+    """Accepted events of one period and cell of district x mode x methodology; ``None`` in a
+    dimension means "all" (a margin). ``participants``: distinct residents of the cell."""
+
+    period: date  # the first day of the period, in the programme's calendar
+    district: str | None  # 'unknown': events without a district
+    mode: str | None
+    methodology: str | None  # '<code>@<version>'
+    trips: int  # trip events (transit, bike, walk)
+    participants: int
+    grams: int  # verified reduction credited
+    points: int
+
+
+async def travel_cube(
+    conn: Any,
+    *,
+    unit: Literal["day", "month", "year"],
+    since: datetime,
+    until: datetime,
+    timezone: str,
+) -> list[TravelCell]:
+    """Accepted events started in [since, until) per ``unit`` of the calendar in ``timezone``,
+    with every margin (district, mode, methodology) in one set-wise statement
+    (reporting's rollups read this; never events)."""
+    rows = await repo.travel_cube(conn, unit, since, until, timezone, sorted(TRIP_KINDS))
+    return [
+        TravelCell(
+            period=r["period"],
+            district=None if r["all_districts"] else r["district"],
+            mode=None if r["all_modes"] else r["mode"],
+            methodology=None if r["all_methodologies"] else r["methodology"],
+            trips=int(r["trips"]),
+            participants=int(r["participants"]),
+            grams=int(r["grams"]),
+            points=int(r["points"]),
+        )
+        for r in rows
+    ]

@@ -330,10 +330,22 @@ async def add_key(conn: Any, operator_id: str, key_id: str, secret: str) -> None
     )
 
 
+async def add_key_once(conn: Any, operator_id: str, key_id: str, secret: str) -> bool:
+    """Add a key unless the operator has one of that id already (False then)."""
+    done = await conn.fetchval(
+        "INSERT INTO operator_keys (operator_id, key_id, secret) VALUES ($1, $2, $3) "
+        "ON CONFLICT (operator_id, key_id) DO NOTHING RETURNING true",
+        operator_id,
+        key_id,
+        secret,
+    )
+    return bool(done)
+
+
 async def revoke_key(conn: Any, operator_id: str, key_id: str) -> bool:
     done = await conn.fetchval(
         "UPDATE operator_keys SET revoked_at = now() WHERE operator_id = $1 AND key_id = $2 "
-        "AND revoked_at IS NULL RETURNING true",
+        "AND (revoked_at IS NULL OR revoked_at > now()) RETURNING true",
         operator_id,
         key_id,
     )
@@ -364,7 +376,8 @@ async def key_secret(conn: Any, operator_id: str, key_id: str) -> str | None:
     secret = await conn.fetchval(
         """
         SELECT k.secret FROM operator_keys k JOIN operators o ON o.id = k.operator_id
-        WHERE k.operator_id = $1 AND k.key_id = $2 AND k.revoked_at IS NULL
+        WHERE k.operator_id = $1 AND k.key_id = $2
+          AND (k.revoked_at IS NULL OR k.revoked_at > clock_timestamp())
           AND o.disabled_at IS NULL
         """,
         operator_id,
@@ -898,5 +911,153 @@ async def events_monthly(
             since,
             until,
             zone,
+        )
+    )
+
+
+# The government reports' rollup (reporting.rollups): accepted events started in [since, until)
+# per period of the programme's calendar (``date_trunc`` unit in the time zone $4) with every
+# margin of district x mode x methodology, in one GROUPING SETS statement, so the distinct
+# participants are exact at each level (a margin's flag is 1 where the level is "all").
+TRAVEL_CUBE_SQL = """
+SELECT period, district, mode, methodology,
+       GROUPING(district) AS all_districts, GROUPING(mode) AS all_modes,
+       GROUPING(methodology) AS all_methodologies,
+       count(*) FILTER (WHERE kind = ANY($5::text[]))::bigint AS trips,
+       count(DISTINCT resident_id)::bigint AS participants,
+       coalesce(sum(reduction_g), 0)::bigint AS grams,
+       coalesce(sum(points), 0)::bigint AS points
+FROM (
+    SELECT date_trunc($1, started_at AT TIME ZONE $4::text)::date AS period,
+           coalesce(district_code, 'unknown') AS district, mode,
+           coalesce(methodology_code || '@' || methodology_version, 'none') AS methodology,
+           kind, resident_id, reduction_g, points
+    FROM behaviour_events
+    WHERE status = 'accepted' AND started_at >= $2 AND started_at < $3
+) e
+GROUP BY GROUPING SETS (
+    (period, district, mode, methodology), (period, district, mode), (period, district),
+    (period, mode), (period)
+)
+"""
+
+
+async def travel_cube(
+    conn: Any, unit: str, since: datetime, until: datetime, zone: str, trip_kinds: Sequence[str]
+) -> list[Any]:
+    return list(await conn.fetch(TRAVEL_CUBE_SQL, unit, since, until, zone, list(trip_kinds)))
+
+
+# --- administration (reporting.admin through the service): operators, keys, methodologies ----
+
+
+async def operator_rows(conn: Any) -> list[Any]:
+    """Every operator, suspended ones and the app's pseudo-operator included."""
+    return list(
+        await conn.fetch(
+            "SELECT id, name, kind, region_code, gtfs_feed, created_at, disabled_at "
+            "FROM operators ORDER BY id"
+        )
+    )
+
+
+async def set_operator_disabled(conn: Any, operator_id: str, disabled: bool) -> bool:
+    done = await conn.fetchval(
+        """
+        UPDATE operators
+        SET disabled_at = CASE WHEN $2 THEN coalesce(disabled_at, now()) ELSE NULL END
+        WHERE id = $1 RETURNING true
+        """,
+        operator_id,
+        disabled,
+    )
+    return bool(done)
+
+
+async def key_rows(conn: Any, operator_id: str) -> list[Any]:
+    """An operator's keys (never their secrets), oldest first."""
+    return list(
+        await conn.fetch(
+            "SELECT key_id, created_at, revoked_at FROM operator_keys WHERE operator_id = $1 "
+            "ORDER BY created_at, key_id",
+            operator_id,
+        )
+    )
+
+
+async def retire_key_at(conn: Any, operator_id: str, key_id: str, at: datetime) -> bool:
+    """Schedule a key's revocation at ``at`` (a rotation's overlap); never later than a
+    revocation already scheduled, never for a key already revoked."""
+    done = await conn.fetchval(
+        """
+        UPDATE operator_keys SET revoked_at = $3
+        WHERE operator_id = $1 AND key_id = $2 AND (revoked_at IS NULL OR revoked_at > $3)
+          AND (revoked_at IS NULL OR revoked_at > now())
+        RETURNING true
+        """,
+        operator_id,
+        key_id,
+        at,
+    )
+    return bool(done)
+
+
+async def methodology_versions(conn: Any, code: str) -> list[int]:
+    rows = await conn.fetch(
+        "SELECT version FROM methodologies WHERE code = $1 ORDER BY version", code
+    )
+    return [int(r["version"]) for r in rows]
+
+
+async def methodology_factor_rows(conn: Any, code: str, version: int) -> list[Any]:
+    return list(
+        await conn.fetch(
+            "SELECT mode, behaviour, unit, factor_g, project_g_per_kwh, min_distance_m, "
+            "max_distance_m, max_speed_kmh, source, typical_trip_m FROM methodology_factors "
+            "WHERE code = $1 AND version = $2 ORDER BY mode",
+            code,
+            version,
+        )
+    )
+
+
+async def methodology_caps_rows(conn: Any, code: str, version: int) -> list[Any]:
+    return list(
+        await conn.fetch(
+            "SELECT behaviour, daily_cap_g, yearly_cap_g, daily_max_events, source "
+            "FROM methodology_caps WHERE code = $1 AND version = $2 ORDER BY behaviour",
+            code,
+            version,
+        )
+    )
+
+
+async def factor_effect(
+    conn: Any, since: datetime, until: datetime, modes: Sequence[str], factors: Sequence[float]
+) -> list[Any]:
+    """Accepted events started in [since, until) by mode and district: how many, the grams
+    credited, and the grams the same events would have with ``factors`` (by mode; each event's
+    grams scaled by new factor / its factor, so its distance rules stay as they were)."""
+    return list(
+        await conn.fetch(
+            """
+            WITH draft AS (
+                SELECT * FROM unnest($3::text[], $4::float8[]) AS d (mode, factor_g)
+            )
+            SELECT e.mode, coalesce(e.district_code, 'unknown') AS district,
+                   count(*)::bigint AS events,
+                   coalesce(sum(e.reduction_g), 0)::bigint AS current_g,
+                   coalesce(sum(CASE
+                       WHEN d.mode IS NULL THEN e.reduction_g
+                       WHEN e.factor_g > 0 THEN e.reduction_g * d.factor_g / e.factor_g
+                       ELSE 0 END), 0)::float8 AS draft_g
+            FROM behaviour_events e LEFT JOIN draft d ON d.mode = e.mode
+            WHERE e.status = 'accepted' AND e.started_at >= $1 AND e.started_at < $2
+            GROUP BY 1, 2 ORDER BY 1, 2
+            """,
+            since,
+            until,
+            list(modes),
+            list(factors),
         )
     )

@@ -175,6 +175,121 @@ async def revoke_signing_key(tx: Tx, operator_id: str, key_id: str) -> bool:
     return await repo.revoke_key(tx.conn, operator_id, key_id)
 
 
+# --- administration (reporting.admin: the programme administrators' API and CLI) ------------
+
+
+class OperatorView(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    name: str
+    kind: str
+    region_code: str
+    gtfs_feed: str | None
+    created_at: datetime
+    suspended_at: datetime | None
+
+
+class SigningKeyView(msgspec.Struct, frozen=True, kw_only=True):
+    """A signing key without its secret: ``revoked_at`` in the future is a rotation's overlap
+    (the key verifies until then)."""
+
+    key_id: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+def _operator_view(r: Any) -> OperatorView:
+    return OperatorView(
+        id=r["id"],
+        name=r["name"],
+        kind=r["kind"],
+        region_code=r["region_code"],
+        gtfs_feed=r["gtfs_feed"],
+        created_at=r["created_at"],
+        suspended_at=r["disabled_at"],
+    )
+
+
+async def all_operators(conn: Any) -> list[OperatorView]:
+    """Every operator, suspended ones included (``list_operators`` is what residents see)."""
+    return [_operator_view(r) for r in await repo.operator_rows(conn)]
+
+
+async def operator_view(conn: Any, operator_id: str) -> OperatorView | None:
+    found = [o for o in await all_operators(conn) if o.id == operator_id]
+    return found[0] if found else None
+
+
+async def suspend_operator(tx: Tx, operator_id: str, suspended: bool) -> bool:
+    """Suspend (its signed requests refused from the next one on) or resume an operator;
+    False when there is no such operator."""
+    done = await repo.set_operator_disabled(tx.conn, operator_id, suspended)
+    if done:
+        await repo.touch_reference(tx.conn)
+    return done
+
+
+async def signing_keys(conn: Any, operator_id: str) -> list[SigningKeyView]:
+    return [
+        SigningKeyView(key_id=r["key_id"], created_at=r["created_at"], revoked_at=r["revoked_at"])
+        for r in await repo.key_rows(conn, operator_id)
+    ]
+
+
+async def issue_signing_key(
+    tx: Tx, operator_id: str, key_id: str, *, privacy: PrivacySettings
+) -> str | None:
+    """A new key with a generated secret (returned, shown once); None when the operator has a
+    key of that id already (``UnknownOperator`` when there is no such operator)."""
+    if await repo.get_operator(tx.conn, operator_id) is None:
+        raise UnknownOperator(f"No operator {operator_id!r}.")
+    secret = secrets.token_hex(32)
+    box = SecretBox.from_settings(privacy)
+    sealed = box.seal(secret, context=_key_context(operator_id, key_id))
+    return secret if await repo.add_key_once(tx.conn, operator_id, key_id, sealed) else None
+
+
+async def retire_signing_key_at(tx: Tx, operator_id: str, key_id: str, at: datetime) -> bool:
+    """Let a key verify until ``at``, then never again (a rotation's overlap window); False
+    when there is no such key or it is revoked already."""
+    return await repo.retire_key_at(tx.conn, operator_id, key_id, at)
+
+
+async def methodology_version(conn: Any, code: str, version: int) -> dict[str, Any] | None:
+    """One published methodology version with its factors and caps (None: not published)."""
+    head = [m for m in await methodologies(conn) if m["code"] == code and m["version"] == version]
+    if not head:
+        return None
+    return {
+        **head[0],
+        "factors": [dict(r) for r in await repo.methodology_factor_rows(conn, code, version)],
+        "caps": [dict(r) for r in await repo.methodology_caps_rows(conn, code, version)],
+    }
+
+
+async def methodology_versions(conn: Any, code: str) -> list[int]:
+    return await repo.methodology_versions(conn, code)
+
+
+async def publish_methodology(tx: Tx, m: dict[str, Any]) -> bool:
+    """Add a methodology version (the shape of data/methodologies.json's entries): in force
+    from its ``effective_from`` for the modes it lists, later versions winning. Never replaces a
+    version: False when ``(code, version)`` exists."""
+    done = await repo.insert_methodology(tx.conn, m)
+    if done:
+        await repo.touch_reference(tx.conn)
+    return done
+
+
+async def factor_effect(
+    conn: Any, since: datetime, until: datetime, factors: dict[str, float]
+) -> list[dict[str, Any]]:
+    """By mode and district, the accepted events started in [since, until): count, grams
+    credited, and grams with ``factors`` (grams per unit by mode) instead (caps not re-applied)."""
+    modes = sorted(factors)
+    rows = await repo.factor_effect(conn, since, until, modes, [factors[m] for m in modes])
+    return [dict(r) for r in rows]
+
+
 def secret_lookup(conn: Any, privacy: PrivacySettings) -> Any:
     """``lookup_secret(operator_id, key_id)`` for :func:`kit.auth.verify_signature`: the
     decrypted secret, or None (no such key, or a stored value that does not open under the

@@ -317,13 +317,13 @@ def main() -> int:
                 break
             except OSError:
                 time.sleep(0.2)
-        asyncio.run(push(port, bench_ingest.make_warmup()))
+        asyncio.run(push([port], bench_ingest.make_warmup()))
 
         rates = {}
 
         def batch_run(label: str, conns: int, part: list[tuple[str, bytes]]) -> None:
             bench_ingest.CONCURRENCY = conns
-            result = asyncio.run(push(port, part))
+            result = asyncio.run(push([port], part))
             n = sum(result["verdicts"].values())
             rates[label] = n / result["elapsed"]
             print(f"{label}: {n:,} events in {result['elapsed']:.1f} s = {rates[label]:,.0f}/s")

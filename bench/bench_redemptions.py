@@ -1,7 +1,9 @@
 """Redemption benchmark: hold + stock + reward (and the Idempotency-Key record the mobile route
-writes), from concurrent clients, through the service (``rewards.service.redeem`` inside
-``kit.idempotency.replay_or_run``, exactly what ``POST /api/mobile/v1/redemptions`` runs after
-its guard), not through HTTP.
+writes), from concurrent clients, through what ``POST /api/mobile/v1/redemptions`` runs after
+its guard (not through HTTP): the app's micro-batcher (``server.mobile.rewards_routes``:
+``batcher_of`` → ``redeem_batch``: the account check, ``replay_or_run_many`` and
+``rewards.redemptions.redeem_many``, one transaction per batch), each client submitting its
+request and awaiting its own answer, as the route does.
 
     flock /tmp/tph-bench.lock .venv/bin/python bench/bench_redemptions.py
 
@@ -9,11 +11,13 @@ Uses ``BENCH_DATABASE_URL`` when set (a fresh database is created on that server
 afterwards), otherwise an embedded PostgreSQL in a temporary directory with the ledger
 benchmark's configuration (``bench_ledger.TUNED``; durable commits). Knobs: ``BENCH_RESIDENTS``
 (20,000 funded residents), ``BENCH_ITEMS`` (64 catalogue items of one merchant),
-``BENCH_CLIENTS`` (32), ``BENCH_SECONDS`` (10 per phase). Two phases: redemptions spread over
-the items (a city's catalogue), then every client on one item (its stock row is the hot spot).
-A third phase places bare holds (``points.place_hold`` alone) as the reference under the same
-load. Prints one line per phase, then checks that the ledger's holds of the redemptions equal
-the stock taken.
+``BENCH_CLIENTS`` (32), ``BENCH_SECONDS`` (10 per phase). Phases: batched redemptions spread
+over the items (a city's catalogue), then every client on one item (its stock row is the hot
+spot); for comparison the one-by-one path (``redeem_one``: ``rewards.service.redeem`` inside
+``kit.idempotency.replay_or_run``, one transaction per request, the route before batching),
+spread; and bare holds (``points.place_hold`` alone, one per transaction) as the reference under
+the same load. Prints one line per phase (the batched ones with their mean batch size), then
+checks that the ledger's holds of the redemptions equal the stock taken.
 """
 
 from __future__ import annotations
@@ -35,19 +39,18 @@ from urllib.parse import urlsplit, urlunsplit
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import asyncpg
-import msgspec
 from bench_ledger import TUNED, _tune
 
-from kit import idempotency
 from kit.db import create_pool, transaction
 from kit.settings import DatabaseSettings, PrivacySettings
 from points import service as ledger
 from points.schemas import Issuance, Owner, PointsPolicy, TransferRequest
 from residents import service as residents
 from rewards import service
-from rewards.schemas import ItemSpec, MerchantRegistration, RedeemRequest, Reward
+from rewards.schemas import ItemSpec, MerchantRegistration, RedeemRequest
 from rewards.settings import RewardsConfig, RewardsSettings
 from server.migrate import migrate
+from server.mobile.rewards_routes import Redemption, batcher_of, redeem_one
 
 CFG = RewardsConfig(
     rewards=RewardsSettings(),
@@ -56,7 +59,6 @@ CFG = RewardsConfig(
     region_code="440300",
     timezone="Asia/Shanghai",
 )
-_encoder = msgspec.json.Encoder()
 
 
 def _env(name: str, default: int) -> int:
@@ -111,34 +113,35 @@ async def prepare(pool: Any, n_residents: int, n_items: int) -> tuple[list[str],
 
 
 async def redemptions(
-    pool: Any, people: list[str], items: list[str], clients: int, seconds: float
-) -> tuple[int, float, list[float]]:
+    pool: Any, people: list[str], items: list[str], clients: int, seconds: float, *, batched: bool
+) -> tuple[int, float, list[float], float]:
+    """(done, elapsed, latencies, mean batch size): each client redeems, one request at a time,
+    through the batcher (``batched``) or the one-by-one path."""
     done = 0
     latencies: list[float] = []
     deadline = time.perf_counter() + seconds
+    batcher = batcher_of(pool, CFG)
 
     async def client(c: int) -> None:
         nonlocal done
         rng = random.Random(c)
         while time.perf_counter() < deadline:
-            rid = rng.choice(people)
-            data = RedeemRequest(item_id=rng.choice(items))
-            digest = idempotency.request_hash("POST", "redemptions", _encoder.encode(data))
             t0 = time.perf_counter()
-            async with transaction(pool) as tx:
-
-                async def issue(tx: Any = tx, rid: str = rid, data: RedeemRequest = data) -> Reward:
-                    return await service.redeem(tx, CFG, rid, data.item_id)
-
-                await idempotency.replay_or_run(
-                    tx, f"resident:{rid}", uuid.uuid4().hex, digest, issue, Reward, status=201
-                )
+            request = Redemption.of(
+                rng.choice(people), RedeemRequest(item_id=rng.choice(items)), uuid.uuid4().hex
+            )
+            if batched:
+                await batcher.submit(request)
+            else:
+                await redeem_one(pool, CFG, request)
             latencies.append(time.perf_counter() - t0)
             done += 1
 
     started = time.perf_counter()
     await asyncio.gather(*(client(c) for c in range(clients)))
-    return done, time.perf_counter() - started, latencies
+    elapsed = time.perf_counter() - started
+    await batcher.close()
+    return done, elapsed, latencies, batcher.requests / max(1, batcher.batches)
 
 
 async def bare_holds(
@@ -198,16 +201,20 @@ async def run(url: str) -> None:
             f"prepared {n_residents:,} funded residents, {n_items + 1} items in "
             f"{time.perf_counter() - t0:.1f} s"
         )
-        await redemptions(pool, people, items[:-1], clients, 2)  # warm-up
-        for label, chosen in (
-            (f"spread over {n_items} items", items[:-1]),
-            ("one hot item", items[-1:]),
+        await redemptions(pool, people, items[:-1], clients, 2, batched=True)  # warm-up
+        for label, chosen, batched in (
+            (f"batched, spread over {n_items} items", items[:-1], True),
+            ("batched, one hot item", items[-1:], True),
+            (f"one by one, spread over {n_items} items", items[:-1], False),
         ):
-            done, elapsed, lat = await redemptions(pool, people, chosen, clients, seconds)
+            done, elapsed, lat, mean = await redemptions(
+                pool, people, chosen, clients, seconds, batched=batched
+            )
+            shape = f", mean batch {mean:.1f}" if batched else ""
             print(
                 f"redemptions ({label}): {done:,} from {clients} clients in {elapsed:.2f} s: "
                 f"{done / elapsed:,.0f}/s, p50 {_pct(lat, 0.5):.1f} ms, "
-                f"p99 {_pct(lat, 0.99):.1f} ms"
+                f"p99 {_pct(lat, 0.99):.1f} ms{shape}"
             )
         bare, elapsed = await bare_holds(pool, people, clients, seconds)
         print(

@@ -513,3 +513,80 @@ def _reduction(r: Any) -> Reduction:
 async def credited(conn: Any, enterprise_id: uuid.UUID) -> list[Reduction]:
     """The verified reductions credited to an enterprise, by year."""
     return await _credits(conn, [enterprise_id])
+
+
+# --- reads for the government reports (reporting.rollups) ---------------------------------------
+
+
+class EnterpriseMonth(Struct, frozen=True, kw_only=True):
+    """One enterprise's month under the programme's basis: emissions over every kind."""
+
+    enterprise_id: uuid.UUID
+    district_code: str
+    industry: str  # GB/T 4754 code as registered
+    month: date
+    emissions_kg: float
+    energy_kgce: float
+
+
+class YearCredit(Struct, frozen=True, kw_only=True):
+    enterprise_id: uuid.UUID
+    district_code: str
+    industry: str
+    year: int
+    reduction_g: int
+
+
+class Identity(Struct, frozen=True, kw_only=True):
+    enterprise_id: uuid.UUID
+    credit_code: str
+    name: str
+    district_code: str
+    industry: str
+
+
+async def monthly_by_enterprise(
+    conn: Any, settings: EnterprisesSettings, start: date, end: date
+) -> list[EnterpriseMonth]:
+    """Every enterprise's emissions per month of [start, end) (the default basis): one
+    statement, set-wise."""
+    rows = await repo.monthly_by_enterprise(conn, Basis.of(settings).label, start, end)
+    return [
+        EnterpriseMonth(
+            enterprise_id=r["enterprise_id"],
+            district_code=r["district_code"],
+            industry=r["industry"],
+            month=r["month"],
+            emissions_kg=float(r["emissions_kg"]),
+            energy_kgce=float(r["energy_kgce"]),
+        )
+        for r in rows
+    ]
+
+
+async def credits_by_year(conn: Any, first_year: int, last_year: int) -> list[YearCredit]:
+    """The verified reductions credited for the years [first_year, last_year]."""
+    return [
+        YearCredit(
+            enterprise_id=r["enterprise_id"],
+            district_code=r["district_code"],
+            industry=r["industry"],
+            year=r["year"],
+            reduction_g=int(r["reduction_g"]),
+        )
+        for r in await repo.credits_by_year(conn, first_year, last_year)
+    ]
+
+
+async def identities(conn: Any, enterprise_ids: Sequence[uuid.UUID]) -> list[Identity]:
+    """Who the enterprises are (credit code, name, district, industry)."""
+    return [
+        Identity(
+            enterprise_id=r["id"],
+            credit_code=r["credit_code"],
+            name=r["name"],
+            district_code=r["district_code"],
+            industry=r["industry"],
+        )
+        for r in await repo.enterprise_identities(conn, enterprise_ids)
+    ]

@@ -470,3 +470,52 @@ async def enterprise_districts(conn: Any, enterprise_ids: Sequence[Any] | None) 
             None if enterprise_ids is None else list(enterprise_ids),
         )
     )
+
+
+# --- the government reports' rollup (reporting.rollups) ----------------------------------------
+
+
+async def monthly_by_enterprise(conn: Any, basis: str, start: date, end: date) -> list[Any]:
+    """Per enterprise and month of [start, end): emissions and energy summed over the kinds,
+    with the enterprise's district and industry (one statement)."""
+    return list(
+        await conn.fetch(
+            """
+            SELECT x.enterprise_id, e.district_code, e.industry, x.month,
+                   sum(x.emissions_kg) AS emissions_kg, sum(x.energy_kgce) AS energy_kgce
+            FROM enterprise_emissions x
+            JOIN enterprises e ON e.id = x.enterprise_id
+            WHERE x.basis = $1 AND x.month >= $2 AND x.month < $3
+            GROUP BY x.enterprise_id, e.district_code, e.industry, x.month
+            """,
+            basis,
+            start,
+            end,
+        )
+    )
+
+
+async def credits_by_year(conn: Any, first_year: int, last_year: int) -> list[Any]:
+    """(enterprise_id, district_code, industry, year, reduction_g) of the credited years."""
+    return list(
+        await conn.fetch(
+            """
+            SELECT c.enterprise_id, e.district_code, e.industry, c.year, c.reduction_g
+            FROM enterprise_reduction_credits c JOIN enterprises e ON e.id = c.enterprise_id
+            WHERE c.year BETWEEN $1 AND $2
+            """,
+            first_year,
+            last_year,
+        )
+    )
+
+
+async def enterprise_identities(conn: Any, enterprise_ids: Sequence[Any]) -> list[Any]:
+    """(id, credit_code, name, district_code, industry) of ``enterprise_ids``."""
+    return list(
+        await conn.fetch(
+            "SELECT id, credit_code, name, district_code, industry FROM enterprises "
+            "WHERE id = ANY($1::uuid[]) ORDER BY id",
+            list(enterprise_ids),
+        )
+    )

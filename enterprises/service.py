@@ -99,6 +99,8 @@ def shape_problems(e: EnterpriseIn) -> list[tuple[str, str]]:
         out.append(("name", "The name is empty."))
     elif len(e.name) > NAME_MAX:
         out.append(("name", f"The name is longer than {NAME_MAX} characters."))
+    elif "\x00" in e.name:
+        out.append(("name", "The name contains a NUL character."))
     if not _INDUSTRY.fullmatch(e.industry):
         out.append(
             (

@@ -2,12 +2,8 @@
 scoped to one enterprise. The programme creates an enterprise's first administrator
 (`tanpuhui enterprise add-admin`); administrators add, list and disable their enterprise's users.
 
-Passwords are kept only as scrypt hashes (``hashlib.scrypt``, RFC 7914): n = 2^15, r = 8,
-p = 3, a 16-byte random salt, a 32-byte key; 32 MiB of memory and ~0.5 s of one core per hash
-here. OWASP's password storage cheat sheet lists (2^15, 8, 3) among the equivalents of its
-minimum (2^17, 8, 1): the same work in a quarter of the memory. The parameters travel in the
-stored string (``scrypt$15$8$3$<salt>$<key>``, base64), so raising them later leaves existing
-hashes verifiable. Hashing runs in a worker thread: it must not stall the event loop.
+Passwords are kept only as scrypt hashes (kit/passwords.py documents the parameters, shared
+with the government users); hashing runs in a worker thread: it must not stall the event loop.
 
 Sign-in answers a short-lived access token and no refresh token (docs/enterprises.md, "API"):
 an enterprise console signs in again when it expires. Failed attempts are budgeted in Redis per
@@ -18,12 +14,6 @@ No SQL and no HTTP here: storage is ``users_repository``; callers own the transa
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import hashlib
-import hmac
-import re
-import secrets
 import uuid
 from datetime import datetime
 from typing import Any, Final
@@ -35,9 +25,10 @@ from enterprises import users_repository as repo
 from enterprises.energy_errors import EnterpriseNotFound
 from enterprises.schemas import Enterprise
 from enterprises.users_settings import EnterpriseUsersSettings
+from kit import passwords
 from kit.auth import JwtKeys, Role
 from kit.db import Tx
-from kit.errors import Conflict, FieldError, InvalidInput, NotFound, RateLimited, Unauthenticated
+from kit.errors import Conflict, InvalidInput, NotFound, RateLimited, Unauthenticated
 from kit.settings import PrivacySettings
 from residents.service import keyed_hash
 
@@ -122,96 +113,20 @@ def _user(row: Any) -> User:
     )
 
 
-# --- passwords ---------------------------------------------------------------------------------
+# --- passwords (kit/passwords.py: scrypt, the decoy, the attempt budgets) ---------------------
 
-SCRYPT_LOG2_N: Final = 15
-SCRYPT_R: Final = 8
-SCRYPT_P: Final = 3
-SALT_BYTES: Final = 16
-KEY_BYTES: Final = 32
-PASSWORD_MIN: Final = 12
-PASSWORD_MAX: Final = 128
-
-
-def _scrypt(password: str, salt: bytes, log2_n: int, r: int, p: int) -> bytes:
-    n = 1 << log2_n
-    return hashlib.scrypt(
-        password.encode(), salt=salt, n=n, r=r, p=p, dklen=KEY_BYTES, maxmem=256 * n * r + 2**20
-    )
-
-
-def hash_password(password: str) -> str:
-    salt = secrets.token_bytes(SALT_BYTES)
-    key = _scrypt(password, salt, SCRYPT_LOG2_N, SCRYPT_R, SCRYPT_P)
-    b64 = base64.b64encode
-    return f"scrypt${SCRYPT_LOG2_N}${SCRYPT_R}${SCRYPT_P}${b64(salt).decode()}${b64(key).decode()}"
-
-
-def password_matches(stored: str, password: str) -> bool:
-    """Whether ``password`` is the one ``stored`` was made from (constant-time comparison)."""
-    try:
-        scheme, log2_n, r, p, salt, key = stored.split("$")
-        if scheme != "scrypt":
-            return False
-        got = _scrypt(password, base64.b64decode(salt), int(log2_n), int(r), int(p))
-    except ValueError:
-        return False
-    return hmac.compare_digest(got, base64.b64decode(key))
-
-
-# Verified against when the login is unknown, so that an unknown login costs what a wrong
-# password costs (no timing oracle for which logins exist). Made once, on first use.
-_DECOY: list[str] = []
-
-
-def _decoy() -> str:
-    if not _DECOY:
-        _DECOY.append(hash_password(secrets.token_urlsafe(16)))
-    return _DECOY[0]
+PASSWORD_MIN: Final = passwords.PASSWORD_MIN
+PASSWORD_MAX: Final = passwords.PASSWORD_MAX
+hash_password = passwords.hash_password
+password_matches = passwords.password_matches
 
 
 # --- rules -------------------------------------------------------------------------------------
 
-LOGIN = re.compile(r"[a-z0-9][a-z0-9._@-]{2,63}", re.ASCII)
-NAME_MAX: Final = 100
-
-
-def normalise_login(login: str) -> str:
-    return login.strip().lower()
-
-
-def _problems(login: str, display_name: str, password: str) -> list[FieldError]:
-    out = []
-    if not LOGIN.fullmatch(login):
-        out.append(
-            FieldError(
-                path="login",
-                message=(
-                    "3 to 64 characters: lower-case letters, digits and . _ @ -, starting with a "
-                    "letter or digit."
-                ),
-            )
-        )
-    name = display_name.strip()
-    if not name or len(name) > NAME_MAX:
-        out.append(FieldError(path="display_name", message=f"1 to {NAME_MAX} characters."))
-    if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX or not _encodable(password):
-        out.append(
-            FieldError(
-                path="password",
-                message=f"{PASSWORD_MIN} to {PASSWORD_MAX} characters (Unicode text).",
-            )
-        )
-    return out
-
-
-def _encodable(text: str) -> bool:
-    """Whether ``text`` is Unicode text (JSON may carry a lone surrogate, which UTF-8 cannot)."""
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
+LOGIN = passwords.LOGIN
+NAME_MAX: Final = passwords.NAME_MAX
+normalise_login = passwords.normalise_login
+_problems = passwords.account_problems
 
 
 async def add_user(
@@ -231,7 +146,7 @@ async def add_user(
         raise InvalidInput(
             f"User: {len(problems)} field(s) refused.", code="validation_failed", errors=problems
         )
-    password_hash = await asyncio.to_thread(hash_password, password)
+    password_hash = await passwords.hash_in_thread(password)
     try:
         row = await repo.insert_user(
             tx,
@@ -302,6 +217,16 @@ async def disable_user(
 # --- sign-in and the guard's check -------------------------------------------------------------
 
 
+def _budget(cfg: EnterpriseUsersSettings) -> passwords.AttemptBudget:
+    return passwords.AttemptBudget(
+        "enterprise",
+        window_s=cfg.sign_in_window_s,
+        per_login_client=cfg.failures_per_login_client,
+        per_login=cfg.failures_per_login,
+        per_client=cfg.failures_per_client,
+    )
+
+
 async def sign_in(
     pool: Any,
     redis: Any,
@@ -319,27 +244,22 @@ async def sign_in(
     login = normalise_login(login)
     well_formed = LOGIN.fullmatch(login) is not None
     # A login that breaks the rule exists nowhere: all such attempts share one budget.
-    keys = repo.attempt_keys(
+    budget = _budget(cfg)
+    keys = budget.keys(
         keyed_hash(privacy, "enterprise-login", login if well_formed else "").hex()[:32],
         keyed_hash(privacy, "ip", client).hex()[:32],
     )
-    spent, wait = await repo.take_attempt(
-        redis,
-        keys,
-        cfg.sign_in_window_s,
-        [cfg.failures_per_login_client, cfg.failures_per_login, cfg.failures_per_client],
-    )
+    spent, wait = await budget.take(redis, keys)
     if spent:
         raise SignInRateLimited(
             f"Too many failed sign-ins; try again in {wait} s.", extra={"retry_after_s": wait}
         )
     async with pool.acquire() as conn:
         row = await repo.user_for_sign_in(conn, login) if well_formed else None
-    stored = row["password_hash"] if row is not None else _decoy()
-    matches = _encodable(password) and await asyncio.to_thread(password_matches, stored, password)
+    matches = await passwords.matches(row["password_hash"] if row is not None else None, password)
     if row is None or not matches or row["disabled_at"] is not None:
         raise SignInRejected("Unknown login, wrong password or disabled user.")
-    await repo.refund_attempt(redis, keys)
+    await budget.refund(redis, keys)
     user = _user(row)
     token = jwt.issue(
         str(user.id),

@@ -1,11 +1,10 @@
-"""All SQL of the enterprise API's tables (enterprise_users, enterprise_reports) and its Redis
-keys (the sign-in attempt budgets). Callers go through ``enterprises.users`` and
+"""All SQL of the enterprise API's tables (enterprise_users, enterprise_reports); the sign-in
+attempt budgets in Redis are kit/passwords.py's. Callers go through ``enterprises.users`` and
 ``enterprises.report``; nothing else names these tables."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -186,52 +185,3 @@ async def report_by_hash(conn: Any, sha256: str) -> Any:
         """,
         sha256,
     )
-
-
-# --- Redis: the sign-in attempt budgets --------------------------------------------------------
-
-# One script, so that concurrent attempts cannot overshoot a budget: KEYS = the budgets,
-# ARGV = window (s), then one limit per budget. Each admitted attempt is counted up front in
-# every budget (0 returned); a spent budget refuses and counts nothing ({i, seconds left}).
-# A successful sign-in gives its count back (``refund_attempt``), so only failures stay.
-_TAKE_ATTEMPT = """
-for i = 1, #KEYS do
-  local used = tonumber(redis.call('GET', KEYS[i]) or '0')
-  if used >= tonumber(ARGV[i + 1]) then
-    return {i, math.max(redis.call('TTL', KEYS[i]), 1)}
-  end
-end
-for i = 1, #KEYS do
-  if redis.call('INCR', KEYS[i]) == 1 then redis.call('EXPIRE', KEYS[i], ARGV[1]) end
-end
-return {0, 0}
-"""
-
-_REFUND_ATTEMPT = """
-for i = 1, #KEYS do
-  if tonumber(redis.call('GET', KEYS[i]) or '0') > 0 then redis.call('DECR', KEYS[i]) end
-end
-return 0
-"""
-
-
-def attempt_keys(login_hash: str, client_hash: str) -> list[str]:
-    """The budgets of one attempt: this login from this client, this login, this client."""
-    return [
-        f"enterprise:sign-in:login-client:{login_hash}:{client_hash}",
-        f"enterprise:sign-in:login:{login_hash}",
-        f"enterprise:sign-in:client:{client_hash}",
-    ]
-
-
-async def take_attempt(
-    redis: Any, keys: Sequence[str], window_s: int, limits: Sequence[int]
-) -> tuple[int, int]:
-    """(0, 0) when the attempt may proceed (counted); else (1-based budget spent, seconds)."""
-    assert len(keys) == len(limits)
-    out = await redis.eval(_TAKE_ATTEMPT, len(keys), *keys, window_s, *limits)
-    return int(out[0]), int(out[1])
-
-
-async def refund_attempt(redis: Any, keys: Sequence[str]) -> None:
-    await redis.eval(_REFUND_ATTEMPT, len(keys), *keys)

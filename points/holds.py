@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import msgspec
@@ -19,8 +20,32 @@ from points.errors import (
     InvalidTransfer,
     PostExceedsHold,
 )
-from points.schemas import Phase, PointsPolicy, Transfer, TransferRequest, utcnow
+from points.schemas import (
+    AccountKey,
+    Asset,
+    Owner,
+    Phase,
+    PointsPolicy,
+    Transfer,
+    TransferRequest,
+    utcnow,
+)
 from points.transfers import content_of
+
+
+def _hold_of(
+    request: TransferRequest, policy: PointsPolicy, timeout_s: int | None, now: datetime
+) -> TransferContent:
+    if request.amount <= 0:
+        raise InvalidTransfer("amount must be positive")
+    if is_issuance(request.debit) or request.debit == request.credit:
+        raise InvalidTransfer("a hold needs a debit account other than issuance and the credit")
+    engine.check_aware(request.occurred_at, "occurred_at")
+    return msgspec.structs.replace(
+        content_of(request),
+        phase="pending",
+        timeout_at=now + timedelta(seconds=timeout_s or policy.hold_timeout_s),
+    )
 
 
 async def place_hold(
@@ -36,22 +61,47 @@ async def place_hold(
     Refused with ``insufficient_funds`` by the database when available would go negative.
     """
     now = now or utcnow()
-    if request.amount <= 0:
-        raise InvalidTransfer("amount must be positive")
-    if is_issuance(request.debit) or request.debit == request.credit:
-        raise InvalidTransfer("a hold needs a debit account other than issuance and the credit")
-    engine.check_aware(request.occurred_at, "occurred_at")
-    hold = msgspec.structs.replace(
-        content_of(request),
-        phase="pending",
-        timeout_at=now + timedelta(seconds=timeout_s or policy.hold_timeout_s),
-    )
+    hold = _hold_of(request, policy, timeout_s, now)
     placed = await repo.place_hold(tx.conn, hold, hold.leaf())
     if placed is not None:
         return hold.wire(*placed)
     # A first use of an account, or a replay: the general path (creates, compares).
     (done,) = await engine.apply(tx, [Write(hold)], policy, now, lock_credit=False)
     return done
+
+
+async def lock_available(
+    tx: Tx, owners: Sequence[Owner], asset: Asset = "POINT"
+) -> dict[Owner, int]:
+    """Lock the existing ``asset`` accounts of ``owners`` (in key order, the order every write
+    path locks in) and answer what each has available (posted less held). An owner without an
+    account is left out: nothing is available to them. For a caller that decides several holds
+    itself before placing them with :func:`place_holds` in the same transaction."""
+    keys = sorted({AccountKey(o.owner_type, o.owner_id, asset) for o in owners})
+    found = await repo.lock_available(tx.conn, keys)
+    return {k.owner: v for k, v in found.items()}
+
+
+async def place_holds(
+    tx: Tx,
+    requests: Sequence[TransferRequest],
+    policy: PointsPolicy,
+    *,
+    timeouts: Sequence[int | None],
+    now: datetime | None = None,
+) -> list[Transfer]:
+    """:func:`place_hold` for each request (``timeouts[i]`` its ``timeout_s``), all or none,
+    set-wise: one statement in the common case. Debit accounts shared with concurrent writers
+    must be locked first (:func:`lock_available`): the holds then cannot deadlock, and a caller
+    that checked what is available is never refused ``insufficient_funds``."""
+    now = now or utcnow()
+    holds = [_hold_of(r, policy, t, now) for r, t in zip(requests, timeouts, strict=True)]
+    if not holds:
+        return []
+    placed = await repo.place_holds(tx.conn, holds, [h.leaf() for h in holds])
+    if placed is not None:
+        return [h.wire(*placed[h.idempotency_key]) for h in holds]
+    return await engine.apply(tx, [Write(h) for h in holds], policy, now, lock_credit=False)
 
 
 async def _settle(

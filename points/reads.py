@@ -81,20 +81,34 @@ async def flows_by_period(
     """Every transfer recorded before ``until``, summed per period (``unit`` of the calendar in
     ``timezone``) and shape, oldest first. One statement, set-wise over the whole ledger."""
     rows = await repo.flows_by_period(conn, unit, timezone, until)
-    return [
-        Flow(
-            period=r["period"],
-            asset=r["asset"],
-            phase=r["phase"],
-            kind=r["kind"],
-            debit_type=r["debit_type"],
-            debit_system=r["debit_system"],
-            credit_type=r["credit_type"],
-            credit_system=r["credit_system"],
-            reversal=r["reversal"],
-            amount=int(r["amount"]),
-            released=int(r["released"]),
-            transfers=int(r["transfers"]),
-        )
-        for r in rows
-    ]
+    return [_flow(r) for r in rows]
+
+
+async def flows_between(
+    conn: Any,
+    *,
+    unit: Literal["day", "month", "quarter", "year"],
+    timezone: str,
+    since: datetime,
+    until: datetime,
+) -> list[Flow]:
+    """:func:`flows_by_period` of the transfers recorded in [since, until) only."""
+    rows = await repo.flows_between(conn, unit, timezone, since, until)
+    return [_flow(r) for r in rows]
+
+
+def _flow(r: Any) -> Flow:
+    return Flow(
+        period=r["period"],
+        asset=r["asset"],
+        phase=r["phase"],
+        kind=r["kind"],
+        debit_type=r["debit_type"],
+        debit_system=r["debit_system"],
+        credit_type=r["credit_type"],
+        credit_system=r["credit_system"],
+        reversal=r["reversal"],
+        amount=int(r["amount"]),
+        released=int(r["released"]),
+        transfers=int(r["transfers"]),
+    )

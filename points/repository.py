@@ -171,7 +171,7 @@ async def ensure_accounts(
 
 # The one balance update of every write path: ``{source}`` yields (id, d_posted, d_pending,
 # carry_g) per account (carry_g NULL: unchanged). Run standalone (_APPLY_BALANCES), or as the
-# last CTE of the statement that inserts the transfers (_INSERT_TRANSFERS, _PLACE_HOLD).
+# last CTE of the statement that inserts the transfers (_INSERT_TRANSFERS, _PLACE_HOLDS).
 _UPDATE_BALANCES = """
 UPDATE ledger_accounts a
 SET posted = a.posted + u.d_posted,
@@ -303,64 +303,119 @@ async def apply_balances(conn: Any, deltas: Deltas) -> None:
         raise _map_errors(exc) from exc
 
 
-# A hold in one statement (the common case: both accounts exist, the key is new). The debit
-# account is locked by the UPDATE itself, the only row lock a hold takes, so holds cannot
-# deadlock; the CHECK constraint refuses an overdraft. Nothing is written when an account is
-# missing or the key exists: the caller then takes the general path.
-_PLACE_HOLD = f"""
-WITH d AS (
-    SELECT id FROM ledger_accounts WHERE owner_type = $1 AND owner_id = $2 AND asset = $5
+# Holds in one statement (the common case: every account exists, every key is new). A debit
+# account is locked by the UPDATE itself, the only row lock a hold takes, so a single hold cannot
+# deadlock; a caller placing several (``points.holds.place_holds``) has locked their debit
+# accounts in key order first (``lock_available``). The CHECK constraint refuses an overdraft.
+# Nothing is written when an account is missing or a key exists: the caller then takes the
+# general path (a key given twice inserts once and also sends the caller there).
+_PLACE_HOLDS = f"""
+WITH input AS (
+    SELECT * FROM unnest(
+        $1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+        $8::text[], $9::bigint[], $10::text[], $11::text[], $12::timestamptz[],
+        $13::timestamptz[], $14::bytea[]
+    ) WITH ORDINALITY AS u(debit_type, debit_id, credit_type, credit_id, asset, idempotency_key,
+                           kind, reason_code, amount, source_ref, region_code, occurred_at,
+                           timeout_at, hash, ord)
 ),
-c AS (
-    SELECT id FROM ledger_accounts WHERE owner_type = $3 AND owner_id = $4 AND asset = $5
+j AS (
+    SELECT i.*, d.id AS debit_account_id, c.id AS credit_account_id FROM input i
+    JOIN ledger_accounts d
+        ON d.owner_type = i.debit_type AND d.owner_id = i.debit_id AND d.asset = i.asset
+    JOIN ledger_accounts c
+        ON c.owner_type = i.credit_type AND c.owner_id = i.credit_id AND c.asset = i.asset
 ),
 fresh AS (
-    SELECT d.id AS debit_id, c.id AS credit_id FROM d, c
-    WHERE NOT EXISTS (SELECT 1 FROM ledger_transfers WHERE idempotency_key = $6)
+    SELECT j.* FROM j
+    WHERE (SELECT count(*) FROM j) = (SELECT count(*) FROM input)
+      AND NOT EXISTS (SELECT 1 FROM ledger_transfers t JOIN input i USING (idempotency_key))
 ),
 b AS (
-    INSERT INTO ledger_batches (created_at) SELECT now() FROM fresh RETURNING id
+    INSERT INTO ledger_batches (created_at) SELECT now() WHERE EXISTS (SELECT 1 FROM fresh)
+    RETURNING id
 ),
 t AS (
     INSERT INTO ledger_transfers (
         batch_id, idempotency_key, phase, kind, reason_code, asset, debit_account_id,
         credit_account_id, amount, source_ref, region_code, occurred_at, timeout_at, hash)
-    SELECT b.id, $6, 'pending', $7, $8, $5, fresh.debit_id, fresh.credit_id, $9, $10, $11,
-        $12, $13, $14
-    FROM b, fresh
+    SELECT b.id, f.idempotency_key, 'pending', f.kind, f.reason_code, f.asset,
+        f.debit_account_id, f.credit_account_id, f.amount, f.source_ref, f.region_code,
+        f.occurred_at, f.timeout_at, f.hash
+    FROM b, fresh f ORDER BY f.ord
     ON CONFLICT (idempotency_key) DO NOTHING
-    RETURNING id, debit_account_id, amount, recorded_at
+    RETURNING id, idempotency_key, debit_account_id, amount, recorded_at
 ),
 bal AS (
-    {_update_balances("(SELECT debit_account_id, 0::bigint, amount, NULL::bigint FROM t)")}
+    {
+    _update_balances(
+        "(SELECT debit_account_id, 0::bigint, sum(amount)::bigint, NULL::bigint FROM t"
+        " GROUP BY debit_account_id)"
+    )
+}
 )
-SELECT id, recorded_at FROM t
+SELECT idempotency_key, id, recorded_at FROM t
 """
 
 
-async def place_hold(conn: Any, hold: TransferContent, hash: bytes) -> tuple[int, datetime] | None:
-    """Place a hold in one statement; None when the general path must do it (see above)."""
+async def place_holds(
+    conn: Any, holds: Sequence[TransferContent], hashes: Sequence[bytes]
+) -> dict[str, tuple[int, datetime]] | None:
+    """Place holds in one statement: {key: (id, recorded_at)}; None when the general path must
+    do it (see above)."""
     try:
-        r = await conn.fetchrow(
-            _PLACE_HOLD,
-            hold.debit.owner_type,
-            hold.debit.owner_id,
-            hold.credit.owner_type,
-            hold.credit.owner_id,
-            hold.asset,
-            hold.idempotency_key,
-            hold.kind,
-            hold.reason_code,
-            hold.amount,
-            hold.source_ref,
-            hold.region_code,
-            hold.occurred_at,
-            hold.timeout_at,
-            hash,
+        rows = await conn.fetch(
+            _PLACE_HOLDS,
+            [h.debit.owner_type for h in holds],
+            [h.debit.owner_id for h in holds],
+            [h.credit.owner_type for h in holds],
+            [h.credit.owner_id for h in holds],
+            [h.asset for h in holds],
+            [h.idempotency_key for h in holds],
+            [h.kind for h in holds],
+            [h.reason_code for h in holds],
+            [h.amount for h in holds],
+            [h.source_ref for h in holds],
+            [h.region_code for h in holds],
+            [h.occurred_at for h in holds],
+            [h.timeout_at for h in holds],
+            list(hashes),
         )
     except asyncpg.PostgresError as exc:
         raise _map_errors(exc) from exc
-    return None if r is None else (r["id"], r["recorded_at"])
+    if len(rows) != len(holds):
+        return None
+    return {r["idempotency_key"]: (r["id"], r["recorded_at"]) for r in rows}
+
+
+async def place_hold(conn: Any, hold: TransferContent, hash: bytes) -> tuple[int, datetime] | None:
+    """One hold in one statement (``place_holds`` of one); None: the general path must do it."""
+    placed = await place_holds(conn, [hold], [hash])
+    return None if placed is None else placed[hold.idempotency_key]
+
+
+# Locks the existing accounts given, in the order given (sorted keys: the order of every write
+# path), and reads what each has available; a missing account is simply not answered.
+_LOCK_AVAILABLE = """
+SELECT a.owner_type, a.owner_id, a.asset, a.posted - a.pending_debits AS available
+FROM unnest($1::text[], $2::text[], $3::text[])
+     WITH ORDINALITY AS u(owner_type, owner_id, asset, ord)
+JOIN ledger_accounts a USING (owner_type, owner_id, asset)
+ORDER BY u.ord
+FOR UPDATE OF a
+"""
+
+
+async def lock_available(conn: Any, keys: Sequence[AccountKey]) -> dict[AccountKey, int]:
+    """Lock the existing accounts of ``keys`` (sorted, distinct) and answer their available
+    balance (posted less pending debits)."""
+    rows = await conn.fetch(
+        _LOCK_AVAILABLE,
+        [k.owner_type for k in keys],
+        [k.owner_id for k in keys],
+        [k.asset for k in keys],
+    )
+    return {AccountKey(r["owner_type"], r["owner_id"], r["asset"]): r["available"] for r in rows}
 
 
 _CONSUME_LOTS = """
@@ -922,3 +977,16 @@ ORDER BY 1, 2, 3, 4, 5, 6, 7, 8, 9
 
 async def flows_by_period(conn: Any, unit: str, timezone: str, until: datetime) -> list[Any]:
     return list(await conn.fetch(FLOWS_BY_PERIOD_SQL, unit, timezone, until))
+
+
+# The same movements for the transfers recorded in [$4, $3) only (reporting's daily rollup
+# refreshes a window of days instead of reading the whole ledger).
+FLOWS_BETWEEN_SQL = FLOWS_BY_PERIOD_SQL.replace(
+    "WHERE t.recorded_at < $3", "WHERE t.recorded_at < $3 AND t.recorded_at >= $4"
+)
+
+
+async def flows_between(
+    conn: Any, unit: str, timezone: str, since: datetime, until: datetime
+) -> list[Any]:
+    return list(await conn.fetch(FLOWS_BETWEEN_SQL, unit, timezone, until, since))

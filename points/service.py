@@ -21,7 +21,14 @@ from __future__ import annotations
 from points.accounts import open_accounts
 from points.engine import EXPIRY, ISSUANCE
 from points.expiry import expire_lots
-from points.holds import place_hold, post_hold, void_hold, void_timed_out_holds
+from points.holds import (
+    lock_available,
+    place_hold,
+    place_holds,
+    post_hold,
+    void_hold,
+    void_timed_out_holds,
+)
 from points.issuance import issue_reductions
 from points.queries import balance_as_of, balances, expiring, get_transfer, statement
 from points.reversals import reverse, reverse_issuances
@@ -36,8 +43,10 @@ __all__ = [
     "expiring",
     "get_transfer",
     "issue_reductions",
+    "lock_available",
     "open_accounts",
     "place_hold",
+    "place_holds",
     "post_hold",
     "reverse",
     "reverse_issuances",

@@ -111,6 +111,16 @@ async def district_of(conn: Any, resident_id: str) -> Any:
     )
 
 
+async def active_districts(conn: Any, resident_ids: Sequence[str]) -> dict[str, str | None]:
+    """{id: district_code} of the residents not erased among ``resident_ids``, set-wise."""
+    rows = await conn.fetch(
+        "SELECT id::text AS id, district_code FROM residents "
+        "WHERE id = ANY ($1::uuid[]) AND deleted_at IS NULL",
+        list(resident_ids),
+    )
+    return {r["id"]: r["district_code"] for r in rows}
+
+
 async def active_in_district(conn: Any, district_code: str) -> list[str]:
     """Ids of the district's residents not erased (the district board's members)."""
     rows = await conn.fetch(

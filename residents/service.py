@@ -385,6 +385,12 @@ async def require_active(conn: Any, resident_id: str) -> str | None:
     return district
 
 
+async def active_districts(conn: Any, resident_ids: Sequence[str]) -> dict[str, str | None]:
+    """:func:`require_active` for many residents in one query: {id: home district} of those
+    that exist and are not erased (an absent id: ``AccountGone`` for that resident)."""
+    return await repo.active_districts(conn, sorted(set(resident_ids)))
+
+
 def profile_of(row: Any, grams: int) -> Profile:
     """The profile, with the growth level reached with ``grams`` (verified CO2E_G, posted)."""
     return Profile(

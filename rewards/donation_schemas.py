@@ -15,7 +15,7 @@ from points.witness import Checkpoint
 CERTIFICATE_FORMAT = "tanpuhui-certificate/1"
 ProjectStatus = Literal["upcoming", "open", "closed"]
 CertificateStatus = Literal["pending", "sealed"]
-Text200 = Annotated[str, Meta(min_length=1, max_length=200, pattern=r"^[^\x00]*\S[^\x00]*$")]
+Text200 = Annotated[str, Meta(min_length=1, max_length=200, pattern=r"^[^\x00]*[^\s\x00][^\x00]*$")]
 
 
 class ProjectInput(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -10,13 +10,19 @@
   posting, so voided points never left their lots; a lot that lapsed meanwhile is expired by
   ``points.expire_lots`` on its next run, not returned to the resident.
 - ``refund`` (the merchant, after use): a compensating transfer (``points.reverse``), once.
+
+``redeem_many`` is ``redeem`` for a micro-batch of calls in one transaction, set-wise (a
+constant number of statements whatever the batch's size), each call answered exactly as it
+would have been had the calls run one after another ("Redemption at scale", docs/rewards.md).
 """
 
 from __future__ import annotations
 
 import uuid
+from collections import deque
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -26,6 +32,7 @@ from points import service as ledger
 from points.errors import HoldAlreadySettled, HoldExpired, InsufficientFunds
 from points.schemas import Owner, TransferRequest, utcnow
 from residents import service as residents
+from residents.errors import AccountGone
 from rewards import codes, webhooks
 from rewards import repository as repo
 from rewards.errors import (
@@ -57,8 +64,11 @@ def period_key(period: str, at: datetime, cfg: RewardsConfig) -> str:
     return f"M{local.year}-{local.month:02d}"
 
 
-def reward_of(cfg: RewardsConfig, row: Any) -> Reward:
-    code = codes.open_code(cfg, row["merchant_id"], row["code_sealed"])
+def reward_of(cfg: RewardsConfig, row: Any, code: str | None = None) -> Reward:
+    """The resident's view of a reward row (``code``: its plain code when the caller has it,
+    else opened from ``code_sealed``)."""
+    if code is None:
+        code = codes.open_code(cfg, row["merchant_id"], row["code_sealed"])
     return Reward(
         id=row["id"],
         item_id=row["item_id"],
@@ -181,6 +191,240 @@ async def redeem(
     if row is None:
         raise OutOfStock("No stock left.")
     return reward_of(cfg, row)
+
+
+class RedeemCall(NamedTuple):
+    """One redemption of a batch: who redeems which item."""
+
+    resident_id: str
+    item_id: str
+
+
+class _Grant(NamedTuple):
+    at: int  # the index of the call
+    item: Any
+    resident_id: str
+    district: str | None
+    reward_id: str
+    pkey: str | None
+    code: Any  # the pool code claimed (coupon items), else None
+
+
+def _insufficient(cost: int) -> InsufficientPoints:
+    return InsufficientPoints(f"The item costs {cost} points.", extra={"cost_points": cost})
+
+
+async def redeem_many(
+    tx: Tx,
+    cfg: RewardsConfig,
+    calls: Sequence[RedeemCall],
+    *,
+    now: datetime | None = None,
+    districts: Mapping[str, str | None] | None = None,
+) -> list[Reward | Exception]:
+    """:func:`redeem` for each call, in one transaction, set-wise: each call's reward or its refusal
+    (``item_not_found``, ``not_available``, ``account_deleted``, ``out_of_stock``,
+    ``limit_reached``, ``insufficient_points``), exactly what the calls would answer one after
+    another in this order. A refusal leaves nothing behind and does not stop the others: every call
+    is decided first, in Python, on what was read (under the locks of the residents' point accounts;
+    then of the coupon items, each in key order: the order of every other writer), and then written
+    in bulk (the holds in one statement, then stock, codes, limit counters and rewards in another,
+    each write conditional on what was decided). ``districts``: the residents'
+    :func:`residents.active_districts`, when the caller has read them already. An exception raised
+    (not answered) means the writes did not go as decided: the caller rolls the transaction back."""
+    now = now or utcnow()
+    if not calls:
+        return []
+    if districts is None:
+        districts = await residents.active_districts(tx.conn, [c.resident_id for c in calls])
+    available = await ledger.lock_available(tx, [Owner("resident", c.resident_id) for c in calls])
+    # The items, read without a lock: their stock is taken by a conditional UPDATE with the
+    # rest of the writes (a batch that ran meanwhile and left too little fails this one, which
+    # then runs one by one), so concurrent batches on one item overlap all but their last
+    # statement. A coupon item is locked and read again: its pool codes are decided here.
+    items = await repo.items_of(tx.conn, [c.item_id for c in calls])
+    coupon_ids = [i for i, it in items.items() if it["kind"] == "coupon_code"]
+    if coupon_ids:
+        items.update(await repo.items_of(tx.conn, coupon_ids, lock=True))
+    slots: set[tuple[str, str, str]] = set()
+    coupons: dict[str, int] = {}
+    for c in calls:
+        it = items.get(c.item_id)
+        if it is None:
+            continue
+        if it["per_resident_limit"] is not None:
+            slots.add((c.item_id, c.resident_id, "all"))
+        if it["period_limit"] is not None:
+            slots.add((c.item_id, c.resident_id, period_key(it["limit_period"], now, cfg)))
+        if it["kind"] == "coupon_code":
+            coupons[c.item_id] = coupons.get(c.item_id, 0) + 1
+    used = await repo.usage_of(tx.conn, sorted(slots)) if slots else {}
+    pool_codes = {
+        i: deque(rows)
+        for i, rows in (await repo.free_codes(tx.conn, coupons) if coupons else {}).items()
+    }
+    remaining = {i: it["remaining"] for i, it in items.items()}
+    points = {o.owner_id: v for o, v in available.items()}
+    taken: dict[tuple[str, str, str], int] = {}
+    out: list[Reward | Exception | None] = [None] * len(calls)
+    grants: list[_Grant] = []
+    # Decide each call in order, on the state the calls before it left (redeem's checks, in
+    # redeem's order).
+    for n, c in enumerate(calls):
+        it = items.get(c.item_id)
+        if it is None:
+            out[n] = ItemNotFound(f"No catalogue item {c.item_id!r}.")
+            continue
+        if not it["active_from"] <= now < it["active_until"]:
+            out[n] = NotAvailable("The item cannot be redeemed now (outside its active window).")
+            continue
+        if c.resident_id not in districts:
+            out[n] = AccountGone("This account was deleted; sign in again.")
+            continue
+        district = districts[c.resident_id]
+        if it["eligible"] and district not in it["eligible"]:
+            out[n] = NotAvailable("The item is not offered in the resident's district.")
+            continue
+        if remaining[c.item_id] <= 0:
+            out[n] = OutOfStock("No stock left.")
+            continue
+        limits: list[tuple[tuple[str, str, str], int]] = []
+        pkey: str | None = None
+        if it["per_resident_limit"] is not None:
+            limits.append(((c.item_id, c.resident_id, "all"), it["per_resident_limit"]))
+        if it["period_limit"] is not None:
+            pkey = period_key(it["limit_period"], now, cfg)
+            limits.append(((c.item_id, c.resident_id, pkey), it["period_limit"]))
+        # take_usage: a counter that exists takes one more below its limit; a new one starts.
+        if any(slot in used and used[slot] >= limit for slot, limit in limits):
+            out[n] = LimitReached("The resident's limit for this item is reached.")
+            continue
+        cost = it["cost_points"]
+        if points.get(c.resident_id, 0) < cost:
+            out[n] = _insufficient(cost)
+            continue
+        code = None
+        if it["kind"] == "coupon_code":
+            free = pool_codes.get(c.item_id)
+            if not free:
+                out[n] = OutOfStock("No stock left.")
+                continue
+            code = free.popleft()
+        remaining[c.item_id] -= 1
+        for slot, _ in limits:
+            used[slot] = used.get(slot, 0) + 1
+            taken[slot] = taken.get(slot, 0) + 1
+        points[c.resident_id] -= cost
+        grants.append(_Grant(n, it, c.resident_id, district, str(uuid.uuid4()), pkey, code))
+    if grants:
+        for grant, reward in zip(grants, await _issue(tx, cfg, grants, taken, now), strict=True):
+            out[grant.at] = reward
+    done = [o for o in out if o is not None]
+    assert len(done) == len(calls), "every call was decided"
+    return done
+
+
+async def _issue(
+    tx: Tx,
+    cfg: RewardsConfig,
+    grants: Sequence[_Grant],
+    taken: Mapping[tuple[str, str, str], int],
+    now: datetime,
+) -> list[Reward]:
+    """The writes of the granted calls: their holds, then everything else in one statement."""
+    holds = await ledger.place_holds(
+        tx,
+        [
+            TransferRequest(
+                idempotency_key=f"reward:{g.reward_id}",
+                debit=Owner("resident", g.resident_id),
+                credit=Owner("merchant", g.item["merchant_id"]),
+                asset="POINT",
+                amount=g.item["cost_points"],
+                kind=KIND,
+                reason_code="reward_redeemed",
+                region_code=g.district or cfg.region_code,
+                occurred_at=now,
+                source_ref=g.reward_id,
+            )
+            for g in grants
+        ],
+        cfg.points,
+        timeouts=[g.item["validity_s"] for g in grants],
+        now=now,
+    )
+    units: dict[str, int] = {}
+    columns: dict[str, list[Any]] = {c: [] for c in repo.REWARD_COLUMNS}
+    rewards: list[Reward] = []
+    for g, hold in zip(grants, holds, strict=True):
+        it = g.item
+        units[it["id"]] = units.get(it["id"], 0) + 1
+        if g.code is not None:
+            code_hash, sealed = bytes(g.code["code_hash"]), g.code["code_sealed"]
+            plain = codes.open_code(cfg, it["merchant_id"], sealed)
+        else:
+            plain = codes.generate()
+            code_hash = codes.code_hash(cfg, it["merchant_id"], plain)
+            sealed = codes.seal(cfg, it["merchant_id"], plain)
+        assert hold.timeout_at is not None
+        # The reward as the rewards table answers it (the one-by-one path reads it back).
+        row = {
+            "id": g.reward_id,
+            "item_id": it["id"],
+            "merchant_id": it["merchant_id"],
+            "kind": it["kind"],
+            "title": it["title"],
+            "status": "issued",
+            "cost_points": it["cost_points"],
+            "usage_instructions": it["usage_instructions"],
+            "issued_at": now,
+            "valid_until": hold.timeout_at,
+            "used_at": None,
+            "closed_at": None,
+            "refunded_at": None,
+            "delivery_status": "pending" if it["kind"] == "physical" else None,
+        }
+        rewards.append(reward_of(cfg, row, plain))
+        for column, value in (
+            ("id", g.reward_id),
+            ("item_id", it["id"]),
+            ("merchant_id", it["merchant_id"]),
+            ("resident_id", g.resident_id),
+            ("kind", it["kind"]),
+            ("cost_points", it["cost_points"]),
+            ("code_hash", code_hash),
+            ("code_sealed", sealed),
+            ("hold_id", int(hold.id)),
+            ("period_key", g.pkey),
+            ("issued_at", now),
+            ("valid_until", hold.timeout_at),
+        ):
+            columns[column].append(value)
+    coupon = [g for g in grants if g.code is not None]
+    limits = {(g.item["id"], g.resident_id): g.item for g in grants}
+    written = await repo.issue_many(
+        tx.conn,
+        repo.IssueMany(
+            stock_items=sorted(units),
+            stock_units=[units[i] for i in sorted(units)],
+            code_ids=[g.code["id"] for g in coupon],
+            code_rewards=[g.reward_id for g in coupon],
+            usage=[
+                (
+                    i,
+                    r,
+                    k,
+                    n,
+                    limits[i, r]["per_resident_limit" if k == "all" else "period_limit"],
+                )
+                for (i, r, k), n in sorted(taken.items())
+            ],
+            rewards=columns,
+        ),
+    )
+    if not written:
+        raise RuntimeError("the batch's writes did not go as decided")
+    return rewards
 
 
 def _refuse_closed(status: Status) -> None:

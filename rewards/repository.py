@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 
@@ -297,6 +297,149 @@ async def issue(
         period_key,
         issued_at,
         valid_until,
+    )
+
+
+# --- redemption, set-wise (``rewards.redemptions.redeem_many``: a micro-batch) ----------------
+
+
+async def items_of(conn: Any, item_ids: Sequence[str], *, lock: bool = False) -> dict[str, Any]:
+    """The items of ``item_ids`` that exist, by id; ``lock``: their rows locked, in id order
+    (two batches lock shared items in the same order), and read under the locks."""
+    rows = await conn.fetch(
+        f"SELECT {_ITEM} FROM catalogue_items i JOIN merchants m ON m.id = i.merchant_id "
+        "WHERE i.id = ANY ($1::uuid[]) ORDER BY i.id" + (" FOR UPDATE OF i" if lock else ""),
+        sorted(set(item_ids)),
+    )
+    return {r["id"]: r for r in rows}
+
+
+async def free_codes(conn: Any, wanted: dict[str, int]) -> dict[str, list[Any]]:
+    """Up to ``wanted[item]`` unclaimed pool codes of each coupon item, first imported first (the
+    order one-by-one claims take them), locked; by item."""
+    ids = sorted(wanted)
+    rows = await conn.fetch(
+        """
+        SELECT x.id, x.item_id::text AS item_id, x.code_hash, x.code_sealed
+        FROM unnest($1::uuid[], $2::int[]) AS n(item_id, k),
+        LATERAL (SELECT c.id, c.item_id, c.code_hash, c.code_sealed FROM reward_codes c
+                 WHERE c.item_id = n.item_id AND c.reward_id IS NULL
+                 ORDER BY c.id LIMIT n.k FOR UPDATE SKIP LOCKED) AS x
+        ORDER BY x.item_id, x.id
+        """,
+        ids,
+        [wanted[i] for i in ids],
+    )
+    out: dict[str, list[Any]] = {i: [] for i in ids}
+    for r in rows:
+        out[r["item_id"]].append(r)
+    return out
+
+
+async def usage_of(
+    conn: Any, slots: Sequence[tuple[str, str, str]]
+) -> dict[tuple[str, str, str], int]:
+    """{(item, resident, period key): used} of the limit counters that exist among ``slots``."""
+    rows = await conn.fetch(
+        """
+        SELECT u.item_id::text AS item_id, u.resident_id::text AS resident_id, u.period_key,
+               u.used
+        FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS s(item_id, resident_id, period_key)
+        JOIN reward_usage u USING (item_id, resident_id, period_key)
+        """,
+        [s[0] for s in slots],
+        [s[1] for s in slots],
+        [s[2] for s in slots],
+    )
+    return {(r["item_id"], r["resident_id"], r["period_key"]): r["used"] for r in rows}
+
+
+class IssueMany(NamedTuple):
+    """What :func:`issue_many` writes: stock taken per item, pool codes claimed by rewards,
+    limit counters raised (each within its limit) and the rewards (one list per column)."""
+
+    stock_items: list[str]
+    stock_units: list[int]
+    code_ids: list[int]
+    code_rewards: list[str]
+    usage: list[tuple[str, str, str, int, int]]  # item, resident, period key, taken, limit
+    rewards: dict[str, list[Any]]  # column -> values, in reward order
+
+
+_REWARD_INPUT = {
+    "id": "uuid",
+    "item_id": "uuid",
+    "merchant_id": "text",
+    "resident_id": "uuid",
+    "kind": "text",
+    "cost_points": "int",
+    "code_hash": "bytea",
+    "code_sealed": "text",
+    "hold_id": "bigint",
+    "period_key": "text",
+    "issued_at": "timestamptz",
+    "valid_until": "timestamptz",
+}
+REWARD_COLUMNS = tuple(_REWARD_INPUT)  # IssueMany.rewards' columns
+_R0 = 10  # the first parameter of the rewards' columns
+
+
+async def issue_many(conn: Any, w: IssueMany) -> bool:
+    """All of a batch's redemption writes in one statement: each item's stock taken once (the items
+    locked first, in id order; never below zero: the stock was decided on a read without the lock,
+    so a batch that ran meanwhile may have left less), the coupon codes claimed, the limit counters
+    raised (never past a limit), the rewards inserted. Whether all of it went as decided (False:
+    something changed under the caller, which rolls back)."""
+    cols = ", ".join(_REWARD_INPUT)
+    arrays = ", ".join(f"${i}::{t}[]" for i, t in enumerate(_REWARD_INPUT.values(), start=_R0))
+    row = await conn.fetchrow(
+        f"""
+        WITH n AS (SELECT * FROM unnest($1::uuid[], $2::int[]) AS n(id, k)),
+        lk AS MATERIALIZED (
+            SELECT id FROM catalogue_items WHERE id = ANY ($1::uuid[]) ORDER BY id FOR UPDATE),
+        s AS (
+            UPDATE catalogue_items i SET remaining = i.remaining - n.k FROM n, lk
+            WHERE i.id = n.id AND lk.id = n.id AND i.remaining >= n.k RETURNING i.id),
+        c AS (
+            UPDATE reward_codes rc SET reward_id = x.rid
+            FROM unnest($3::bigint[], $4::uuid[]) AS x(cid, rid)
+            WHERE rc.id = x.cid AND rc.reward_id IS NULL RETURNING rc.id),
+        lim AS (
+            SELECT * FROM unnest($5::uuid[], $6::uuid[], $7::text[], $8::int[], $9::int[])
+                AS l(item_id, resident_id, period_key, k, lim)),
+        u AS (
+            INSERT INTO reward_usage AS u (item_id, resident_id, period_key, used)
+            SELECT item_id, resident_id, period_key, k FROM lim
+            ON CONFLICT (item_id, resident_id, period_key)
+                DO UPDATE SET used = u.used + excluded.used
+            WHERE u.used + excluded.used <= (
+                SELECT l.lim FROM lim l WHERE l.item_id = u.item_id
+                  AND l.resident_id = u.resident_id AND l.period_key = u.period_key)
+            RETURNING 1),
+        r AS (
+            INSERT INTO rewards ({cols}, status, delivery_status)
+            SELECT {cols}, 'issued', CASE WHEN kind = 'physical' THEN 'pending' END
+            FROM unnest({arrays}) AS x({cols})
+            RETURNING 1)
+        SELECT (SELECT count(*) FROM r) AS n_rewards, (SELECT count(*) FROM s) AS n_stock,
+               (SELECT count(*) FROM c) AS n_codes, (SELECT count(*) FROM u) AS n_usage
+        """,
+        w.stock_items,
+        w.stock_units,
+        w.code_ids,
+        w.code_rewards,
+        [u[0] for u in w.usage],
+        [u[1] for u in w.usage],
+        [u[2] for u in w.usage],
+        [u[3] for u in w.usage],
+        [u[4] for u in w.usage],
+        *(w.rewards[c] for c in _REWARD_INPUT),
+    )
+    return bool(
+        row["n_rewards"] == len(w.rewards["id"])
+        and row["n_stock"] == len(w.stock_items)
+        and row["n_codes"] == len(w.code_ids)
+        and row["n_usage"] == len(w.usage)
     )
 
 

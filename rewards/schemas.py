@@ -19,8 +19,8 @@ Period = Literal["day", "week", "month"]
 DeliveryStatus = Literal["pending", "shipped", "delivered"]
 
 MerchantId = Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
-Title = Annotated[str, Meta(min_length=1, max_length=200)]
-Text = Annotated[str, Meta(max_length=4000)]
+Title = Annotated[str, Meta(min_length=1, max_length=200, pattern=r"^[^\x00]*$")]
+Text = Annotated[str, Meta(max_length=4000, pattern=r"^[^\x00]*$")]
 Url = Annotated[str, Meta(pattern=r"^https?://[!-~]+$", max_length=2000)]
 Uuid = Annotated[
     str,
@@ -33,7 +33,7 @@ Code = Annotated[str, Meta(min_length=1, max_length=200)]
 class MerchantRegistration(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     id: MerchantId
     name: Title
-    settlement_contact: Annotated[str, Meta(min_length=1, max_length=500)]
+    settlement_contact: Annotated[str, Meta(min_length=1, max_length=500, pattern=r"^[^\x00]*$")]
     webhook_url: Url | None = None
 
 

@@ -37,11 +37,15 @@ from kit.logs import configure_logging, request_id_var
 from kit.redis import create_redis
 from server.enterprise.routes import enterprise_router
 from server.errors import LANGUAGE_STATE, exception_handlers
+from server.gov.admin_routes import gov_admin_router
+from server.gov.dashboard_routes import dashboard_router
+from server.gov.reports_routes import gov_reports_router
+from server.gov.session_routes import gov_sessions_router
 from server.health import HealthController
 from server.merchants.routes import merchants_router
 from server.meters.routes import meters_router
 from server.mobile.donation_routes import donation_router
-from server.mobile.rewards_routes import rewards_mobile_router
+from server.mobile.rewards_routes import redemption_batcher, rewards_mobile_router
 from server.mobile.routes import mobile_router
 from server.operators.routes import operators_router
 from server.public.reports_routes import public_reports_router
@@ -61,6 +65,10 @@ SURFACES: tuple[Router, ...] = (
     donation_router,
     rewards_mobile_router,
     merchants_router,
+    gov_sessions_router,
+    gov_admin_router,
+    gov_reports_router,
+    dashboard_router,
 )
 
 _RID_OK = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
@@ -124,6 +132,7 @@ def _lifespan(settings: Settings) -> Any:
             command_timeout=settings.database.command_timeout_s,
         )
         app.state.redis = create_redis(settings.redis.url)
+        app.state.redemptions = redemption_batcher(app.state.pool, settings)  # micro-batches
         # Everything built so far lives as long as the process: move it out of the collector's
         # sight so full collections stay short (they showed as tail latency under load).
         gc.collect()
@@ -131,6 +140,7 @@ def _lifespan(settings: Settings) -> Any:
         try:
             yield
         finally:
+            await app.state.redemptions.close()
             await app.state.redis.aclose()
             await app.state.pool.close()
 

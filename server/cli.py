@@ -45,6 +45,9 @@ from rewards.donation_schemas import Project, ProjectInput
 from rewards.liability import liability as liability_view
 from rewards.liability import table as liability_table
 from rewards.schemas import ItemSpec, MerchantRegistration
+from server import admin_cli, reporting_cli
+from server.demo import add_arguments as demo_arguments
+from server.demo import cmd_demo
 from server.embedded import (
     EmbeddedError,
     EmbeddedPostgres,
@@ -778,10 +781,13 @@ COMMANDS = {
     "liability": (cmd_liability, "the programme's points liability per period"),
     "merchant": (cmd_merchant, "merchants: register, issue-key, add-item, import-codes"),
     "enterprise": (cmd_enterprise, "enterprise accounts: add an enterprise's first admin"),
+    "demo": (cmd_demo, "load the demo city: districts, GTFS, trips, rewards, enterprises"),
     "load-synthetic-district": (
         cmd_load_synthetic_district,
         "load a synthetic industrial district (enterprises, meters, a year of data)",
     ),
+    "admin": (admin_cli.cmd_admin, "administer the programme (gov users, operators, keys, ...)"),
+    "reporting": (reporting_cli.cmd_reporting, "refresh or reconcile the reports' rollups"),
 }
 
 # Commands that need only PostgreSQL: without DATABASE_URL they use the embedded one of
@@ -796,6 +802,8 @@ _EMBEDDED_DB: dict[str, bool] = {  # command: may create it
     "merchant": False,
     "enterprise": False,
     "load-synthetic-district": False,
+    "admin": False,
+    "reporting": False,
 }
 
 
@@ -860,6 +868,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             p.add_argument(
                 "--days", type=int, default=365, help="days of 15-minute readings (default 365)"
             )
+        if name == "demo":
+            demo_arguments(p)
+        if name == "admin":
+            admin_cli.configure(p)
+        if name == "reporting":
+            reporting_cli.configure(p)
         if name == "settings":
             p.add_argument(
                 "--defaults", action="store_true", help="the defaults instead (the README's table)"

@@ -73,6 +73,8 @@ def _is_uuid(subject: str) -> bool:
 SUBJECT_FORMS: dict[Role, Callable[[str], bool]] = {
     Role.RESIDENT: _is_uuid,
     Role.ENTERPRISE_ADMIN: _is_uuid,  # an enterprise_users id
+    Role.GOV_ANALYST: _is_uuid,  # a gov_users id
+    Role.GOV_ADMIN: _is_uuid,  # a gov_users id
 }
 
 

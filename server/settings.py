@@ -35,6 +35,8 @@ from kit.settings import (
     parse_jwt_keys,
 )
 from points.settings import PointsSettings
+from reporting.settings import ReportingSettings
+from reporting.users_settings import GovUsersSettings
 from residents.settings import SmsSettings, WechatSettings
 from rewards.settings import RewardsSettings
 
@@ -140,6 +142,8 @@ class Settings(Struct, frozen=True, kw_only=True):
     enterprise_users: EnterpriseUsersSettings = msgspec.field(
         default_factory=EnterpriseUsersSettings
     )
+    gov_users: GovUsersSettings = msgspec.field(default_factory=GovUsersSettings)
+    reporting: ReportingSettings = msgspec.field(default_factory=ReportingSettings)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -17,6 +17,7 @@ from celery import Celery
 import behaviours.tasks
 import enterprises.tasks
 import points.tasks
+import reporting.tasks
 import rewards.tasks
 import server.tasks
 from kit.redis import celery_broker_url
@@ -30,6 +31,7 @@ TASK_MODULES = (
     behaviours.tasks,
     rewards.tasks,
     enterprises.tasks,
+    reporting.tasks,
 )
 
 # Celery reads these before its own configuration: any of them would move our tasks elsewhere.

@@ -110,6 +110,18 @@ OWNERS: dict[str, set[str]] = {
         "enterprise_users",
         "enterprise_reports",
     },
+    # Government users and the administrative audit log (G1); the reports' tables join this set.
+    "reporting": {
+        "gov_users",
+        "gov_audit_log",
+        "gov_methodology_drafts",
+        "reporting_travel",
+        "reporting_points",
+        "reporting_enterprise",
+        "reporting_grades",
+        "reporting_refreshes",
+        "reporting_reconciliations",
+    },
 }
 # Where an owner's SQL lives: its repository (a module, or a package of modules).
 OWNER_FILES: dict[str, tuple[str, ...]] = {

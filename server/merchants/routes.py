@@ -21,13 +21,13 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, HeaderParameter, QueryParameter
 
 from kit import idempotency
-from kit.auth import SignedCaller, check_signature_headers, verify_signed
+from kit.auth import SignedCaller
 from kit.db import transaction
 from kit.errors import FieldError, InvalidInput
 from rewards import service
 from rewards.schemas import CodeRequest, MerchantReward, RefundRequest, Statement
-from server.operators.routes import _read_limited, _signed_path
 from server.settings import Settings
+from server.signed import signed_path, signed_request
 
 PREFIX = "/api/merchants/v1"
 MAX_BODY_BYTES = 16 * 1024
@@ -49,17 +49,10 @@ async def _signed(
 ) -> tuple[SignedCaller, bytes]:
     """The verified merchant and the body (bounded; none read for a GET). Holds no pooled
     connection while the body arrives."""
-    headers = check_signature_headers(request.headers, skew_s=settings.auth.signature_skew_s)
-    raw = await _read_limited(request, MAX_BODY_BYTES, "The body") if body else b""
-    caller = await verify_signed(
-        headers,
-        method=request.method,
-        path=_signed_path(request),
-        body=raw,
-        lookup_secret=service.secret_lookup(pool, service.config_of(settings)),
-        redis=redis,
+    lookup = service.secret_lookup(pool, service.config_of(settings))
+    return await signed_request(
+        request, redis, settings, lookup, limit=MAX_BODY_BYTES if body else 0
     )
-    return caller, raw
 
 
 def _decode(raw: bytes, kind: type[T]) -> T:
@@ -83,7 +76,7 @@ async def _write(
     key: str | None,
     run: Any,
 ) -> MerchantReward:
-    digest = idempotency.request_hash(request.method, _signed_path(request), raw)
+    digest = idempotency.request_hash(request.method, signed_path(request), raw)
     async with transaction(pool) as tx:
         _, answer = await idempotency.replay_or_run(
             tx, f"merchant:{caller.operator_id}", key, digest, lambda: run(tx), MerchantReward

@@ -22,7 +22,7 @@ from enterprises import energy
 from enterprises.energy_schemas import ReadingsResult
 from kit.db import transaction
 from server.errors import language, verdict_message
-from server.operators.routes import _signed as signed_request
+from server.operators.routes import signed_operator
 from server.settings import Settings
 
 
@@ -64,7 +64,7 @@ async def push_readings(
     redis: NamedDependency[Any],
     settings: NamedDependency[Settings],
 ) -> ReadingsResult:
-    caller, body = await signed_request(
+    caller, body = await signed_operator(
         request,
         pool,
         redis,

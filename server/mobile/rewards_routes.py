@@ -5,23 +5,39 @@ Thin controllers over ``rewards.service``; the same guard and session check as e
 route (``server.mobile.routes.resident_session``), the caller from the token. Registered in
 ``server.app.SURFACES``; the contract (``mobile_api_spec``) takes every route under the mobile
 prefix.
+
+Redeeming goes through the app's micro-batcher (``kit.batcher``, ``app.state.redemptions``,
+made by :func:`redemption_batcher` in the lifespan): the requests in flight in this process
+are run together, one transaction per batch (:func:`redeem_batch`: the account check, the
+``Idempotency-Key`` replays and the redemptions, set-wise), each answered as if it had run
+alone; a batch that fails as a whole is run again one request at a time (:func:`redeem_one`,
+the one-by-one path), so one request never fails the others ("Redemption at scale",
+docs/rewards.md).
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Annotated, Any, NamedTuple
 
 import msgspec
 from litestar import Controller, Response, Router, get, post
+from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import HeaderParameter, JSONBody, PathParameter, QueryParameter
 
 import residents.service as residents
 from kit import idempotency
 from kit.auth import Principal
-from kit.db import Tx
+from kit.batcher import Batcher
+from kit.db import Tx, transaction
+from residents.errors import AccountGone
 from rewards import service
+from rewards.redemptions import RedeemCall, redeem_many
 from rewards.schemas import Item, ItemPage, Kind, RedeemRequest, Reward, RewardPage, Status
+from rewards.settings import RewardsConfig
 from server.guards import provide_principal
 from server.mobile.routes import (
     _GUARDED,
@@ -34,6 +50,11 @@ from server.mobile.routes import (
 from server.settings import Settings
 
 _encoder = msgspec.json.Encoder()
+log = logging.getLogger("tanpuhui.rewards")
+# The micro-batcher's shape: up to 64 requests a batch, two batches in flight (the pool's other
+# connections serve the rest of the API).
+MAX_BATCH = 64
+CONCURRENCY = 2
 Id = Annotated[
     str,
     PathParameter(
@@ -42,6 +63,112 @@ Id = Annotated[
         pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
     ),
 ]
+
+
+class Redemption(NamedTuple):
+    """One ``POST /redemptions`` past its guard: the resident (from the token), the item, the
+    ``Idempotency-Key`` and the request's hash."""
+
+    resident_id: str
+    item_id: str
+    key: str | None
+    digest: bytes
+
+    @classmethod
+    def of(cls, resident_id: str, data: RedeemRequest, key: str | None) -> Redemption:
+        digest = idempotency.request_hash("POST", "redemptions", _encoder.encode(data))
+        return cls(resident_id, data.item_id, key, digest)
+
+    @property
+    def scope(self) -> str:
+        return f"resident:{self.resident_id}"
+
+
+Answer = tuple[int, Reward]
+
+
+async def redeem_one(
+    pool: Any, cfg: RewardsConfig, r: Redemption, *, now: datetime | None = None
+) -> Answer:
+    """The one-by-one path: the route's work for one request, in a transaction of its own."""
+    async with transaction(pool) as tx:
+        await residents.require_active(tx.conn, r.resident_id)
+        return await idempotency.replay_or_run(
+            tx,
+            r.scope,
+            r.key,
+            r.digest,
+            lambda: service.redeem(tx, cfg, r.resident_id, r.item_id, now=now),
+            Reward,
+            status=201,
+        )
+
+
+async def redeem_in(
+    tx: Tx, cfg: RewardsConfig, batch: Sequence[Redemption], *, now: datetime | None = None
+) -> list[Answer | Exception]:
+    """A batch's work in its transaction: each request's answer or exception, as
+    :func:`redeem_one` would give them one after another in this order (the account check
+    first, then the key's replay or the redemption)."""
+    districts = await residents.active_districts(tx.conn, [r.resident_id for r in batch])
+    out: list[Answer | Exception | None] = [None] * len(batch)
+    live: list[int] = []
+    for i, r in enumerate(batch):
+        if r.resident_id in districts:
+            live.append(i)
+        else:
+            out[i] = AccountGone("This account was deleted; sign in again.")
+
+    async def run(indices: list[int]) -> list[Reward | Exception]:
+        calls = [RedeemCall(batch[live[i]].resident_id, batch[live[i]].item_id) for i in indices]
+        return await redeem_many(tx, cfg, calls, now=now, districts=districts)
+
+    answers = await idempotency.replay_or_run_many(
+        tx,
+        [idempotency.Keyed(batch[i].scope, batch[i].key, batch[i].digest) for i in live],
+        run,
+        Reward,
+        status=201,
+    )
+    for i, answer in zip(live, answers, strict=True):
+        out[i] = answer
+    return [o for o in out if o is not None]
+
+
+async def redeem_batch(
+    pool: Any, cfg: RewardsConfig, batch: Sequence[Redemption], *, now: datetime | None = None
+) -> list[Answer | Exception]:
+    """One transaction for the batch; if it fails as a whole (a deadlock, a lost connection,
+    anything the decisions did not foresee), each request again on the one-by-one path, so
+    each gets its own answer (a transient failure of its own stays its 503)."""
+    try:
+        async with transaction(pool) as tx:
+            return await redeem_in(tx, cfg, batch, now=now)
+    except Exception:
+        log.warning(
+            "a batch of %d redemptions failed; running them one by one", len(batch), exc_info=True
+        )
+    out: list[Answer | Exception] = []
+    for r in batch:
+        try:
+            out.append(await redeem_one(pool, cfg, r, now=now))
+        except Exception as exc:
+            out.append(exc)
+    return out
+
+
+def redemption_batcher(pool: Any, settings: Settings) -> Batcher[Redemption, Answer]:
+    """The app's redemption batcher (one per app, made and closed by its lifespan)."""
+    return batcher_of(pool, service.config_of(settings))
+
+
+def batcher_of(pool: Any, cfg: RewardsConfig) -> Batcher[Redemption, Answer]:
+    """A redemption batcher on ``pool`` (the app's, or a benchmark's)."""
+
+    async def run(batch: list[Redemption]) -> list[Answer | Exception]:
+        return await redeem_batch(pool, cfg, batch)
+
+    return Batcher(run, max_batch=MAX_BATCH, concurrency=CONCURRENCY)
 
 
 class RewardsController(Controller):
@@ -124,25 +251,15 @@ class RewardsController(Controller):
     async def redeem(
         self,
         principal: NamedDependency[Principal],
-        tx: NamedDependency[Tx],
-        settings: NamedDependency[Settings],
+        state: State,
         data: JSONBody[RedeemRequest],
         idempotency_key: Annotated[
             str, HeaderParameter(name="Idempotency-Key", min_length=1, max_length=128)
         ],
     ) -> Response[Reward]:
-        cfg = service.config_of(settings)
-        resident_id = principal.subject
-        await residents.require_active(tx.conn, resident_id)
-        digest = idempotency.request_hash("POST", "redemptions", _encoder.encode(data))
-        status, reward = await idempotency.replay_or_run(
-            tx,
-            f"resident:{resident_id}",
-            idempotency_key,
-            digest,
-            lambda: service.redeem(tx, cfg, resident_id, data.item_id),
-            Reward,
-            status=201,
+        batcher: Batcher[Redemption, Answer] = state.redemptions
+        status, reward = await batcher.submit(
+            Redemption.of(principal.subject, data, idempotency_key)
         )
         return Response(content=reward, status_code=status)
 

@@ -38,6 +38,7 @@ from kit.db import transaction
 from kit.tasks import enqueue_after_commit
 from server.errors import catalogue, language, verdict_message
 from server.settings import Settings
+from server.signed import signed_path, signed_request
 from server.wire import ACCEPTS
 
 # The media types a daily file may be sent as (anything else: 415 unsupported_media_type).
@@ -49,18 +50,6 @@ FILE_MEDIA_TYPES = (
     "application/octet-stream",
 )
 RESULTS_MEDIA_TYPE = "application/x-ndjson"
-
-
-def _signed_path(request: Request[Any, Any, Any]) -> str:
-    """The request target as sent on the wire: the raw path (percent-encoding untouched, never
-    the decoded ``path``), then ``?`` and the raw query string when there is one."""
-    raw: bytes = request.scope.get("raw_path") or request.scope["path"].encode()
-    # A '?' on the request line always starts the query; some ASGI clients (the test client)
-    # leave the query in raw_path.
-    raw = raw.partition(b"?")[0]
-    query: bytes = request.scope.get("query_string", b"")
-    path = raw.decode("latin-1")
-    return f"{path}?{query.decode('latin-1')}" if query else path
 
 
 def _localised(verdicts: list[Verdict], lang: str) -> list[Verdict]:
@@ -106,21 +95,11 @@ def _localised_lines(content: bytes, lang: str) -> bytes:
     return b"".join(x + b"\n" for x in out)
 
 
-async def _read_limited(request: Request[Any, Any, Any], limit: int, what: str) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isascii() and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge(f"{what} is {declared} bytes; the limit is {limit} bytes.")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge(f"{what} exceeds the limit of {limit} bytes.")
-        chunks.append(chunk)
-    return b"".join(chunks)
+def _lookup(pool: Any, settings: Settings) -> Any:
+    return service.secret_lookup(pool, settings.privacy)
 
 
-async def _signed(
+async def signed_operator(
     request: Request[Any, Any, Any],
     pool: Any,
     redis: Any,
@@ -129,25 +108,16 @@ async def _signed(
     limit: int = 0,
     what: str = "",
 ) -> tuple[SignedCaller, bytes]:
-    """The verified caller and the body (``limit`` 0: no body is read, an empty one is signed).
-    Holds no pooled connection while the body arrives."""
-    headers = check_signature_headers(request.headers, skew_s=settings.auth.signature_skew_s)
-    body = await _read_limited(request, limit, what) if limit else b""
-    caller = await verify_signed(
-        headers,
-        method=request.method,
-        path=_signed_path(request),
-        body=body,
-        lookup_secret=service.secret_lookup(pool, settings.privacy),
-        redis=redis,
+    """The verified operator and the body (server.signed.signed_request with operators' keys)."""
+    return await signed_request(
+        request, redis, settings, _lookup(pool, settings), limit=limit, what=what or "The body"
     )
-    return caller, body
 
 
 async def _signed_spool(
     request: Request[Any, Any, Any], pool: Any, redis: Any, settings: Settings, *, limit: int
 ) -> tuple[SignedCaller, Spool]:
-    """:func:`_signed` for a daily file: the body goes to a :class:`~behaviours.files.Spool`
+    """:func:`signed_operator` for a daily file: the body goes to a :class:`~behaviours.files.Spool`
     (bounded memory) and its digest, taken as it arrived, is what the signature is checked
     against. The caller closes the spool."""
     headers = check_signature_headers(request.headers, skew_s=settings.auth.signature_skew_s)
@@ -163,10 +133,10 @@ async def _signed_spool(
         caller = await verify_signed(
             headers,
             method=request.method,
-            path=_signed_path(request),
+            path=signed_path(request),
             body=b"",
             body_sha256=spool.sha256,
-            lookup_secret=service.secret_lookup(pool, settings.privacy),
+            lookup_secret=_lookup(pool, settings),
             redis=redis,
         )
     except BaseException:
@@ -192,7 +162,7 @@ async def push_events(
     ingest_policy: NamedDependency[IngestPolicy],
 ) -> BatchResult:
     limits = settings.ingest
-    caller, body = await _signed(
+    caller, body = await signed_operator(
         request, pool, redis, settings, limit=limits.max_batch_bytes, what="The batch body"
     )
     batch = decode_batch(body)
@@ -260,7 +230,7 @@ async def file_status(
     settings: NamedDependency[Settings],
     file_id: FromPath[str],
 ) -> FileStatus:
-    caller, _ = await _signed(request, pool, redis, settings)
+    caller, _ = await signed_operator(request, pool, redis, settings)
     status = await files.file_status(pool, caller.operator_id, file_id)
     return _localised_status(status, language(request))
 
@@ -287,7 +257,7 @@ async def file_results(
     settings: NamedDependency[Settings],
     file_id: FromPath[str],
 ) -> Stream:
-    caller, _ = await _signed(request, pool, redis, settings)
+    caller, _ = await signed_operator(request, pool, redis, settings)
     key = await files.check_owner(pool, caller.operator_id, file_id)
     lang = language(request)
 

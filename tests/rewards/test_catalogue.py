@@ -171,7 +171,8 @@ class TestCoupons:
         # neither form holds the code in the clear (a code long enough that random
         # ciphertext or hash bytes cannot contain it by chance)
         assert all(
-            b"GIFTALPHA7" not in bytes(r["code_hash"]) and "GIFTALPHA7" not in r["code_sealed"]
+            b"GIFTALPHA7" not in bytes(r["code_hash"])
+            and "GIFTALPHA7" not in r["code_sealed"]
             and "GIFT-ALPHA-7" not in r["code_sealed"]
             for r in stored
         )

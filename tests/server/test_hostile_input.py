@@ -12,8 +12,10 @@ with wrong media types.
 
 from __future__ import annotations
 
+import io
 import re
 import uuid
+import zipfile
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -39,6 +41,8 @@ METERS = "/api/meters/v1"
 MERCHANTS = "/api/merchants/v1"
 ENTERPRISE = "/api/enterprise/v1"
 ENT = f"{ENTERPRISE}/enterprises/{{enterprise_id:uuid}}"
+GOV = "/api/gov/v1"
+GOV_ADMIN = f"{GOV}/admin"
 MERCHANT_KEY = ("k1", "merchant-secret-0123456789abcdef")
 # Query parameters a route needs before it reads its body.
 QUERIES = {f"{ENT}/activity-reports/csv": "?period=month&period_start=2026-03-01"}
@@ -66,6 +70,77 @@ PATH_PARAM = re.compile(r"\{([a-z_]+):[a-z]+\}")
 
 def _ago(**kw: float) -> str:
     return (datetime.now(UTC).replace(microsecond=0) - timedelta(**kw)).isoformat()
+
+
+def _gov_admin_samples() -> dict[str, list[Any]]:
+    """The government administration API's bodies (sent with an administrator's token)."""
+    from tests.behaviours.factories import DATA
+
+    feed = io.BytesIO()
+    with zipfile.ZipFile(feed, "w") as z:
+        for f in sorted((DATA / "gtfs").glob("*.txt")):
+            z.writestr(f.name, f.read_bytes())
+    factor = {"mode": "metro", "behaviour": "transit", "unit": "pkm", "factor_g": 20.5}
+    draft = {
+        "code": "low-carbon-travel",
+        "title": "Revised",
+        "source": "test",
+        "effective_from": _ago(days=-2),
+        "factors": [{**factor, "source": "test", "min_distance_m": 500}],
+        "caps": [{"behaviour": "transit", "source": "test", "daily_cap_g": 5000}],
+    }
+    a = GOV_ADMIN
+    return {
+        f"POST {GOV}/sessions": [{"login": "admin.x", "password": "p" * 14, "totp": "123456"}],
+        f"POST {a}/users": [
+            {"login": "analyst.x", "display_name": "X", "role": "gov_analyst", "password": "p" * 14}
+        ],
+        f"PATCH {a}/users/{{user_id:uuid}}": [{"role": "gov_analyst", "disabled": False}],
+        f"POST {a}/operators": [{"id": "bus-x", "name": "Bus X", "kind": "transit"}],
+        f"PATCH {a}/operators/{{operator_id:str}}": [{"name": "Metro", "kind": "transit"}],
+        f"PUT {a}/operators/{{operator_id:str}}/suspension": [
+            {"suspended": False},
+            {"suspended": True},
+        ],
+        f"POST {a}/operators/{{operator_id:str}}/keys": [{"key_id": "k9"}],
+        f"POST {a}/operators/{{operator_id:str}}/keys/{{key_id:str}}/rotate": [
+            {"new_key_id": "k8", "overlap_s": 60}
+        ],
+        f"POST {a}/operators/{{operator_id:str}}/keys/{{key_id:str}}/revoke": [],
+        f"POST {a}/districts": [
+            ("application/geo+json", (DATA / "districts.geojson").read_bytes())
+        ],
+        f"PUT {a}/gtfs/{{feed_id:str}}": [("application/zip", feed.getvalue())],
+        f"POST {a}/methodology-drafts": [draft],
+        f"PUT {a}/methodology-drafts/{{draft_id:uuid}}": [draft],
+        f"POST {a}/methodology-drafts/{{draft_id:uuid}}/publish": [
+            {"effective_from": _ago(days=-3)}
+        ],
+        f"POST {a}/merchants": [{"id": "shop-x", "name": "Shop", "settlement_contact": "x@y.z"}],
+        f"POST {a}/merchants/{{merchant_id:str}}/keys": [{"key_id": "m9"}],
+        f"POST {a}/projects": [
+            {
+                "title": "Trees",
+                "beneficiary": "Foundation",
+                "target_asset": "POINT",
+                "target_amount": 1000,
+                "starts_at": _ago(days=1),
+                "ends_at": _ago(days=-30),
+            }
+        ],
+        f"POST {a}/enterprises": [
+            {
+                "credit_code": "91350100M000100Y43",
+                "name": "测试",
+                "industry": "C2611",
+                "district": "440303",
+                "size_class": "above",
+            }
+        ],
+        f"POST {a}/enterprises/import": [
+            ("text/csv", b"credit_code,name,industry,district,size_class\n")
+        ],
+    }
 
 
 def _samples(subject: str, ids: Mapping[str, str] | None = None) -> dict[str, list[Any]]:
@@ -193,6 +268,13 @@ def _samples(subject: str, ids: Mapping[str, str] | None = None) -> dict[str, li
         ],
         f"POST {MOBILE}/rewards/{{reward_id:str}}/cancel": [],
         f"POST {MOBILE}/redemptions": [{"item_id": ids.get("item_id", str(uuid.uuid4()))}],
+        **_gov_admin_samples(),
+        "POST /api/gov/v1/reports/peak-test": [
+            {
+                "series": [{"year": 2010, "value": 100.5}, {"year": 2020, "value": 90}],
+                "current_year": 2024,
+            }
+        ],
         f"POST {MERCHANTS}/rewards/lookup": [{"code": ids.get("code", "ABCD-EFGH")}],
         f"POST {MERCHANTS}/rewards/confirm": [{"code": ids.get("code", "ABCD-EFGH")}],
         f"POST {MERCHANTS}/rewards/refund": [{"reward_id": reward_id}],
@@ -317,9 +399,11 @@ class Caller:
         enterprise_token: str = "",
         merchant_id: str = "nobody",
         ids: Mapping[str, str] | None = None,
+        gov_token: str = "",
     ) -> None:
         self.client = client
         self.token = token
+        self.gov_token = gov_token
         self.enterprise_token = enterprise_token
         self.merchant_id = merchant_id
         self.ids = dict(ids or {})  # path parameter or sample field -> a real id
@@ -347,6 +431,8 @@ class Caller:
             )
         elif path.startswith(ENTERPRISE):
             headers["authorization"] = f"Bearer {self.enterprise_token}"
+        elif path.startswith(GOV + "/") and self.gov_token:  # a government administrator
+            headers["authorization"] = f"Bearer {self.gov_token}"
         else:  # the mobile surface, and any surface added later: a resident's token
             headers["authorization"] = f"Bearer {self.token}"
         return await self.client.request(method, path, content=body, headers=headers)
@@ -394,8 +480,28 @@ async def caller(client: Any, pool: Any, jwt_keys: JwtKeys, settings: Settings) 
         "project_id": cause.id,
     }
     enterprise_token = boss.headers["Authorization"].removeprefix("Bearer ")
+    # The government surface: an administrator (its routes accept gov_analyst or gov_admin).
+    from reporting import admin as gov_admin
+    from reporting.admin import DraftIn
+    from tests.gov.factories import gov_user
+
+    gov, gov_token = await gov_user(pool, settings, role="gov_admin")
+    async with transaction(pool) as tx:
+        draft = await gov_admin.create_draft(
+            tx,
+            msgspec.convert(
+                _gov_admin_samples()[f"POST {GOV_ADMIN}/methodology-drafts"][0], DraftIn
+            ),
+            actor=str(gov.id),
+        )
+    ids["draft_id"] = str(draft.id)
     return Caller(
-        client, token, enterprise_token=enterprise_token, merchant_id=shop.merchant.id, ids=ids
+        client,
+        token,
+        enterprise_token=enterprise_token,
+        merchant_id=shop.merchant.id,
+        ids=ids,
+        gov_token=gov_token,
     )
 
 
@@ -405,6 +511,8 @@ def problem_4xx(r: Any) -> str | None:
         return f"status {r.status_code}: {r.text[:200]}"
     if not r.headers.get("content-type", "").startswith("application/problem+json"):
         return f"status {r.status_code} but {r.headers.get('content-type')}"
+    if r.request.method == "HEAD":  # the problem's headers, and no body to read
+        return None
     if not isinstance(r.json().get("code"), str):
         return f"status {r.status_code} without a code"
     return None
