@@ -54,7 +54,10 @@ from server.migrate import migrate
 from server.mobile.rewards_routes import Redemption, batcher_of, redeem_one
 
 CFG = RewardsConfig(
-    rewards=RewardsSettings(),
+    # BENCH_BATCH_CONCURRENCY: TANPUHUI_REWARDS_REDEMPTION_BATCH_CONCURRENCY for the run
+    rewards=RewardsSettings(
+        redemption_batch_concurrency=int(os.environ.get("BENCH_BATCH_CONCURRENCY", "1"))
+    ),
     points=PointsPolicy(grams_per_point=10, expiry_years=2, hold_timeout_s=900),
     privacy=PrivacySettings(),
     region_code="440300",

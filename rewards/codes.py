@@ -16,8 +16,9 @@ QR_PREFIX = "TPH1:"
 
 
 def normalise(code: str) -> str:
-    """The form codes are compared in: no spaces or dashes, upper case."""
-    return "".join(ch for ch in code if not ch.isspace() and ch != "-").upper()
+    """The form codes are compared in: no spaces or dashes, upper case. (``str.split()`` splits
+    on exactly what ``str.isspace()`` calls whitespace, in C: no loop over characters here.)"""
+    return "".join(code.replace("-", "").split()).upper()
 
 
 def generate() -> str:

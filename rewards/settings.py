@@ -40,7 +40,7 @@ class RewardsSettings(Struct, frozen=True, kw_only=True):
         Meta(ge=1, le=1000),
         doc(
             "Most redemptions one API process runs in one transaction (docs/rewards.md, "
-            "\"Redemption at scale\")."
+            '"Redemption at scale").'
         ),
     ] = 64
     redemption_batch_concurrency: Annotated[
