@@ -105,6 +105,7 @@ def serve_and_fuzz(
     is signed by ``tests.integrations.fuzz_signing``, and at least one POST under
     ``signed_prefix`` must get past the signature."""
     tmp = Path(tempfile.mkdtemp(prefix=f"tph-{name}-fuzz-"))
+    from kit.db import connect
     from server.embedded import EmbeddedPostgres, EmbeddedRedis
     from server.migrate import migrate
     from server.seeds import apply_seeds
@@ -119,7 +120,7 @@ def serve_and_fuzz(
         admin = await asyncpg.connect(pg.admin_url())
         await admin.execute('CREATE DATABASE "fuzz"')
         await admin.close()
-        conn = await asyncpg.connect(db_url)
+        conn = await connect(db_url)  # the app's connection set-up (UTC, codecs)
         try:
             await migrate(conn)
             await apply_seeds(conn)
