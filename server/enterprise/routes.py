@@ -16,21 +16,16 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
-from typing import Annotated, Any, NamedTuple
-from zoneinfo import ZoneInfo
+from typing import Annotated, Any
 
-import msgspec
 from litestar import Controller, Request, Response, Router, get, post, put
-from litestar.connection import ASGIConnection
-from litestar.di import NamedDependency, Provide
-from litestar.handlers.base import BaseRouteHandler
+from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from enterprises import accounting, alerts, energy, grades, report, users
 from enterprises.accounting import MonthEmissions
 from enterprises.alerts import Alert, Budget, BudgetIn
-from enterprises.energy_errors import EnterpriseNotFound
 from enterprises.energy_schemas import (
     FlaggedReading,
     Meter,
@@ -45,10 +40,10 @@ from enterprises.energy_schemas import (
 from enterprises.factors import Basis
 from enterprises.grades import Explanation
 from kit import idempotency
-from kit.auth import JwtKeys, Principal, Role
+from kit.auth import JwtKeys
 from kit.db import Tx
-from kit.errors import NotFound, Unauthenticated
-from kit.i18n import Language
+from kit.errors import NotFound
+from server.enterprise.base import PREFIX, SCOPE, Caller, Guarded, IdempotencyKey, client_ip, digest
 from server.enterprise.errors import GUARDED, SCOPED, errors
 from server.enterprise.schemas import (
     AccountPeriod,
@@ -61,70 +56,8 @@ from server.enterprise.schemas import (
     UserView,
 )
 from server.enterprise.uploads import CSV_MAX_BYTES, CSV_MEDIA_TYPES, report_from_csv
-from server.errors import language
-from server.guards import roles
 from server.settings import Settings
 from server.wire import ACCEPTS
-
-PREFIX = "/api/enterprise/v1"
-SCOPE = "/enterprises/{enterprise_id:uuid}"
-_CALLER = "enterprise_caller"  # request-scope state key
-
-
-class Caller(NamedTuple):
-    """Who is calling and what the handler reads with, as one dependency."""
-
-    user_id: uuid.UUID
-    enterprise_id: uuid.UUID
-    pool: Any
-    zone: ZoneInfo  # the programme's time zone (months, issue times shown)
-    lang: Language
-
-    @property
-    def idempotency_scope(self) -> str:
-        return f"enterprise-user:{self.user_id}"
-
-
-async def _check_scope(
-    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler, principal: Principal
-) -> None:
-    """After the guard accepted the token: the user still enabled, the token's enterprise the
-    user's, and the path's enterprise (when it names one) that one; otherwise 404 as for an
-    enterprise that does not exist."""
-    state = connection.app.state
-    async with state.pool.acquire() as conn:
-        enterprise_id = await users.caller_scope(conn, principal.subject)
-    if principal.claims.get("ent") != str(enterprise_id):
-        raise Unauthenticated("The token names another enterprise.", code="token_invalid")
-    wanted = connection.path_params.get("enterprise_id")
-    if wanted is not None and wanted != enterprise_id:
-        raise EnterpriseNotFound("No such enterprise.")
-    connection.scope.setdefault("state", {})[_CALLER] = Caller(
-        uuid.UUID(principal.subject),
-        enterprise_id,
-        state.pool,
-        ZoneInfo(state.settings.timezone),
-        language(connection),  # type: ignore[arg-type]  # reads headers and app state only
-    )
-
-
-enterprise_session = roles(Role.ENTERPRISE_ADMIN, session=_check_scope)
-
-
-def _provide_caller(request: Request[Any, Any, Any]) -> Caller:
-    caller: Caller = request.scope["state"][_CALLER]
-    return caller
-
-
-IdempotencyKey = Annotated[
-    str | None,
-    HeaderParameter(name="Idempotency-Key", min_length=1, max_length=128, required=False),
-]
-_encoder = msgspec.json.Encoder()
-
-
-def _digest(request: Request[Any, Any, Any], body: Any) -> bytes:
-    return idempotency.request_hash("POST", request.url.path, _encoder.encode(body))
 
 
 def _user_view(u: users.User) -> UserView:
@@ -150,10 +83,6 @@ def _report_view(r: report.CarbonReport) -> CarbonReportView:
         download=f"{PREFIX}/enterprises/{r.enterprise_id}/carbon-reports/{r.id}/file",
         verify=f"/api/public/v1/enterprise-reports/{r.sha256}",
     )
-
-
-def _client_ip(request: Request[Any, Any, Any]) -> str:
-    return request.client.host if request.client else "unknown"
 
 
 class SessionController(Controller):
@@ -190,7 +119,7 @@ class SessionController(Controller):
             jwt,
             login=data.login,
             password=data.password,
-            client=_client_ip(request),
+            client=client_ip(request),
         )
         return Session(
             access_token=signed.access_token,
@@ -199,13 +128,7 @@ class SessionController(Controller):
         )
 
 
-class _Guarded(Controller):
-    guards = [enterprise_session]  # noqa: RUF012 (Litestar's class attribute)
-    dependencies = {"caller": Provide(_provide_caller, sync_to_thread=False)}  # noqa: RUF012
-    security = [{"BearerToken": []}]  # noqa: RUF012
-
-
-class MeController(_Guarded):
+class MeController(Guarded):
     path = "/me"
     tags = ["sign-in"]  # noqa: RUF012
 
@@ -219,7 +142,7 @@ class MeController(_Guarded):
             return _user_view(await users.user(conn, caller.enterprise_id, caller.user_id))
 
 
-class EnterpriseController(_Guarded):
+class EnterpriseController(Guarded):
     path = SCOPE
     tags = ["enterprise"]  # noqa: RUF012
 
@@ -277,7 +200,7 @@ class EnterpriseController(_Guarded):
             tx,
             caller.idempotency_scope,
             idempotency_key,
-            _digest(request, data),
+            digest(request, data),
             run,
             UserView,
             status=201,
@@ -301,7 +224,7 @@ class EnterpriseController(_Guarded):
         return _user_view(user)
 
 
-class DataController(_Guarded):
+class DataController(Guarded):
     """Sites, meters and the activity data the enterprise sends (enterprises.energy)."""
 
     path = SCOPE
@@ -330,7 +253,7 @@ class DataController(_Guarded):
             tx,
             caller.idempotency_scope,
             idempotency_key,
-            _digest(request, data),
+            digest(request, data),
             lambda: energy.add_site(tx, caller.enterprise_id, data),
             Site,
             status=201,
@@ -369,7 +292,7 @@ class DataController(_Guarded):
             tx,
             caller.idempotency_scope,
             idempotency_key,
-            _digest(request, data),
+            digest(request, data),
             lambda: energy.add_meter(tx, caller.enterprise_id, data),
             Meter,
             status=201,
@@ -479,7 +402,7 @@ class DataController(_Guarded):
             return await energy.report_status(conn, caller.enterprise_id, report_id)
 
 
-class AccountController(_Guarded):
+class AccountController(Guarded):
     """Emissions, grade, budgets and alerts (enterprises.accounting, grades, alerts)."""
 
     path = SCOPE
@@ -573,7 +496,7 @@ class AccountController(_Guarded):
             return await alerts.alerts(conn, caller.enterprise_id, raised_only=raised_only)
 
 
-class CarbonReportController(_Guarded):
+class CarbonReportController(Guarded):
     """The downloadable carbon account report and its hash (enterprises.report)."""
 
     path = SCOPE + "/carbon-reports"
@@ -613,7 +536,7 @@ class CarbonReportController(_Guarded):
             tx,
             caller.idempotency_scope,
             idempotency_key,
-            _digest(request, data),
+            digest(request, data),
             run,
             CarbonReportView,
             status=201,
