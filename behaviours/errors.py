@@ -54,3 +54,11 @@ class LinkNotFound(NotFound):
 class InvalidScope(InvalidInput):
     code = "scope_invalid"
     title = "Invalid consent scope"
+
+
+class ScopeNotOffered(InvalidInput):
+    """A resident asked to grant an operator a behaviour it is not registered to report
+    (operators.scopes)."""
+
+    code = "scope_not_offered"
+    title = "The operator does not report this behaviour"

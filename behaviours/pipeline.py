@@ -31,6 +31,7 @@ from behaviours.quantify import (
 from behaviours.reference import Districts, Factor, Methodologies, Reference, TransitNetwork
 from behaviours.rules import (
     REASON_TEXT,
+    SCOPES,
     TRIP_KINDS,
     Claim,
     Item,
@@ -486,6 +487,13 @@ async def ingest(
             if prejudged and ev.record_id in prejudged:
                 code, message = prejudged[ev.record_id]
                 it.reject(code, message)
+
+    # What the operator is registered to report (operators.scopes): anything else is refused
+    # before anyone's consent is looked at, and kept without its content.
+    allowed = frozenset(operator["scopes"] if operator is not None else SCOPES)
+    for it in items:
+        if it.behaviour not in allowed:
+            it.reject(Reason.SCOPE_NOT_ALLOWED)
 
     # Who: links (one query) or the resident's own app.
     if source.resident_id is not None:

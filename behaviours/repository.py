@@ -274,49 +274,64 @@ async def gtfs_import_finish(conn: Any, feed: str) -> None:
 
 
 async def insert_operator(
-    conn: Any, operator_id: str, name: str, kind: str, region_code: str, gtfs_feed: str | None
+    conn: Any,
+    operator_id: str,
+    name: str,
+    kind: str,
+    region_code: str,
+    gtfs_feed: str | None,
+    scopes: Sequence[str],
 ) -> None:
     await conn.execute(
         """
-        INSERT INTO operators (id, name, kind, region_code, gtfs_feed) VALUES ($1, $2, $3, $4, $5)
+        INSERT INTO operators (id, name, kind, region_code, gtfs_feed, scopes)
+        VALUES ($1, $2, $3, $4, $5, $6)
         ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, kind = EXCLUDED.kind,
-            region_code = EXCLUDED.region_code, gtfs_feed = EXCLUDED.gtfs_feed
+            region_code = EXCLUDED.region_code, gtfs_feed = EXCLUDED.gtfs_feed,
+            scopes = EXCLUDED.scopes
         """,
         operator_id,
         name,
         kind,
         region_code,
         gtfs_feed,
+        list(scopes),
     )
 
 
-async def ensure_operator(conn: Any, operator_id: str, name: str, kind: str, region: str) -> None:
+async def ensure_operator(
+    conn: Any, operator_id: str, name: str, kind: str, region: str, scopes: Sequence[str]
+) -> None:
     await conn.execute(
-        "INSERT INTO operators (id, name, kind, region_code) VALUES ($1, $2, $3, $4) "
+        "INSERT INTO operators (id, name, kind, region_code, scopes) VALUES ($1, $2, $3, $4, $5) "
         "ON CONFLICT (id) DO NOTHING",
         operator_id,
         name,
         kind,
         region,
+        list(scopes),
     )
 
 
 async def get_operator(conn: Any, operator_id: str) -> Any:
     return await conn.fetchrow(
-        "SELECT id, name, kind, region_code, gtfs_feed, disabled_at FROM operators WHERE id = $1",
+        "SELECT id, name, kind, region_code, gtfs_feed, scopes, disabled_at FROM operators "
+        "WHERE id = $1",
         operator_id,
     )
 
 
 async def list_all_operators(conn: Any) -> list[Any]:
-    return list(await conn.fetch("SELECT id, kind, region_code, gtfs_feed FROM operators"))
+    return list(await conn.fetch("SELECT id, kind, region_code, gtfs_feed, scopes FROM operators"))
 
 
 async def list_operators(conn: Any) -> list[Any]:
+    """The operators residents may link: enabled, not the residents' app, reporting some
+    behaviour (an enterprise's meter gateway reports none)."""
     return list(
         await conn.fetch(
-            "SELECT id, name, kind, region_code FROM operators "
-            "WHERE disabled_at IS NULL AND kind <> 'app' ORDER BY id"
+            "SELECT id, name, kind, region_code, scopes FROM operators "
+            "WHERE disabled_at IS NULL AND kind <> 'app' AND cardinality(scopes) > 0 ORDER BY id"
         )
     )
 
@@ -955,7 +970,7 @@ async def operator_rows(conn: Any) -> list[Any]:
     """Every operator, suspended ones and the app's pseudo-operator included."""
     return list(
         await conn.fetch(
-            "SELECT id, name, kind, region_code, gtfs_feed, created_at, disabled_at "
+            "SELECT id, name, kind, region_code, gtfs_feed, scopes, created_at, disabled_at "
             "FROM operators ORDER BY id"
         )
     )

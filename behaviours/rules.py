@@ -12,7 +12,7 @@ import itertools
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from enum import StrEnum
-from typing import Any, NamedTuple, cast
+from typing import Any, Literal, NamedTuple, cast, get_args
 
 import msgspec
 
@@ -35,6 +35,7 @@ class Reason(StrEnum):
     UNKNOWN_SUBJECT = "unknown_subject"
     CONSENT_REVOKED = "consent_revoked"
     SCOPE_NOT_GRANTED = "scope_not_granted"
+    SCOPE_NOT_ALLOWED = "scope_not_allowed"
     BEFORE_CONSENT = "before_consent"
     INVALID_TIME_RANGE = "time_range_invalid"
     IN_FUTURE = "in_future"
@@ -63,6 +64,7 @@ REASON_TEXT: dict[Reason, str] = {
     Reason.UNKNOWN_SUBJECT: "The subject is not linked to any resident of the programme.",
     Reason.CONSENT_REVOKED: "The resident revoked this operator's link.",
     Reason.SCOPE_NOT_GRANTED: "The resident's consent does not cover this behaviour.",
+    Reason.SCOPE_NOT_ALLOWED: "This operator is not registered to report this behaviour.",
     Reason.BEFORE_CONSENT: "The activity happened before the resident linked this operator.",
     Reason.INVALID_TIME_RANGE: "The activity ends before it starts.",
     Reason.IN_FUTURE: "The activity ends in the future (beyond the allowed clock skew).",
@@ -115,6 +117,7 @@ WITHOUT_CONSENT = frozenset(
         Reason.UNKNOWN_SUBJECT,
         Reason.CONSENT_REVOKED,
         Reason.SCOPE_NOT_GRANTED,
+        Reason.SCOPE_NOT_ALLOWED,
         Reason.BEFORE_CONSENT,
     }
 )
@@ -135,6 +138,11 @@ BEHAVIOUR_OF_MODE = {
     "nev": "vehicle",
 }
 TRIP_KINDS = frozenset({"transit_trip", "bike_trip", "walk"})
+# The behaviours, which are also the consent scopes residents grant and operators are registered
+# for (operators.scopes).
+Scope = Literal["transit", "cycling", "walking", "household", "vehicle"]
+SCOPES: tuple[str, ...] = get_args(Scope)
+assert set(BEHAVIOUR_OF_MODE.values()) == set(SCOPES)
 
 
 class Item:

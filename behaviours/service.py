@@ -18,6 +18,7 @@ from behaviours import repository as repo
 from behaviours.errors import (
     InvalidScope,
     LinkNotFound,
+    ScopeNotOffered,
     UnknownOperator,
 )
 from behaviours.events import BatchResult, Source, Verdict
@@ -37,14 +38,22 @@ from behaviours.pipeline import (
     default_cache,
     ingest,
 )
+from behaviours.rules import SCOPES as SCOPES
 from integrations.gtfs import GtfsError, Report
 from kit.cipher import SecretBox
 from kit.db import Tx
 from kit.settings import PrivacySettings
 
 DATA_DIR = Path(__file__).parent / "data"
-SCOPES = ("transit", "cycling", "walking", "household", "vehicle")
 OperatorKind = Literal["transit", "bike_share", "utility", "vehicle", "app", "platform"]
+# What an operator of a kind reports when registered without its scopes (data, with its reasons:
+# data/operator_kinds.json).
+DEFAULT_SCOPES: dict[str, tuple[str, ...]] = {
+    kind: tuple(scopes)
+    for kind, scopes in json.loads((DATA_DIR / "operator_kinds.json").read_text(encoding="utf-8"))[
+        "default_scopes"
+    ].items()
+}
 
 
 class OperatorInfo(msgspec.Struct, frozen=True):
@@ -52,6 +61,7 @@ class OperatorInfo(msgspec.Struct, frozen=True):
     name: str
     kind: str
     region_code: str
+    scopes: list[str]  # what it reports: what a resident may grant it
 
 
 class Link(msgspec.Struct, frozen=True):
@@ -124,9 +134,23 @@ async def register_operator(
     kind: OperatorKind,
     region_code: str,
     gtfs_feed: str | None = None,
+    scopes: Sequence[str] | None = None,
 ) -> None:
-    await repo.insert_operator(tx.conn, operator_id, name, kind, region_code, gtfs_feed)
+    """Register or change an operator. ``scopes``: the behaviours it may report (some of
+    :data:`SCOPES`; none for a pusher of enterprises' meters); default: its kind's
+    (:data:`DEFAULT_SCOPES`)."""
+    chosen = _operator_scopes(kind, scopes)
+    await repo.insert_operator(tx.conn, operator_id, name, kind, region_code, gtfs_feed, chosen)
     await repo.touch_reference(tx.conn)
+
+
+def _operator_scopes(kind: str, scopes: Sequence[str] | None) -> list[str]:
+    if scopes is None:
+        return sorted(DEFAULT_SCOPES.get(kind, ()))
+    bad = [s for s in scopes if s not in SCOPES]
+    if bad:
+        raise InvalidScope(f"Scopes must be some of {', '.join(SCOPES)}; got {bad}.")
+    return sorted(set(scopes))
 
 
 async def add_signing_key(
@@ -184,6 +208,7 @@ class OperatorView(msgspec.Struct, frozen=True, kw_only=True):
     kind: str
     region_code: str
     gtfs_feed: str | None
+    scopes: list[str]  # the behaviours it is registered to report
     created_at: datetime
     suspended_at: datetime | None
 
@@ -204,6 +229,7 @@ def _operator_view(r: Any) -> OperatorView:
         kind=r["kind"],
         region_code=r["region_code"],
         gtfs_feed=r["gtfs_feed"],
+        scopes=list(r["scopes"]),
         created_at=r["created_at"],
         suspended_at=r["disabled_at"],
     )
@@ -351,7 +377,13 @@ def forget_district_names() -> None:
 
 async def list_operators(conn: Any) -> list[OperatorInfo]:
     return [
-        OperatorInfo(id=r["id"], name=r["name"], kind=r["kind"], region_code=r["region_code"])
+        OperatorInfo(
+            id=r["id"],
+            name=r["name"],
+            kind=r["kind"],
+            region_code=r["region_code"],
+            scopes=list(r["scopes"]),
+        )
         for r in await repo.list_operators(conn)
     ]
 
@@ -377,8 +409,19 @@ async def link_operator(tx: Tx, resident_id: str, operator_id: str, scope: list[
     if not scope or bad:
         raise InvalidScope(f"Scope must be some of {', '.join(SCOPES)} (or *); got {bad or scope}.")
     operator = await repo.get_operator(tx.conn, operator_id)
-    if operator is None or operator["disabled_at"] is not None or operator["kind"] == "app":
+    if (
+        operator is None
+        or operator["disabled_at"] is not None
+        or operator["kind"] == "app"
+        or not operator["scopes"]
+    ):
         raise UnknownOperator(f"No operator {operator_id!r}.")
+    offered = set(operator["scopes"])
+    if not offered.issuperset(s for s in scope if s != "*"):
+        raise ScopeNotOffered(
+            f"{operator['name']} reports only {', '.join(sorted(offered))}; "
+            f"asked for {', '.join(sorted(set(scope) - offered - {'*'}))}."
+        )
     subject_ref = "s_" + secrets.token_urlsafe(18)
     row = await repo.upsert_link(tx.conn, operator_id, resident_id, subject_ref, sorted(set(scope)))
     return _link(row, operator["name"])
@@ -443,7 +486,9 @@ async def seed(conn: Any, region_code: str) -> None:
                 else None,
             }
             await repo.insert_methodology(conn, m)
-        await repo.ensure_operator(conn, APP_OPERATOR_ID, "Residents' app", "app", region_code)
+        await repo.ensure_operator(
+            conn, APP_OPERATOR_ID, "Residents' app", "app", region_code, SCOPES
+        )
         await repo.touch_reference(conn)
 
 

@@ -255,8 +255,8 @@ async def prepare(
         tx.conn, [e.registration.credit_code for e in d.enterprises]
     )
     await behaviours.register_operator(
-        tx, PUSHER, name="Synthetic grid", kind="utility", region_code=region_code
-    )
+        tx, PUSHER, name="Synthetic grid", kind="utility", region_code=region_code, scopes=[]
+    )  # a pusher of enterprises' meters only: no resident behaviour, not linkable
     secret = await behaviours.add_signing_key(tx, PUSHER, key_id, privacy=privacy)
     for e in d.enterprises:
         eid = registered[e.registration.credit_code].id

@@ -28,6 +28,7 @@ from msgspec import Meta, Struct
 
 from behaviours import service as behaviours
 from behaviours.errors import UnknownOperator
+from behaviours.rules import Scope
 from behaviours.service import OperatorKind, OperatorView, SigningKeyView
 from enterprises import service as enterprises
 from enterprises.schemas import EnterpriseIn, Imported, Registered
@@ -99,26 +100,34 @@ MAX_OVERLAP_S: Final = 30 * 86400
 
 class OperatorIn(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """An operator as an administrator registers it: its kind says what it sends (transit and
-    bike-share trips, utility readings, vehicle mileage, a platform's mixed records); residents
-    grant it their consent scopes (behaviours.service.SCOPES) one by one."""
+    bike-share trips, utility readings, vehicle mileage, a platform's mixed records); its
+    ``scopes``, the behaviours it may report (default: its kind's,
+    behaviours/data/operator_kinds.json; ``[]`` for an enterprise's meter gateway, which
+    residents then never see among the operators they may link); residents grant it (part of)
+    them."""
 
     id: OperatorId
     name: Text
     kind: OperatorKind
     region_code: RegionCode | None = None  # default: the programme's region
     gtfs_feed: FeedId | None = None  # the GTFS feed its stop ids refer to
+    scopes: Annotated[list[Scope], Meta(max_length=5)] | None = None
 
 
 class OperatorChange(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """What changes (absent: unchanged). A kind changed without ``scopes`` keeps the
+    operator's scopes."""
+
     name: Text | None = None
     kind: OperatorKind | None = None
     gtfs_feed: FeedId | None = None
+    scopes: Annotated[list[Scope], Meta(max_length=5)] | None = None
 
 
 class OperatorDetail(Struct, frozen=True, kw_only=True):
     operator: OperatorView
     keys: list[SigningKeyView]
-    consent_scopes: list[str]  # what residents may grant any operator
+    consent_scopes: list[str]  # what residents may grant it: its scopes
 
 
 class IssuedKey(Struct, frozen=True, kw_only=True):
@@ -140,10 +149,11 @@ async def operators(conn: Any) -> list[OperatorView]:
 
 
 async def operator(conn: Any, operator_id: str) -> OperatorDetail:
+    found = await _operator(conn, operator_id)
     return OperatorDetail(
-        operator=await _operator(conn, operator_id),
+        operator=found,
         keys=await behaviours.signing_keys(conn, operator_id),
-        consent_scopes=list(behaviours.SCOPES),
+        consent_scopes=list(found.scopes),
     )
 
 
@@ -160,6 +170,7 @@ async def register_operator(
         kind=op.kind,
         region_code=op.region_code or region_code,
         gtfs_feed=op.gtfs_feed,
+        scopes=op.scopes,
     )
     after = await _operator(tx.conn, op.id)
     await audit.record(tx, actor=actor, action="operator.register", target=op.id, after=after)
@@ -169,7 +180,9 @@ async def register_operator(
 async def change_operator(
     tx: Tx, operator_id: str, change: OperatorChange, *, actor: str
 ) -> OperatorView:
-    """Change an operator's name, kind or GTFS feed."""
+    """Change an operator's name, kind, GTFS feed or scopes (what it may report: events of
+    another behaviour are refused ``scope_not_allowed`` from its next batch on; residents'
+    existing consents are left as they are)."""
     before = await _operator(tx.conn, operator_id)
     await behaviours.register_operator(
         tx,
@@ -178,6 +191,7 @@ async def change_operator(
         kind=change.kind or before.kind,  # type: ignore[arg-type]  # a stored OperatorKind
         region_code=before.region_code,
         gtfs_feed=change.gtfs_feed if change.gtfs_feed is not None else before.gtfs_feed,
+        scopes=change.scopes if change.scopes is not None else before.scopes,
     )
     after = await _operator(tx.conn, operator_id)
     if after != before:

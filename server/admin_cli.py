@@ -39,6 +39,14 @@ from server.settings import Settings
 
 PROG = "tanpuhui admin"
 KINDS = ("transit", "bike_share", "utility", "vehicle", "platform")
+SCOPES_HELP = (
+    "what it may report, comma-separated: some of transit, cycling, walking, household, "
+    "vehicle; '' for none (an enterprise's meter gateway: residents cannot link it)"
+)
+
+
+def _scopes(value: str | None) -> list[str] | None:
+    return None if value is None else [s.strip() for s in value.split(",") if s.strip()]
 
 
 def _print(value: Any, summary: str) -> None:
@@ -161,6 +169,7 @@ def _run(settings: Settings, args: argparse.Namespace) -> tuple[Any, str]:
                     "kind": args.kind,
                     "region_code": args.region,
                     "gtfs_feed": args.gtfs_feed,
+                    "scopes": _scopes(args.scopes),
                 },
                 OperatorIn,
             )
@@ -172,7 +181,12 @@ def _run(settings: Settings, args: argparse.Namespace) -> tuple[Any, str]:
             return done, f"operator {done.id} registered ({done.kind}, {done.region_code})"
         if action == "change":
             change = msgspec.convert(
-                {"name": args.name, "kind": args.kind, "gtfs_feed": args.gtfs_feed},
+                {
+                    "name": args.name,
+                    "kind": args.kind,
+                    "gtfs_feed": args.gtfs_feed,
+                    "scopes": _scopes(args.scopes),
+                },
                 OperatorChange,
             )
             done = tx(lambda t: admin.change_operator(t, args.id, change, actor=actor))
@@ -372,11 +386,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--kind", choices=KINDS, required=True, help="what it sends")
     p.add_argument("--region", help="its GB/T 2260 region (default: the programme's)")
     p.add_argument("--gtfs-feed", help="the GTFS feed its stop ids refer to")
-    p = acts.add_parser("change", help="change an operator's name, kind or GTFS feed")
+    p.add_argument("--scopes", help=SCOPES_HELP + " (default: its kind's)")
+    p = acts.add_parser("change", help="change an operator's name, kind, GTFS feed or scopes")
     p.add_argument("id")
     p.add_argument("--name")
     p.add_argument("--kind", choices=KINDS)
     p.add_argument("--gtfs-feed")
+    p.add_argument("--scopes", help=SCOPES_HELP + " (default: unchanged)")
     for name in ("suspend", "resume"):
         p = acts.add_parser(name, help=f"{name} an operator (its signed requests: at once)")
         p.add_argument("id")

@@ -247,7 +247,10 @@ class OperatorsController(_Admin):
         async with pool.acquire() as conn:
             return await admin.operator(conn, operator_id)
 
-    @patch("/{operator_id:str}", summary="修改名称、类型或 GTFS · Change name, kind or GTFS feed")
+    @patch(
+        "/{operator_id:str}",
+        summary="修改名称、类型、GTFS 或报送范围 · Change name, kind, GTFS feed or scopes",
+    )
     async def change(
         self,
         gov_caller: NamedDependency[GovCaller],

@@ -65,6 +65,10 @@ MEANINGS: dict[str, str] = {
     "scope_invalid": (
         f"Consent scope must be some of {', '.join(SCOPES)}, or `*` for all of them."
     ),
+    "scope_not_offered": (
+        "The operator is not registered to report a behaviour of the scope: grant only the "
+        "`scopes` its data-source entry lists."
+    ),
     "token_missing": "No `Authorization: Bearer <token>` header.",
     "token_invalid": "The access token is malformed, forged or not an access token.",
     "token_expired": "The access token expired: refresh it.",

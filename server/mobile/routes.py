@@ -444,7 +444,9 @@ class ResidentController(Controller):
             "关联运营方：同意其在某范围内的数据（得到我在该运营方的假名） · "
             "Link an operator: consent to its data for a scope (yields my pseudonym there)"
         ),
-        responses=errors(*_GUARDED, "validation_failed", "scope_invalid", "unknown_operator"),
+        responses=errors(
+            *_GUARDED, "validation_failed", "scope_invalid", "scope_not_offered", "unknown_operator"
+        ),
     )
     async def link(
         self,

@@ -166,6 +166,15 @@ class DataSource(Answer, kw_only=True):
     kinds: Annotated[
         list[str], Meta(description=f"What the operator reports: some of {_codes(LINKABLE_KINDS)}.")
     ] = msgspec.field(default_factory=list)
+    scopes: Annotated[
+        list[str],
+        Meta(
+            description=(
+                "The behaviours the operator is registered to report: what a link may grant it "
+                "(anything else is `scope_not_offered`)."
+            )
+        ),
+    ] = msgspec.field(default_factory=list)
     linked: bool = False
     scope: Annotated[
         list[str], Meta(description="The behaviours consented to (see `LinkRequest.scope`).")

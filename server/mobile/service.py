@@ -281,11 +281,12 @@ async def monthly(
 def _source(op: behaviours.OperatorInfo, link: behaviours.Link | None) -> DataSource:
     """The one builder of a ``DataSource`` (the list and the answer to a link agree)."""
     if link is None or link.revoked_at is not None:
-        return DataSource(operator_id=op.id, name=op.name, kinds=[op.kind])
+        return DataSource(operator_id=op.id, name=op.name, kinds=[op.kind], scopes=op.scopes)
     return DataSource(
         operator_id=op.id,
         name=op.name,
         kinds=[op.kind],
+        scopes=op.scopes,
         linked=True,
         scope=list(link.scope),
         subject_ref=link.subject_ref,

@@ -99,9 +99,10 @@ class TestConsent:
         # Linking again while linked (a scope change) keeps the pseudonym.
         assert await link(pool, rid, "metro", ["transit"]) == again
 
-    async def test_scope_not_granted(self, pool, settings, metro_op):
-        _, subject = await linked(pool, scope=["cycling"])
-        [v] = await run(pool, settings, [metro(subject)])
+    async def test_scope_not_granted(self, pool, settings):
+        await operator(pool, "maas", "platform")  # reports transit, cycling and walking
+        _, subject = await linked(pool, "maas", scope=["cycling"])
+        [v] = await run(pool, settings, [metro(subject)], op_id="maas")
         assert v.reason_code == "scope_not_granted"
 
     async def test_before_consent(self, pool, settings, metro_op):

@@ -129,6 +129,39 @@ class TestOperatorsAndKeys:
         r = await client.get(f"{API}/operators/nobody", headers=adm.headers)
         assert (r.status_code, r.json()["code"]) == (404, "unknown_operator")
 
+    async def test_scopes_registered_changed_audited_and_enforced(
+        self, client, pool, settings, adm
+    ):
+        body = {"id": "maas", "name": "MaaS", "kind": "platform", "scopes": ["cycling"]}
+        r = await client.post(f"{API}/operators", json=body, headers=adm.headers)
+        assert r.status_code == 201 and r.json()["scopes"] == ["cycling"], r.text
+        gateway = {"id": "plant-gw", "name": "Plant gateway", "kind": "utility", "scopes": []}
+        r = await client.post(f"{API}/operators", json=gateway, headers=adm.headers)
+        assert r.status_code == 201 and r.json()["scopes"] == []
+        r = await client.post(
+            f"{API}/operators",
+            json={**body, "id": "odd", "scopes": ["flying"]},
+            headers=adm.headers,
+        )
+        assert (r.status_code, r.json()["code"]) == (400, "validation_failed")
+        _, subject = await linked(pool, "maas")
+        [v] = await run(pool, settings, [metro(subject, "m1")], op_id="maas")
+        assert v.reason_code == "scope_not_allowed"
+        r = await client.patch(
+            f"{API}/operators/maas", json={"scopes": ["transit", "cycling"]}, headers=adm.headers
+        )
+        assert r.status_code == 200 and r.json()["scopes"] == ["cycling", "transit"], r.text
+        ride = metro(subject, "m2", start=now() - timedelta(hours=4))  # not overlapping m1
+        [v] = await run(pool, settings, [ride], op_id="maas")
+        assert v.status == "accepted"
+        change = (await entries(pool, action="operator.change"))[0]
+        assert (change.before["scopes"], change.after["scopes"]) == (
+            ["cycling"],
+            ["cycling", "transit"],
+        )
+        detail = (await client.get(f"{API}/operators/maas", headers=adm.headers)).json()
+        assert detail["consent_scopes"] == ["cycling", "transit"]
+
     async def test_rotation_keeps_the_old_key_for_the_overlap_then_never(self, client, pool, adm):
         await client.post(
             f"{API}/operators",

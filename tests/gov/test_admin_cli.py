@@ -104,6 +104,25 @@ async def test_operators_keys_and_refusals(pool, settings):
     assert all(e["actor"].startswith("cli:") for e in log)
 
 
+async def test_operator_scopes_on_the_command_line(pool, settings):
+    gw = await cli(
+        settings, "operator", "register", "plant-gw", "--name", "Gateway", "--kind", "utility",
+        "--scopes", "",
+    )  # fmt: skip
+    assert gw.returncode == 0 and json.loads(gw.stdout)["scopes"] == [], gw.stderr
+    maas = await cli(
+        settings, "operator", "register", "maas", "--name", "MaaS", "--kind", "platform"
+    )
+    assert json.loads(maas.stdout)["scopes"] == ["cycling", "transit", "walking"]  # its kind's
+    narrowed = await cli(settings, "operator", "change", "maas", "--scopes", "transit,walking")
+    assert json.loads(narrowed.stdout)["scopes"] == ["transit", "walking"], narrowed.stderr
+    bad = await cli(settings, "operator", "change", "maas", "--scopes", "transit,flying")
+    assert bad.returncode == 1 and "flying" in bad.stderr and "Traceback" not in bad.stderr
+    (change,) = json.loads((await cli(settings, "audit", "--action", "operator.change")).stdout)
+    assert change["before"]["scopes"] == ["cycling", "transit", "walking"]
+    assert change["after"]["scopes"] == ["transit", "walking"]
+
+
 async def test_the_importers_report_what_they_changed(pool, settings, tmp_path: Path):
     d = await cli(settings, "districts", str(DATA / "districts.geojson"))
     assert d.returncode == 0, d.stderr

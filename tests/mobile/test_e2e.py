@@ -52,6 +52,11 @@ async def test_sign_in_link_trip_credited_unlink_rejected(mclient, upstreams, po
 
     sources = (await mclient.get(f"{API}/data-sources", headers=auth)).json()
     assert [(s["operator_id"], s["linked"]) for s in sources] == [("metro", False)]
+    assert sources[0]["scopes"] == ["transit"]  # what the operator may report
+    r = await mclient.put(
+        f"{API}/data-sources/metro/link", json={"scope": ["transit", "cycling"]}, headers=auth
+    )
+    assert (r.status_code, r.json()["code"]) == (400, "scope_not_offered"), r.text
     r = await mclient.put(
         f"{API}/data-sources/metro/link", json={"scope": ["transit"]}, headers=auth
     )

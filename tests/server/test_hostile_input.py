@@ -96,8 +96,12 @@ def _gov_admin_samples() -> dict[str, list[Any]]:
             {"login": "analyst.x", "display_name": "X", "role": "gov_analyst", "password": "p" * 14}
         ],
         f"PATCH {a}/users/{{user_id:uuid}}": [{"role": "gov_analyst", "disabled": False}],
-        f"POST {a}/operators": [{"id": "bus-x", "name": "Bus X", "kind": "transit"}],
-        f"PATCH {a}/operators/{{operator_id:str}}": [{"name": "Metro", "kind": "transit"}],
+        f"POST {a}/operators": [
+            {"id": "bus-x", "name": "Bus X", "kind": "transit", "scopes": ["transit"]}
+        ],
+        f"PATCH {a}/operators/{{operator_id:str}}": [
+            {"name": "Metro", "kind": "transit", "scopes": ["transit", "walking"]}
+        ],
         f"PUT {a}/operators/{{operator_id:str}}/suspension": [
             {"suspended": False},
             {"suspended": True},
