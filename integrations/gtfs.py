@@ -140,6 +140,7 @@ class GtfsFeed:
         self._stop_ids: set[str] = set()
         self._shape_ids: set[str] = set()
         self._trips: dict[str, list[int]] = {}  # trip_id -> [trips.txt line, stop times]
+        self._refused_trips: set[str] = set()  # in trips.txt but refused (their error told)
         self._dropped_shapes: set[str] = set()  # fewer than 2 points: their trips get none
         self._unreadable: set[str] = set()  # references to these files are not checked
         self._nodes: set[str] = set()  # stops without a position: no stop time may use them
@@ -315,6 +316,7 @@ class GtfsFeed:
                         line,
                         f"trip {trip_id!r}: shape_id {shape_id!r} is not in shapes.txt",
                     )
+                    self._refused_trips.add(trip_id)  # its stop times: this one error
                     continue
             self._trips[trip_id] = [line, 0]
             yield trip_id, route_id, shape_id
@@ -340,7 +342,10 @@ class GtfsFeed:
             trip_id, stop_id = cells[i_trip], cells[i_stop]
             trip = trips.get(trip_id)
             if trip is None:
-                report.error("trip_unknown", name, line, f"trip_id {trip_id!r} is not in trips.txt")
+                if trip_id not in self._refused_trips:
+                    report.error(
+                        "trip_unknown", name, line, f"trip_id {trip_id!r} is not in trips.txt"
+                    )
                 continue
             if check_stops and stop_id not in stops:
                 report.error(

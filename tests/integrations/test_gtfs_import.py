@@ -130,6 +130,16 @@ class TestValidationReport:
             "number",
         }
 
+    def test_a_refused_trip_is_one_error_not_one_per_stop_time(self, tmp_path):
+        bad = write_feed(
+            tmp_path / "bad.zip",
+            trips=TRIPS + "R,WK,T2,NOSHAPE\n",
+            stop_times=STOP_TIMES + "T2,08:20:00,08:20:00,A,1\nT2,08:30:00,08:30:00,B,2\n",
+        )
+        assert [str(e) for e in read_report(bad).errors] == [
+            "trips.txt line 3: trip 'T2': shape_id 'NOSHAPE' is not in shapes.txt"
+        ]  # its stop times are not reported as naming a trip that is not in trips.txt
+
     def test_a_stop_without_a_position_may_exist_but_not_be_served(self, tmp_path):
         stops = "stop_id,stop_name,stop_lat,stop_lon,location_type\n" + "".join(
             line + ",0\n" for line in STOPS.splitlines()[1:]
