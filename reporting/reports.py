@@ -417,6 +417,12 @@ def _value(c: Cell) -> float | None:
     return None if c.value is None else float(c.value)
 
 
+def _emissions(t: EnterpriseTable) -> float | None:
+    """A period's enterprises' emissions; None when no enterprise reported for it (no data,
+    not a fall to zero) or the figure is suppressed."""
+    return _value(t.total.emissions_t) if t.total.enterprises.value else None
+
+
 async def indicator_values(conn: Any, year: int) -> dict[str, float | None]:
     """The index's indicators of ``year`` from the published (disclosure-controlled) figures:
     a suppressed input gives no value."""
@@ -431,14 +437,14 @@ async def indicator_values(conn: Any, year: int) -> dict[str, float | None]:
         None if any(c.value is None for c in graded) else sum(float(c.value or 0) for c in graded)
     )
     low_n = None if any(c.value is None for c in low) else sum(float(c.value or 0) for c in low)
-    emissions = _value(ent_now.total.emissions_t)
+    emissions = _emissions(ent_now)
     offsets = _value(ent_now.total.offsets_t)
     return {
         "green_travel_growth": change(_value(now.figures.grams), _value(before.figures.grams)),
         "participation_growth": change(
             _value(now.figures.participants), _value(before.figures.participants)
         ),
-        "enterprise_emissions_change": change(emissions, _value(ent_before.total.emissions_t)),
+        "enterprise_emissions_change": change(emissions, _emissions(ent_before)),
         "low_carbon_enterprise_share": (
             low_n / graded_n if graded_n and low_n is not None else None
         ),

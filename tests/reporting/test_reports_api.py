@@ -319,3 +319,34 @@ async def test_a_month_cannot_be_rebuilt_from_its_published_days(pool, settings,
         lines.append(type(lines[0])((month, *c), tuple((d, *c) for d in days)))
     assert (month, "440305", "bus") in hidden
     assert attacker_recovers(lines, values, hidden) == {}
+
+
+async def test_a_year_without_enterprise_data_is_no_change_not_a_fall_to_zero(pool):
+    """The index's enterprise indicators need both years' figures: a year no enterprise
+    reported for is missing data (None), never emissions of 0 (a -100 % change)."""
+    from reporting.reports import indicator_values
+
+    async with pool.acquire() as conn:
+        await conn.executemany(
+            "INSERT INTO reporting_enterprise (grain, period, district, industry, firms, "
+            "emissions_kg, energy_kgce, top1_kg, top2_kg) "
+            "VALUES ('year', $1, $2, '*', 5, $3, 1000, $4, $4)",
+            [
+                (date(2025, 1, 1), "*", 10_000_000.0, 2_000_000.0),
+                (date(2025, 1, 1), "440303", 10_000_000.0, 2_000_000.0),
+            ],
+        )
+        missing = await indicator_values(conn, 2026)
+        assert missing["enterprise_emissions_change"] is None
+        assert missing["offset_share"] is None
+        await conn.executemany(
+            "INSERT INTO reporting_enterprise (grain, period, district, industry, firms, "
+            "emissions_kg, energy_kgce, top1_kg, top2_kg) "
+            "VALUES ('year', $1, $2, '*', 5, $3, 1000, $4, $4)",
+            [
+                (date(2026, 1, 1), "*", 9_000_000.0, 1_800_000.0),
+                (date(2026, 1, 1), "440303", 9_000_000.0, 1_800_000.0),
+            ],
+        )
+        reported = await indicator_values(conn, 2026)
+    assert reported["enterprise_emissions_change"] == pytest.approx(-0.1)  # 9,000 t vs 10,000 t
