@@ -70,6 +70,14 @@ class RedisSettings(Struct, frozen=True, kw_only=True):
             "started under the embedded data directory (dev only)."
         ),
     ] = None
+    pool_max: Annotated[
+        int,
+        Meta(ge=1, le=10_000),
+        doc(
+            "Redis connections per process at most; past it a request waits for a free one "
+            "(up to 2 s, then 503 `retry_later`) instead of failing."
+        ),
+    ] = 100
 
 
 class AuthSettings(Struct, frozen=True, kw_only=True):

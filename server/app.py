@@ -131,7 +131,7 @@ def _lifespan(settings: Settings) -> Any:
             max_size=settings.database.pool_max,
             command_timeout=settings.database.command_timeout_s,
         )
-        app.state.redis = create_redis(settings.redis.url)
+        app.state.redis = create_redis(settings.redis.url, max_connections=settings.redis.pool_max)
         app.state.redemptions = redemption_batcher(app.state.pool, settings)  # micro-batches
         # Everything built so far lives as long as the process: move it out of the collector's
         # sight so full collections stay short (they showed as tail latency under load).
