@@ -42,7 +42,7 @@ from reporting import audit
 from rewards import projects
 from rewards import service as rewards
 from rewards.donation_schemas import Project, ProjectInput
-from rewards.schemas import MerchantRegistration, RegisteredMerchant
+from rewards.schemas import Item, ItemSpec, MerchantRegistration, RegisteredMerchant
 from rewards.settings import RewardsConfig
 
 # --- errors ------------------------------------------------------------------------------------
@@ -432,6 +432,12 @@ async def import_gtfs(
         raise GtfsRefused(f"Not a usable GTFS feed: {exc}") from None
     finally:
         feed.close()
+    return await record_gtfs_import(tx, feed_id, report, actor=actor)
+
+
+async def record_gtfs_import(tx: Tx, feed_id: str, report: Report, *, actor: str) -> GtfsImported:
+    """The audit entry of a GTFS feed imported in ``tx`` (by :func:`import_gtfs` or the
+    streaming importer ``tanpuhui import-gtfs``), and what the import answers."""
     done = GtfsImported(
         feed=feed_id,
         counts=dict(report.counts),
@@ -859,6 +865,26 @@ async def issue_merchant_key(
         after={"merchant_id": merchant_id, "key_id": key_id},
     )
     return {"merchant_id": merchant_id, "key_id": key_id, "secret": secret}
+
+
+async def add_merchant_item(tx: Tx, spec: ItemSpec, *, actor: str) -> Item:
+    """Add a catalogue item for a merchant (``tanpuhui merchant add-item``)."""
+    done = await rewards.add_item(tx, spec)
+    await audit.record(
+        tx, actor=actor, action="merchant.item.add", target=spec.merchant_id, after=done
+    )
+    return done
+
+
+async def import_merchant_codes(
+    tx: Tx, cfg: RewardsConfig, item_id: str, raw: bytes, *, actor: str
+) -> dict[str, Any]:
+    """A coupon item's codes, all or none (``tanpuhui merchant import-codes``); the audit
+    entry holds how many, never a code."""
+    added = await rewards.import_codes(tx, cfg, item_id, raw)
+    done = {"item_id": item_id, "codes_added": added}
+    await audit.record(tx, actor=actor, action="merchant.codes.import", target=item_id, after=done)
+    return done
 
 
 async def approve_project(tx: Tx, p: ProjectInput, *, actor: str) -> Project:

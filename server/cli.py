@@ -27,7 +27,6 @@ import uvicorn
 from behaviours.service import (
     district_count,
     districts_note,
-    import_districts,
     import_gtfs,
     seal_clear_secrets,
 )
@@ -39,7 +38,7 @@ from kit.errors import DomainError
 from kit.logs import configure_logging
 from points import witness
 from points.audit import run_audit_cli
-from rewards import projects
+from reporting import admin, audit
 from rewards import service as rewards
 from rewards.donation_schemas import Project, ProjectInput
 from rewards.liability import liability as liability_view
@@ -278,11 +277,11 @@ def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
     return status
 
 
-async def _store_districts(url: str, rows: Any) -> None:
+async def _store_districts(url: str, raw: bytes) -> None:
     conn = await connect(url)
     try:
         async with transaction_on(conn) as tx:
-            await import_districts(tx, rows)
+            await admin.import_districts(tx, raw, actor=audit.cli_actor())  # audited
     finally:
         await conn.close()
 
@@ -295,8 +294,8 @@ def cmd_import_districts(settings: Settings, args: argparse.Namespace) -> int:
     assert settings.database.url
     prog = "tanpuhui import-districts"
     try:
-        rows = read_districts_file(args.file)
-        asyncio.run(_store_districts(settings.database.url, rows))
+        rows = read_districts_file(args.file)  # the checks and messages of this command
+        asyncio.run(_store_districts(settings.database.url, Path(args.file).read_bytes()))
     except (GeoJsonError, ValueError, KeyError, TypeError) as exc:
         sys.stderr.write(f"{prog}: {args.file}: not usable GeoJSON districts: {exc}\n")
         return 1
@@ -310,7 +309,7 @@ async def _store_gtfs(url: str, feed_id: str, feed: GtfsFeed, unit: str | None) 
     conn = await connect(url)
     try:
         async with transaction_on(conn) as tx:
-            return await import_gtfs(
+            report = await import_gtfs(
                 tx,
                 feed_id,
                 feed.stops(),
@@ -320,6 +319,8 @@ async def _store_gtfs(url: str, feed_id: str, feed: GtfsFeed, unit: str | None) 
                 distance_unit=unit,
                 report=feed.report,
             )
+            await admin.record_gtfs_import(tx, feed_id, report, actor=audit.cli_actor())
+            return report
     finally:
         await conn.close()
 
@@ -559,7 +560,7 @@ async def _register_project(url: str, project: ProjectInput) -> Project:
     conn = await connect(url)
     try:
         async with transaction_on(conn) as tx:
-            return await projects.register(tx, project)
+            return await admin.approve_project(tx, project, actor=audit.cli_actor())
     finally:
         await conn.close()
 
@@ -594,6 +595,7 @@ def cmd_project(settings: Settings, args: argparse.Namespace) -> int:
 async def _merchant(settings: Settings, args: argparse.Namespace) -> Any:
     assert settings.database.url
     cfg = rewards.config_of(settings)
+    actor = audit.cli_actor()  # every action below is written to the audit log
     conn = await connect(settings.database.url)
     try:
         async with transaction_on(conn) as tx:
@@ -607,15 +609,14 @@ async def _merchant(settings: Settings, args: argparse.Namespace) -> Any:
                     },
                     MerchantRegistration,
                 )
-                return await rewards.register_merchant(tx, cfg, registration)
+                return await admin.approve_merchant(tx, cfg, registration, actor=actor)
             if args.action == "issue-key":
-                secret = await rewards.issue_key(tx, cfg, args.id, args.key_id)
-                return {"merchant_id": args.id, "key_id": args.key_id, "secret": secret}
+                return await admin.issue_merchant_key(tx, cfg, args.id, args.key_id, actor=actor)
             if args.action == "add-item":
                 spec = msgspec.json.decode(Path(args.file).read_bytes(), type=ItemSpec)
-                return await rewards.add_item(tx, spec)
-            added = await rewards.import_codes(tx, cfg, args.item, Path(args.file).read_bytes())
-            return {"item_id": args.item, "codes_added": added}
+                return await admin.add_merchant_item(tx, spec, actor=actor)
+            raw = Path(args.file).read_bytes()
+            return await admin.import_merchant_codes(tx, cfg, args.item, raw, actor=actor)
     finally:
         await conn.close()
 
@@ -679,9 +680,17 @@ async def _add_enterprise_admin(url: str, args: argparse.Namespace, password: st
     conn = await connect(url)
     try:
         async with transaction_on(conn) as tx:
-            return await enterprise_users.add_first_admin(
+            user = await enterprise_users.add_first_admin(
                 tx, args.credit_code, login=args.login, display_name=args.name, password=password
             )
+            await audit.record(
+                tx,
+                actor=audit.cli_actor(),
+                action="enterprise.admin.add",
+                target=args.credit_code,
+                after=user,
+            )
+            return user
     finally:
         await conn.close()
 

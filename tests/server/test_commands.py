@@ -4,6 +4,8 @@ embedded store of TANPUHUI_EMBEDDED_DATA_DIR as `tanpuhui dev` does, each has --
 
 from __future__ import annotations
 
+import json
+
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -57,6 +59,14 @@ def test_commands_use_the_embedded_store_without_database_url(data_dir):
     gtfs = run([*TANPUHUI, "import-gtfs", "metro", str(DATA / "gtfs")], env)
     assert gtfs.returncode == 0, gtfs.stderr
     assert "GTFS feed 'metro' replaced" in gtfs.stdout and "5 stops" in gtfs.stdout
+    log = run([*TANPUHUI, "admin", "audit"], env)  # the importers are admin actions: audited
+    assert log.returncode == 0, log.stderr
+    entries = json.loads(log.stdout)
+    assert [(e["action"], e["target"]) for e in entries] == [
+        ("gtfs.import", "metro"),
+        ("districts.import", "440303,440304"),
+    ]
+    assert all(e["actor"].startswith("cli:") for e in entries)
 
     audit = run([*TANPUHUI, "audit"], env)
     assert audit.returncode == 0, audit.stderr
