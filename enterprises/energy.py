@@ -65,7 +65,7 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
-from behaviours.service import list_operators
+from behaviours.service import operator_view
 from enterprises import energy_repository as repo
 from enterprises.activity import CANONICAL_UNITS, ActivityRow
 from enterprises.energy_errors import (
@@ -204,7 +204,10 @@ async def add_meter(tx: Tx, enterprise_id: uuid.UUID, meter: MeterIn) -> Meter:
     factor = unit_factor(meter.kind, meter.unit)
     if factor is None:
         errors.append(FieldError(path="unit", message=_units_problem(meter.kind, meter.unit)))
-    if meter.pusher not in {o.id for o in await list_operators(tx.conn)}:
+    # Any operator but the residents' app, gateways included (they report no residents'
+    # behaviour, so residents never see them: operators.scopes).
+    pusher = await operator_view(tx.conn, meter.pusher)
+    if pusher is None or pusher.kind == "app" or pusher.suspended_at is not None:
         errors.append(
             FieldError(path="pusher", message=f"{meter.pusher!r} is not a registered operator.")
         )

@@ -11,6 +11,11 @@ the index's defaults (reporting/index.json).
   old, its peak is more than 5 years before the latest point, and the peak is more than 10 %
   above the latest value; with too few or stale points the answer is "unknown", otherwise
   "not_peaked". Every criterion is reported with whether it was met.
+- Decisions on the peak path (Panjin): planned projects (annual emissions from a start date,
+  the first year counted for its remaining days) and energy substitutions (a supplier's added
+  emissions minus its consumers' avoided ones) are added to the Kaya path year by year; the
+  answer says whether the path still peaks by the target year and the gap to compensate (the
+  largest excess of a later year over the highest emissions up to the target).
 - Index: indicators scored 0-100 linearly between a worst and a best value, weighted, the
   weights renormalised over the indicators that have data.
 """
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from datetime import date
 from functools import cache
 from importlib import resources
 
@@ -27,7 +33,11 @@ import msgspec
 from reporting.errors import IndexWeightsInvalid, ScenarioInvalid
 from reporting.schemas import (
     Criterion,
+    DecisionIn,
+    DecisionResult,
+    DecisionYear,
     DualCarbonIndex,
+    GrowthPath,
     Indicator,
     KayaResult,
     KayaYear,
@@ -36,6 +46,7 @@ from reporting.schemas import (
 )
 
 MAX_YEARS = 100
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2100, 12, 31)  # a decision's start dates
 
 
 class Path(msgspec.Struct, frozen=True, kw_only=True):
@@ -94,6 +105,75 @@ def kaya(
         peak_year=peak.year,
         peak_emissions_t=peak.emissions_t,
         peaks_within_horizon=peak.year < out[-1].year,
+    )
+
+
+def _share_of_year(starts_on: date, year: int) -> float:
+    """The part of ``year`` a thing starting on ``starts_on`` runs (0 before, 1 after)."""
+    if starts_on.year > year:
+        return 0.0
+    if starts_on.year < year:
+        return 1.0
+    days = (date(year + 1, 1, 1) - date(year, 1, 1)).days
+    return (date(year + 1, 1, 1) - starts_on).days / days
+
+
+def decision(d: DecisionIn) -> DecisionResult:
+    """The Kaya path of ``d.kaya`` with ``d``'s projects and substitutions (module doc)."""
+    k = d.kaya
+    last = k.base_year + k.years
+    if not k.base_year <= d.target_peak_year <= last:
+        raise ScenarioInvalid(f"The target peak year must be within {k.base_year}-{last}.")
+    for what, items in (("projects", d.projects), ("substitutions", d.substitutions)):
+        for i, item in enumerate(items):
+            if not FIRST_DAY <= item.starts_on <= LAST_DAY:
+                raise ScenarioInvalid(
+                    f"{what}[{i}].starts_on must be within {FIRST_DAY} to {LAST_DAY}."
+                )
+
+    def path(g: GrowthPath) -> Path:
+        return Path(base=g.base, rate=g.rate, drift=g.drift)
+
+    base = kaya(
+        base_year=k.base_year,
+        years=k.years,
+        population=path(k.population),
+        gdp_per_capita=path(k.gdp_per_capita),
+        energy_intensity=path(k.energy_intensity),
+        carbon_intensity=path(k.carbon_intensity),
+    )
+    years = []
+    for y in base.years:
+        projects = sum(
+            p.annual_emissions_t * _share_of_year(p.starts_on, y.year) for p in d.projects
+        )
+        subs = sum(
+            (s.supplier_added_t - s.consumers_avoided_t) * _share_of_year(s.starts_on, y.year)
+            for s in d.substitutions
+        )
+        years.append(
+            DecisionYear(
+                year=y.year,
+                baseline_t=y.emissions_t,
+                projects_t=round(projects, 3),
+                substitutions_t=round(subs, 3),
+                emissions_t=round(y.emissions_t + projects + subs, 3),
+            )
+        )
+    peak = max(years, key=lambda y: (y.emissions_t, -y.year))
+    until = max(y.emissions_t for y in years if y.year <= d.target_peak_year)
+    after = [y for y in years if y.year > d.target_peak_year and y.emissions_t > until]
+    worst = max(after, key=lambda y: (y.emissions_t, -y.year)) if after else None
+    return DecisionResult(
+        years=years,
+        baseline_peak_year=base.peak_year,
+        peak_year=peak.year,
+        peak_emissions_t=peak.emissions_t,
+        target_peak_year=d.target_peak_year,
+        baseline_peaks_on_time=base.peak_year <= d.target_peak_year,
+        peaks_on_time=worst is None,
+        gap_t=round(worst.emissions_t - until, 3) if worst else 0.0,
+        gap_year=worst.year if worst else None,
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Literal
 
+import msgspec
 from msgspec import Meta, Struct
 
 from reporting.disclosure import Cell
@@ -207,6 +208,86 @@ class KayaResult(Struct, kw_only=True):
     peak_year: int
     peak_emissions_t: float
     peaks_within_horizon: bool  # False: still rising (or flat) at the horizon's end
+
+
+Tonnes = Annotated[float, Meta(ge=0, le=1e12)]
+Label = Annotated[str, Meta(min_length=1, max_length=200, pattern=r"^[^\x00]*$")]
+Rate = Annotated[float, Meta(ge=-0.5, le=0.5)]
+Drift = Annotated[float, Meta(ge=-0.05, le=0.05)]
+
+
+class GrowthPath(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A Kaya factor: its base-year value, first year's growth and the growth's yearly drift."""
+
+    base: Annotated[float, Meta(gt=0, le=1e10)]
+    rate: Rate = 0.0
+    drift: Drift = 0.0
+
+
+class KayaIn(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The peak path's inputs (as ``GET /scenarios/kaya`` takes them)."""
+
+    base_year: Annotated[int, Meta(ge=1900, le=2200)]
+    years: Annotated[int, Meta(ge=1, le=100)] = 30
+    population: GrowthPath  # persons
+    gdp_per_capita: GrowthPath  # yuan per person
+    energy_intensity: GrowthPath  # tce per 10,000 yuan
+    carbon_intensity: GrowthPath  # t CO2 per tce
+
+
+class PlannedProject(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A planned new project: its annual emissions from the day it starts operating (its first
+    year counted for the days left in it)."""
+
+    name: Label
+    annual_emissions_t: Tonnes
+    starts_on: date
+
+
+class EnergySubstitution(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One supplier replacing consumers' own fuel (e.g. a power plant's steam for chemical
+    plants' boilers): the supplier's added emissions against the consumers' avoided ones, a
+    year, from the day it starts."""
+
+    name: Label
+    supplier_added_t: Tonnes
+    consumers_avoided_t: Tonnes
+    starts_on: date
+
+
+class DecisionIn(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    kaya: KayaIn
+    target_peak_year: Annotated[int, Meta(ge=1900, le=2200)]
+    projects: Annotated[list[PlannedProject], Meta(max_length=100)] = msgspec.field(
+        default_factory=list
+    )
+    substitutions: Annotated[list[EnergySubstitution], Meta(max_length=100)] = msgspec.field(
+        default_factory=list
+    )
+
+
+class DecisionYear(Struct, kw_only=True):
+    year: int
+    baseline_t: float  # the Kaya path
+    projects_t: float  # the planned projects' emissions that year
+    substitutions_t: float  # suppliers' added minus consumers' avoided (negative: a saving)
+    emissions_t: float  # baseline + projects + substitutions
+
+
+class DecisionResult(Struct, kw_only=True):
+    """Whether the region still peaks by ``target_peak_year`` with the decisions, and the gap:
+    the largest amount by which a later year's emissions exceed the highest emissions up to the
+    target, i.e. what must be cut or absorbed a year from then for the path to peak on time."""
+
+    years: list[DecisionYear]
+    baseline_peak_year: int
+    peak_year: int
+    peak_emissions_t: float
+    target_peak_year: int
+    baseline_peaks_on_time: bool
+    peaks_on_time: bool
+    gap_t: float
+    gap_year: int | None  # the year of that largest excess (None: no gap)
 
 
 class SeriesValue(Struct, frozen=True, kw_only=True):

@@ -22,7 +22,7 @@ from reporting.reports import (
     totals,
 )
 from reporting.rollups import refresh_window
-from reporting.scenarios import Path, kaya, peak_test
+from reporting.scenarios import Path, decision, kaya, peak_test
 
 __all__ = [
     "AnnualSummary",
@@ -32,6 +32,7 @@ __all__ = [
     "by_district",
     "by_mode",
     "datapackage",
+    "decision",
     "district_mode",
     "dual_carbon_index",
     "emissions_series",

@@ -23,6 +23,8 @@ from reporting.reconcile import Reconciliation
 from reporting.schemas import (
     ByDistrict,
     ByMode,
+    DecisionIn,
+    DecisionResult,
     DistrictMode,
     DualCarbonIndex,
     EnterpriseSeries,
@@ -196,6 +198,24 @@ async def kaya(
     )
 
 
+@post(
+    "/scenarios/decision",
+    status_code=200,
+    summary="决策情景：新建项目与能源替代对达峰路径的影响 · "
+    "Decision scenario: planned projects and energy substitutions on the peak path",
+    description=(
+        "在 Kaya 达峰路径上叠加拟建项目（自投产日起的年排放）和能源替代（供能方新增排放减去用能方"
+        "避免的排放），回答是否仍按目标年达峰，以及需要削减或吸收的缺口。\n\n"
+        "Adds planned projects (annual emissions from their start date) and energy substitutions "
+        "(the supplier's added minus the consumers' avoided emissions) to the Kaya path, and "
+        "answers whether the region still peaks by the target year and the gap to compensate "
+        '(docs/reporting.md, "Decision scenarios"). Computes only; stores nothing.'
+    ),
+)
+async def decision_scenario(data: JSONBody[DecisionIn]) -> DecisionResult:
+    return service.decision(data)
+
+
 @post("/peak-test", status_code=200, summary="达峰检验（C40） · Peak test on an annual series")
 async def peak_test(data: JSONBody[PeakTestIn]) -> PeakTest:
     return service.peak_test(data.series, current_year=data.current_year or datetime.now(UTC).year)
@@ -288,6 +308,7 @@ gov_reports_router = Router(
         liability,
         dual_carbon_index,
         kaya,
+        decision_scenario,
         peak_test,
         emissions_peak_test,
         travel_csv,

@@ -350,3 +350,31 @@ async def test_a_year_without_enterprise_data_is_no_change_not_a_fall_to_zero(po
         )
         reported = await indicator_values(conn, 2026)
     assert reported["enterprise_emissions_change"] == pytest.approx(-0.1)  # 9,000 t vs 10,000 t
+
+
+async def test_the_decision_scenario_route(pool, settings, client):
+    _, token = await gov_user(pool, settings)
+    body = {
+        "kaya": {
+            "base_year": 2025,
+            "years": 4,
+            "population": {"base": 1000},
+            "gdp_per_capita": {"base": 10000, "rate": 0.1, "drift": -0.05},
+            "energy_intensity": {"base": 1},
+            "carbon_intensity": {"base": 1},
+        },
+        "target_peak_year": 2027,
+        "projects": [{"name": "乙烯", "annual_emissions_t": 200, "starts_on": "2028-01-01"}],
+    }
+    r = await client.post(f"{BASE}/scenarios/decision", json=body, headers=bearer(token))
+    assert r.status_code == 200, r.text
+    got = r.json()
+    assert (got["peak_year"], got["peaks_on_time"], got["gap_t"]) == (2028, False, 200.0)
+    r = await client.post(
+        f"{BASE}/scenarios/decision",
+        json={**body, "target_peak_year": 2100},
+        headers=bearer(token),
+    )
+    assert (r.status_code, r.json()["code"]) == (400, "scenario_invalid")
+    r = await client.post(f"{BASE}/scenarios/decision", json=body)
+    assert r.status_code == 401

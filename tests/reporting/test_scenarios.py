@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from reporting.errors import IndexWeightsInvalid, ScenarioInvalid
@@ -134,3 +135,97 @@ def test_index_without_data_is_null():
 def test_scores_clamp():
     s = scales(None)["offset_share"]
     assert score(1.0, s) == 100.0 and score(-1.0, s) == 0.0
+
+
+# --- decisions on the peak path (issue 15, item 4) -------------------------------------------
+# The baseline, by hand: population 1,000 x GDP 10,000 yuan / 10,000 x 1 tce x 1 t = 1,000 t in
+# 2025; GDP per head grows 10 %, then 5 %, 0 %, -5 % (rate 0.1, drift -0.05), the rest flat:
+# 2025 1,000 · 2026 1,100 · 2027 1,155 · 2028 1,155 · 2029 1,097.25 t; the peak 2027 (the
+# earlier of two equal years).
+BASELINE = [1000.0, 1100.0, 1155.0, 1155.0, 1097.25]
+
+
+def _decision(**kw):
+    from reporting.scenarios import decision
+    from reporting.schemas import DecisionIn
+
+    body = {
+        "kaya": {
+            "base_year": 2025,
+            "years": 4,
+            "population": {"base": 1000},
+            "gdp_per_capita": {"base": 10000, "rate": 0.1, "drift": -0.05},
+            "energy_intensity": {"base": 1},
+            "carbon_intensity": {"base": 1},
+        },
+        "target_peak_year": 2027,
+        **kw,
+    }
+    return decision(msgspec.convert(body, DecisionIn, strict=False))
+
+
+def test_the_baseline_decision_is_the_kaya_path():
+    r = _decision()
+    assert [y.baseline_t for y in r.years] == BASELINE == [y.emissions_t for y in r.years]
+    assert (r.baseline_peak_year, r.peak_year, r.peak_emissions_t) == (2027, 2027, 1155.0)
+    assert r.peaks_on_time and r.baseline_peaks_on_time and r.gap_t == 0 and r.gap_year is None
+
+
+def test_a_planned_project_moves_the_peak_year_as_computed_by_hand():
+    # 200 t a year from 2028: 2028 1,155 + 200 = 1,355 > 1,155, the new peak, after the target.
+    r = _decision(
+        projects=[{"name": "Ethylene", "annual_emissions_t": 200, "starts_on": "2028-01-01"}]
+    )
+    assert [y.projects_t for y in r.years] == [0, 0, 0, 200, 200]
+    assert [y.emissions_t for y in r.years] == [1000, 1100, 1155, 1355, 1297.25]
+    assert (r.baseline_peak_year, r.peak_year, r.peak_emissions_t) == (2027, 2028, 1355.0)
+    assert not r.peaks_on_time and r.baseline_peaks_on_time
+    # to peak by 2027, 2028 must come down to 2027's 1,155: 200 t to cut or absorb
+    assert (r.gap_t, r.gap_year) == (200.0, 2028)
+
+
+def test_a_project_starting_mid_year_counts_its_days_that_year():
+    # 365 t a year from 2 July 2027: 183 of 2027's 365 days -> 183 t in 2027
+    r = _decision(projects=[{"name": "Kiln", "annual_emissions_t": 365, "starts_on": "2027-07-02"}])
+    assert [y.projects_t for y in r.years] == [0, 0, 183, 365, 365]
+    assert [y.emissions_t for y in r.years] == [1000, 1100, 1338, 1520, 1462.25]
+    assert r.peak_year == 2028 and (r.gap_t, r.gap_year) == (182.0, 2028)  # 1,520 - 1,338
+
+
+def test_a_substitution_with_equal_avoided_and_added_emissions_leaves_the_path_unchanged():
+    base = _decision()
+    r = _decision(
+        substitutions=[
+            {
+                "name": "Steam from the power plant",
+                "supplier_added_t": 500,
+                "consumers_avoided_t": 500,
+                "starts_on": "2026-03-01",
+            }
+        ]
+    )
+    assert [y.emissions_t for y in r.years] == [y.emissions_t for y in base.years] == BASELINE
+    assert (r.peak_year, r.peaks_on_time, r.gap_t) == (base.peak_year, True, 0.0)
+
+
+def test_a_saving_substitution_offsets_a_project():
+    # the project's 200 t from 2028 against a substitution saving 300 - 100 = 200 t from 2025
+    r = _decision(
+        projects=[{"name": "Ethylene", "annual_emissions_t": 200, "starts_on": "2028-01-01"}],
+        substitutions=[
+            {
+                "name": "Steam",
+                "supplier_added_t": 100,
+                "consumers_avoided_t": 300,
+                "starts_on": "2025-01-01",
+            }
+        ],
+    )
+    assert [y.substitutions_t for y in r.years] == [-200] * 5
+    assert [y.emissions_t for y in r.years] == [800, 900, 955, 1155, 1097.25]
+    assert r.peak_year == 2028 and (r.gap_t, r.gap_year) == (200.0, 2028)  # vs 2027's 955
+
+
+def test_a_target_outside_the_horizon_is_refused():
+    with pytest.raises(ScenarioInvalid):
+        _decision(target_peak_year=2040)

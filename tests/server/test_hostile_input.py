@@ -273,6 +273,30 @@ def _samples(subject: str, ids: Mapping[str, str] | None = None) -> dict[str, li
         f"POST {MOBILE}/rewards/{{reward_id:str}}/cancel": [],
         f"POST {MOBILE}/redemptions": [{"item_id": ids.get("item_id", str(uuid.uuid4()))}],
         **_gov_admin_samples(),
+        "POST /api/gov/v1/reports/scenarios/decision": [
+            {
+                "kaya": {
+                    "base_year": 2025,
+                    "years": 10,
+                    "population": {"base": 1000000, "rate": 0.01},
+                    "gdp_per_capita": {"base": 100000, "rate": 0.05, "drift": -0.005},
+                    "energy_intensity": {"base": 0.5, "rate": -0.03},
+                    "carbon_intensity": {"base": 2.0, "rate": -0.02},
+                },
+                "target_peak_year": 2030,
+                "projects": [
+                    {"name": "乙烯项目", "annual_emissions_t": 120000, "starts_on": "2027-07-01"}
+                ],
+                "substitutions": [
+                    {
+                        "name": "Steam supply",
+                        "supplier_added_t": 50000,
+                        "consumers_avoided_t": 80000,
+                        "starts_on": "2026-01-01",
+                    }
+                ],
+            }
+        ],
         "POST /api/gov/v1/reports/peak-test": [
             {
                 "series": [{"year": 2010, "value": 100.5}, {"year": 2020, "value": 90}],
