@@ -11,12 +11,14 @@ Uses ``BENCH_DATABASE_URL`` when set (a fresh database is created on that server
 afterwards), otherwise an embedded PostgreSQL in a temporary directory with the ledger
 benchmark's configuration (``bench_ledger.TUNED``; durable commits). Knobs: ``BENCH_RESIDENTS``
 (20,000 funded residents), ``BENCH_ITEMS`` (64 catalogue items of one merchant),
-``BENCH_CLIENTS`` (32), ``BENCH_SECONDS`` (10 per phase). Phases: batched redemptions spread
+``BENCH_CLIENTS`` (32), ``BENCH_SECONDS`` (10 per phase), ``BENCH_PHASES`` (which phases run,
+``spread,hot,one,bare``: all). Phases: batched redemptions spread
 over the items (a city's catalogue), then every client on one item (its stock row is the hot
 spot); for comparison the one-by-one path (``redeem_one``: ``rewards.service.redeem`` inside
 ``kit.idempotency.replay_or_run``, one transaction per request, the route before batching),
 spread; and bare holds (``points.place_hold`` alone, one per transaction) as the reference under
-the same load. Prints one line per phase (the batched ones with their mean batch size), then
+the same load. Prints one line per phase (the batched ones with their mean batch size; each
+with its CPU per redemption: this process's, and the embedded server's processes'), then
 checks that the ledger's holds of the redemptions equal the stock taken.
 """
 
@@ -179,6 +181,55 @@ async def bare_holds(
     return done, time.perf_counter() - started
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _postmaster(url: str) -> int | None:
+    """The embedded server's postmaster pid (None for ``BENCH_DATABASE_URL``)."""
+    host = urlsplit(url).query.removeprefix("host=")
+    found = sorted(Path(host).rglob("postmaster.pid")) if host.startswith("/") else []
+    return int(found[0].read_text().split()[0]) if found else None
+
+
+def _pg_cpu(postmaster: int | None) -> float:
+    """CPU seconds (user + system) of the server: the postmaster, its children now alive and
+    the children it reaped (``cutime``/``cstime``)."""
+    if postmaster is None:
+        return 0.0
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid, ppid = int(stat.parent.name), int(fields[1])
+        if pid == postmaster:
+            ticks += sum(int(f) for f in fields[11:15])
+        elif ppid == postmaster:
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / _TICK
+
+
+class Probe:
+    """The CPU a phase costs: this process's (client Python, the batcher and asyncpg) and the
+    server's, per redemption."""
+
+    def __init__(self, postmaster: int | None) -> None:
+        self.postmaster = postmaster
+        self.client = time.process_time()
+        self.server = _pg_cpu(postmaster)
+
+    def line(self, done: int) -> str:
+        client = (time.process_time() - self.client) / max(1, done) * 1e6
+        if self.postmaster is None:
+            return f"cpu per redemption: client {client:.0f} us"
+        server = (_pg_cpu(self.postmaster) - self.server) / max(1, done) * 1e6
+        return (
+            f"cpu per redemption: client {client:.0f} us + PostgreSQL {server:.0f} us = "
+            f"{client + server:.0f} us"
+        )
+
+
 def _pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000
@@ -206,11 +257,16 @@ async def run(url: str) -> None:
             f"{time.perf_counter() - t0:.1f} s"
         )
         await redemptions(pool, people, items[:-1], clients, 2, batched=True)  # warm-up
-        for label, chosen, batched in (
-            (f"batched, spread over {n_items} items", items[:-1], True),
-            ("batched, one hot item", items[-1:], True),
-            (f"one by one, spread over {n_items} items", items[:-1], False),
+        postmaster = _postmaster(url)
+        phases = os.environ.get("BENCH_PHASES", "spread,hot,one,bare").split(",")
+        for phase, label, chosen, batched in (
+            ("spread", f"batched, spread over {n_items} items", items[:-1], True),
+            ("hot", "batched, one hot item", items[-1:], True),
+            ("one", f"one by one, spread over {n_items} items", items[:-1], False),
         ):
+            if phase not in phases:
+                continue
+            probe = Probe(postmaster)
             done, elapsed, lat, mean = await redemptions(
                 pool, people, chosen, clients, seconds, batched=batched
             )
@@ -218,13 +274,15 @@ async def run(url: str) -> None:
             print(
                 f"redemptions ({label}): {done:,} from {clients} clients in {elapsed:.2f} s: "
                 f"{done / elapsed:,.0f}/s, p50 {_pct(lat, 0.5):.1f} ms, "
-                f"p99 {_pct(lat, 0.99):.1f} ms{shape}"
+                f"p99 {_pct(lat, 0.99):.1f} ms{shape}; {probe.line(done)}"
             )
-        bare, elapsed = await bare_holds(pool, people, clients, seconds)
-        print(
-            f"reference, bare holds (points.place_hold alone): {bare:,} from {clients} clients "
-            f"in {elapsed:.2f} s: {bare / elapsed:,.0f}/s"
-        )
+        bare = 0
+        if "bare" in phases:
+            bare, elapsed = await bare_holds(pool, people, clients, seconds)
+            print(
+                f"reference, bare holds (points.place_hold alone): {bare:,} from {clients} "
+                f"clients in {elapsed:.2f} s: {bare / elapsed:,.0f}/s"
+            )
         holds, cursor = -bare, None
         while True:  # the merchant's ledger statement: every hold placed towards it
             page = await ledger.statement(
