@@ -1076,3 +1076,24 @@ async def factor_effect(
             list(factors),
         )
     )
+
+
+async def verified_grams_of_year(
+    conn: Any, year: int, zone: str, methodology: str
+) -> tuple[int, int]:
+    """Residents' verified grams of ``year`` (in ``zone``): ``methodology``'s, and all of them
+    (enterprises.pooling reads them under its lock)."""
+    r = await conn.fetchrow(
+        """
+        SELECT coalesce(sum(reduction_g) FILTER (WHERE methodology_code = $3), 0)::bigint AS of_m,
+               coalesce(sum(reduction_g), 0)::bigint AS all_m
+        FROM behaviour_events
+        WHERE status = 'accepted' AND resident_id IS NOT NULL AND reduction_g > 0
+          AND started_at >= make_timestamptz($1, 1, 1, 0, 0, 0, $2)
+          AND started_at < make_timestamptz($1 + 1, 1, 1, 0, 0, 0, $2)
+        """,
+        year,
+        zone,
+        methodology,
+    )
+    return int(r["of_m"]), int(r["all_m"])

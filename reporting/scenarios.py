@@ -124,12 +124,12 @@ def decision(d: DecisionIn) -> DecisionResult:
     last = k.base_year + k.years
     if not k.base_year <= d.target_peak_year <= last:
         raise ScenarioInvalid(f"The target peak year must be within {k.base_year}-{last}.")
-    for what, items in (("projects", d.projects), ("substitutions", d.substitutions)):
-        for i, item in enumerate(items):
-            if not FIRST_DAY <= item.starts_on <= LAST_DAY:
-                raise ScenarioInvalid(
-                    f"{what}[{i}].starts_on must be within {FIRST_DAY} to {LAST_DAY}."
-                )
+    starts = [("projects", i, p.starts_on) for i, p in enumerate(d.projects)] + [
+        ("substitutions", i, s.starts_on) for i, s in enumerate(d.substitutions)
+    ]
+    for what, i, day in starts:
+        if not FIRST_DAY <= day <= LAST_DAY:
+            raise ScenarioInvalid(f"{what}[{i}].starts_on must be in {FIRST_DAY} to {LAST_DAY}.")
 
     def path(g: GrowthPath) -> Path:
         return Path(base=g.base, rate=g.rate, drift=g.drift)

@@ -143,3 +143,14 @@ async def resident_donations(
             limit,
         )
     )
+
+
+async def retired_grams_of_vintage(conn: Any, vintage: int) -> int:
+    """Grams residents retired (donations of CO2E_G) of ``vintage`` (enterprises.pooling)."""
+    return int(
+        await conn.fetchval(
+            "SELECT coalesce(sum(amount), 0)::bigint FROM donations"
+            " WHERE asset = 'CO2E_G' AND vintage = $1",
+            vintage,
+        )
+    )

@@ -109,6 +109,7 @@ OWNERS: dict[str, set[str]] = {
         "enterprise_reduction_credits",
         "enterprise_users",
         "enterprise_reports",
+        "offset_issuances",
     },
     # Government users and the administrative audit log (G1); the reports' tables join this set.
     "reporting": {

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -24,7 +25,7 @@ from tests.behaviours.factories import (
 )
 
 
-async def _register(pool, op_id: str, kind: str, scopes: list[str] | None) -> None:
+async def _register(pool, op_id: str, kind: Any, scopes: list[str] | None) -> None:
     async with transaction(pool) as tx:
         await service.register_operator(
             tx, op_id, name=op_id.title(), kind=kind, region_code="440300", scopes=scopes

@@ -14,8 +14,8 @@ from enterprises.factors import Basis
 from enterprises.settings import EnterprisesSettings
 from kit.db import transaction
 from server.app import create_app
+from server.enterprise.base import PREFIX
 from server.enterprise.errors import CATALOGUE
-from server.enterprise.routes import PREFIX
 from server.settings import Settings
 from tests.behaviours.factories import operator
 from tests.enterprises.accounting_factories import month_rows

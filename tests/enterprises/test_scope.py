@@ -17,7 +17,7 @@ from enterprises import energy, report
 from enterprises.energy_schemas import SiteIn
 from kit.db import transaction
 from server.app import create_app
-from server.enterprise.routes import PREFIX
+from server.enterprise.base import PREFIX
 from server.settings import Settings
 from tests.enterprises.api import Admin, admin, signed_in
 

@@ -5,7 +5,6 @@ embedded store of TANPUHUI_EMBEDDED_DATA_DIR as `tanpuhui dev` does, each has --
 from __future__ import annotations
 
 import json
-
 import shutil
 import tempfile
 from collections.abc import Iterator
