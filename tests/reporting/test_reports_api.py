@@ -22,6 +22,7 @@ from tests.behaviours.factories import now
 from tests.gov.factories import bearer, gov_user
 from tests.reporting.factories import operators, refresh, travel
 from tests.reporting.test_disclosure import attacker_recovers
+from tests.reporting.test_scenarios import DECISION
 
 BASE = "/api/gov/v1/reports"
 
@@ -326,46 +327,29 @@ async def test_a_year_without_enterprise_data_is_no_change_not_a_fall_to_zero(po
     reported for is missing data (None), never emissions of 0 (a -100 % change)."""
     from reporting.reports import indicator_values
 
-    async with pool.acquire() as conn:
+    async def year_of_five_firms(conn, year: int, emissions_kg: float) -> None:
+        """A year's enterprise rollup rows (the total and one district), none dominant."""
         await conn.executemany(
             "INSERT INTO reporting_enterprise (grain, period, district, industry, firms, "
             "emissions_kg, energy_kgce, top1_kg, top2_kg) "
             "VALUES ('year', $1, $2, '*', 5, $3, 1000, $4, $4)",
-            [
-                (date(2025, 1, 1), "*", 10_000_000.0, 2_000_000.0),
-                (date(2025, 1, 1), "440303", 10_000_000.0, 2_000_000.0),
-            ],
+            [(date(year, 1, 1), d, emissions_kg, emissions_kg / 5) for d in ("*", "440303")],
         )
+
+    async with pool.acquire() as conn:
+        await year_of_five_firms(conn, 2025, 10_000_000.0)
         missing = await indicator_values(conn, 2026)
         assert missing["enterprise_emissions_change"] is None
         assert missing["offset_share"] is None
-        await conn.executemany(
-            "INSERT INTO reporting_enterprise (grain, period, district, industry, firms, "
-            "emissions_kg, energy_kgce, top1_kg, top2_kg) "
-            "VALUES ('year', $1, $2, '*', 5, $3, 1000, $4, $4)",
-            [
-                (date(2026, 1, 1), "*", 9_000_000.0, 1_800_000.0),
-                (date(2026, 1, 1), "440303", 9_000_000.0, 1_800_000.0),
-            ],
-        )
+        await year_of_five_firms(conn, 2026, 9_000_000.0)
         reported = await indicator_values(conn, 2026)
     assert reported["enterprise_emissions_change"] == pytest.approx(-0.1)  # 9,000 t vs 10,000 t
 
 
 async def test_the_decision_scenario_route(pool, settings, client):
     _, token = await gov_user(pool, settings)
-    body = {
-        "kaya": {
-            "base_year": 2025,
-            "years": 4,
-            "population": {"base": 1000},
-            "gdp_per_capita": {"base": 10000, "rate": 0.1, "drift": -0.05},
-            "energy_intensity": {"base": 1},
-            "carbon_intensity": {"base": 1},
-        },
-        "target_peak_year": 2027,
-        "projects": [{"name": "乙烯", "annual_emissions_t": 200, "starts_on": "2028-01-01"}],
-    }
+    project = {"name": "乙烯", "annual_emissions_t": 200, "starts_on": "2028-01-01"}
+    body = {**DECISION, "projects": [project]}
     r = await client.post(f"{BASE}/scenarios/decision", json=body, headers=bearer(token))
     assert r.status_code == 200, r.text
     got = r.json()

@@ -143,25 +143,25 @@ def test_scores_clamp():
 # 2025 1,000 · 2026 1,100 · 2027 1,155 · 2028 1,155 · 2029 1,097.25 t; the peak 2027 (the
 # earlier of two equal years).
 BASELINE = [1000.0, 1100.0, 1155.0, 1155.0, 1097.25]
+# That baseline as a decision's body, target 2027 (also used by test_reports_api.py).
+DECISION = {
+    "kaya": {
+        "base_year": 2025,
+        "years": 4,
+        "population": {"base": 1000},
+        "gdp_per_capita": {"base": 10000, "rate": 0.1, "drift": -0.05},
+        "energy_intensity": {"base": 1},
+        "carbon_intensity": {"base": 1},
+    },
+    "target_peak_year": 2027,
+}
 
 
 def _decision(**kw):
     from reporting.scenarios import decision
     from reporting.schemas import DecisionIn
 
-    body = {
-        "kaya": {
-            "base_year": 2025,
-            "years": 4,
-            "population": {"base": 1000},
-            "gdp_per_capita": {"base": 10000, "rate": 0.1, "drift": -0.05},
-            "energy_intensity": {"base": 1},
-            "carbon_intensity": {"base": 1},
-        },
-        "target_peak_year": 2027,
-        **kw,
-    }
-    return decision(msgspec.convert(body, DecisionIn, strict=False))
+    return decision(msgspec.convert({**DECISION, **kw}, DecisionIn, strict=False))
 
 
 def test_the_baseline_decision_is_the_kaya_path():
