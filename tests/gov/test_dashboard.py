@@ -44,7 +44,7 @@ from tests.gov.factories import PASSWORD, gov_user, new_gov_user
 from tests.server.processes import ROOT, api, free_port, port_answers
 
 INSTALL = "apt-get update && apt-get install -y chromium chromium-driver"
-CHARTS = ("series", "modes", "map", "grades", "index", "scenario")
+CHARTS = ("series", "modes", "map", "grades", "index", "scenario", "decision")
 READY_S = 60.0
 DISTRICTS = ROOT / "tests" / "integrations" / "data" / "districts.geojson"
 # What the page exposes of its state (window.tanpuhuiDashboard also holds the chart objects).
@@ -266,6 +266,8 @@ def _check_dashboard(b: Chrome, base: str, secret: str, districts: int, shots: P
     assert new_line != old_line
     assert new_line[-1] > old_line[-1]  # faster GDP growth: more emissions at the horizon
 
+    _check_decision_panel(b, base, token)
+
     # English labels on request.
     b.find_element(By.ID, "lang").click()
     _wait(b, "return document.documentElement.lang === 'en'", "English page", timeout=5)
@@ -277,6 +279,66 @@ def _check_dashboard(b: Chrome, base: str, secret: str, districts: int, shots: P
 
     errors = _console_errors(b)
     assert errors == [], errors
+
+
+def _decision(b: Chrome) -> dict[str, Any]:
+    answer: dict[str, Any] = b.execute_script(
+        "const s = window.tanpuhuiDashboard;"
+        "return {n: s.decisionQueries, body: s.decisionBody, shown: s.data.decision,"
+        " text: document.getElementById('decision-result').textContent};"
+    )
+    return answer
+
+
+def _evaluate(b: Chrome, **fields: str) -> dict[str, Any]:
+    """Type ``fields`` (input id suffix -> value) into the decision form, submit it, and wait
+    for the page's new answer."""
+    before = _decision(b)["n"]
+    for name, value in fields.items():
+        box = b.find_element(By.ID, f"decision-{name}")
+        box.clear()
+        box.send_keys(value)
+    b.find_element(By.ID, "decision-run").click()
+    _wait(b, f"return window.tanpuhuiDashboard.decisionQueries > {before}", "decision", 10)
+    _wait(b, "return document.getElementById('decision-result').textContent !== ''", "text", 10)
+    time.sleep(0.3)
+    return _decision(b)
+
+
+def _check_decision_panel(b: Chrome, base: str, token: str) -> None:
+    """The project-impact scenario: what the page draws and says is what the decision endpoint
+    answers for the body the page sent; a project large enough moves the peak past the target
+    (the gap shown), and a substitution whose avoided emissions equal its added ones draws the
+    baseline again."""
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}) as http:
+
+        def asked(d: dict[str, Any]) -> dict[str, Any]:
+            r = http.post("/api/gov/v1/reports/scenarios/decision", json=d["body"])
+            assert r.status_code == 200, r.text
+            answer: dict[str, Any] = r.json()
+            return answer
+
+        # A project of 40 Mt a year from 2032 on a path that peaks near 2030: late, with a gap.
+        d = _evaluate(b, target="2030", **{"project-t": "40000000", "project-year": "2032"})
+        api = asked(d)
+        assert d["body"]["projects"][0]["annual_emissions_t"] == 40_000_000
+        assert d["body"]["projects"][0]["starts_on"] == "2032-01-01"
+        baseline, with_project = _series_data(b, "decision")
+        assert baseline == pytest.approx([y["baseline_t"] / 1e6 for y in api["years"]])
+        assert with_project == pytest.approx([y["emissions_t"] / 1e6 for y in api["years"]])
+        assert api["peaks_on_time"] is False and api["gap_t"] > 0
+        assert d["shown"]["peak_year"] == api["peak_year"] > 2030
+        assert str(api["peak_year"]) in d["text"] and str(api["gap_year"]) in d["text"]
+        assert "不能按期达峰" in d["text"]
+
+        # No project; a substitution adding as much as it avoids: the baseline path itself.
+        d = _evaluate(b, **{"project-t": "0", "added-t": "500000", "avoided-t": "500000"})
+        api = asked(d)
+        assert d["body"]["projects"] == [] and len(d["body"]["substitutions"]) == 1
+        baseline, with_decisions = _series_data(b, "decision")
+        assert with_decisions == pytest.approx(baseline)
+        assert api["peak_year"] == api["baseline_peak_year"]
+        assert api["peaks_on_time"] == api["baseline_peaks_on_time"]
 
 
 async def test_a_wrong_code_is_refused_on_the_page_and_the_page_needs_no_inline_script(

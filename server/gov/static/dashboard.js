@@ -68,6 +68,20 @@
       peak: "峰值",
       peak_in: "达峰年份 {year}，峰值 {value}",
       no_peak: "在情景期内未达峰",
+      decision_title: "拟建项目与能源替代对达峰的影响",
+      decision_note:
+        "在上方的达峰路径上叠加一个拟建项目（自投产年起的年排放）和一项能源替代（供能方新增排放与用能方避免排放之差），判断能否按目标年达峰以及需要削减或吸收的缺口。",
+      decision_target: "目标达峰年",
+      decision_project_t: "拟建项目年排放 (t CO₂)",
+      decision_project_year: "项目投产年",
+      decision_added_t: "能源替代：供能方新增排放 (t CO₂/年)",
+      decision_avoided_t: "能源替代：用能方避免排放 (t CO₂/年)",
+      decision_run: "评估",
+      baseline: "基准路径",
+      with_decisions: "叠加项目与替代后",
+      decision_on_time: "按期达峰：{year} 年达峰（目标 {target} 年）。",
+      decision_late: "不能按期达峰：峰值年 {year}（目标 {target} 年）；{gap_year} 年需削减或吸收 {gap}。",
+      decision_baseline_late: "基准路径本身也不能按期达峰。",
       load_failed: "数据加载失败：",
       session_expired: "登录已过期，请重新登录。",
       modes: {
@@ -137,6 +151,20 @@
       peak: "Peak",
       peak_in: "Peaks in {year} at {value}",
       no_peak: "No peak within the scenario's years",
+      decision_title: "Planned projects and energy substitution on the peak path",
+      decision_note:
+        "Adds a planned project (its annual emissions from the year it starts) and an energy substitution (the supplier's added minus the consumers' avoided emissions) to the peak path above: does the region still peak by the target year, and what must be cut or absorbed?",
+      decision_target: "Target peak year",
+      decision_project_t: "Planned project's annual emissions (t CO₂)",
+      decision_project_year: "Project starts in",
+      decision_added_t: "Substitution: supplier's added emissions (t CO₂/yr)",
+      decision_avoided_t: "Substitution: consumers' avoided emissions (t CO₂/yr)",
+      decision_run: "Evaluate",
+      baseline: "Baseline",
+      with_decisions: "With the project and substitution",
+      decision_on_time: "Peaks on time: in {year} (target {target}).",
+      decision_late: "Does not peak on time: peak in {year} (target {target}); {gap} to cut or absorb in {gap_year}.",
+      decision_baseline_late: "The baseline itself does not peak on time.",
       load_failed: "Could not load: ",
       session_expired: "The session expired; sign in again.",
       modes: {
@@ -170,6 +198,7 @@
     charts: {}, // panel -> ECharts instance
     data: {}, // panel -> what the API answered, normalised
     scenarioQueries: 0,
+    decisionQueries: 0,
     lang: null,
   };
   window.tanpuhuiDashboard = state;
@@ -682,6 +711,40 @@
         : t("no_peak");
   }
 
+  function renderDecision(d) {
+    const target = String(d.target_peak_year);
+    chart("decision").setOption(
+      {
+        tooltip: { trigger: "axis" },
+        legend: { top: 0 },
+        grid: { left: 70, right: 20, top: 30, bottom: 40 },
+        xAxis: { type: "category", data: d.years.map(String) },
+        yAxis: { type: "value", name: t("mt"), scale: true },
+        series: [
+          { name: t("baseline"), type: "line", data: d.baseline, itemStyle: { color: "#7b8794" }, lineStyle: { type: "dashed" } },
+          {
+            name: t("with_decisions"),
+            type: "line",
+            data: d.emissions,
+            itemStyle: { color: "#b44d12" },
+            markLine: { symbol: "none", label: { formatter: target }, data: [{ xAxis: target }] },
+          },
+        ],
+      },
+      true
+    );
+    const mt = (v) => `${fmt(v / 1e6, 2)} ${t("mt")}`;
+    let text = d.peaks_on_time
+      ? t("decision_on_time").replace("{year}", d.peak_year).replace("{target}", target)
+      : t("decision_late")
+          .replace("{year}", d.peak_year)
+          .replace("{target}", target)
+          .replace("{gap_year}", d.gap_year)
+          .replace("{gap}", mt(d.gap_t));
+    if (!d.baseline_peaks_on_time) text += ` ${t("decision_baseline_late")}`;
+    $("decision-result").textContent = text;
+  }
+
   // --- the reports API's answers, normalised (docs/reporting.md) -------------------------------
 
   const kg = (c) => ({ value: c.value === null ? null : c.value / 1000, suppressed: c.suppressed });
@@ -753,6 +816,22 @@
         unit: t("mt"),
       };
     },
+    async decision(body) {
+      state.decisionQueries += 1;
+      state.decisionBody = body; // what was asked (the browser test re-asks the API with it)
+      const a = await call("POST", `${REPORTS}/scenarios/decision`, body);
+      return {
+        years: a.years.map((y) => y.year),
+        baseline: a.years.map((y) => y.baseline_t / 1e6),
+        emissions: a.years.map((y) => y.emissions_t / 1e6),
+        peak_year: a.peak_year,
+        target_peak_year: a.target_peak_year,
+        peaks_on_time: a.peaks_on_time,
+        baseline_peaks_on_time: a.baseline_peaks_on_time,
+        gap_t: a.gap_t,
+        gap_year: a.gap_year,
+      };
+    },
   };
 
   // The scenario: an illustrative city (KAYA_BASE, the base year's levels) and four sliders,
@@ -778,9 +857,54 @@
     return out;
   }
 
+  // The decision panel's body (POST /scenarios/decision): the sliders' path as KayaIn, the
+  // target year, one planned project and one substitution when their amounts are not zero.
+  function decisionBody() {
+    const p = scenarioParams();
+    const growth = (base, rate, drift) => ({ base, rate: Number(rate), drift: drift || 0 });
+    const number = (id) => Number($(id).value || 0);
+    const startYear = Math.trunc(number("decision-project-year")) || p.base_year + 2;
+    const startsOn = `${String(startYear).padStart(4, "0")}-01-01`;
+    const body = {
+      kaya: {
+        base_year: p.base_year,
+        years: p.years,
+        population: growth(p.population, p.population_growth),
+        gdp_per_capita: growth(p.gdp_per_capita, p.gdp_growth, p.gdp_drift),
+        energy_intensity: growth(p.energy_intensity, p.energy_intensity_growth),
+        carbon_intensity: growth(p.carbon_intensity, p.carbon_intensity_growth),
+      },
+      target_peak_year: Math.trunc(number("decision-target")),
+      projects: [],
+      substitutions: [],
+    };
+    if (number("decision-project-t") > 0) {
+      body.projects.push({ name: "project", annual_emissions_t: number("decision-project-t"), starts_on: startsOn });
+    }
+    if (number("decision-added-t") > 0 || number("decision-avoided-t") > 0) {
+      body.substitutions.push({
+        name: "substitution",
+        supplier_added_t: number("decision-added-t"),
+        consumers_avoided_t: number("decision-avoided-t"),
+        starts_on: startsOn,
+      });
+    }
+    return body;
+  }
+
+  async function refreshDecision() {
+    try {
+      state.data.decision = await load.decision(decisionBody());
+      renderDecision(state.data.decision);
+    } catch (e) {
+      fail("decision", e);
+    }
+  }
+
   function buildSliders() {
     const box = $("scenario-controls");
     if (box.childElementCount) return;
+    $("decision-project-year").value = String(new Date().getFullYear() + 2);
     for (const s of SLIDERS) {
       const label = document.createElement("label");
       const name = document.createElement("span");
@@ -794,7 +918,10 @@
       input.addEventListener("input", () => {
         out.textContent = `${input.value} %`;
         clearTimeout(timer);
-        timer = setTimeout(refreshScenario, 150);
+        timer = setTimeout(() => {
+          refreshScenario();
+          refreshDecision();
+        }, 150);
       });
       label.append(name, input, out);
       box.appendChild(label);
@@ -837,6 +964,7 @@
     if (d.grades) renderGrades(d.grades);
     if (d.index) renderIndex(d.index);
     if (d.scenario) renderScenario(d.scenario);
+    if (d.decision) renderDecision(d.decision);
     labelSliders();
   }
 
@@ -868,6 +996,7 @@
       grades: () => load.grades(p),
       index: () => load.index(p),
       scenario: () => load.scenario(scenarioParams()),
+      decision: () => load.decision(decisionBody()),
     };
     await Promise.all(
       Object.entries(panels).map(async ([panel, fetcher]) => {
@@ -894,6 +1023,10 @@
     state.lang = pickLanguage();
     applyLanguage();
     $("sign-in-form").addEventListener("submit", signIn);
+    $("decision-form").addEventListener("submit", (e) => {
+      e.preventDefault();
+      refreshDecision();
+    });
     $("sign-out").addEventListener("click", signOut);
     $("lang").addEventListener("click", switchLanguage);
     window.addEventListener("resize", () => {
