@@ -39,6 +39,7 @@ from reporting.schemas import (
     SeriesValue,
     Totals,
 )
+from server.gov.errors import document
 from server.gov.guards import GOV_ADMIN, GOV_READ, GovCaller, provide_gov_caller
 from server.settings import Settings
 
@@ -293,29 +294,53 @@ async def reconciliation(pool: NamedDependency[Any]) -> Reconciliation:
     return found
 
 
+HANDLERS = [
+    totals,
+    series,
+    by_mode,
+    by_district,
+    district_mode,
+    enterprise_emissions,
+    enterprise_series,
+    enterprise_grades,
+    retrofit,
+    liability,
+    dual_carbon_index,
+    kaya,
+    decision_scenario,
+    peak_test,
+    emissions_peak_test,
+    travel_csv,
+    datapackage,
+    annual,
+    reconciliation,
+]
+_RANGE = ("report_range_invalid",)
+# Each route's own codes in the served OpenAPI, beside the guard's and validation's.
+document(
+    HANDLERS,
+    {
+        **{
+            h.handler_name: _RANGE
+            for h in (totals, series, by_mode, by_district, district_mode, enterprise_emissions)
+        },
+        **{
+            h.handler_name: _RANGE
+            for h in (enterprise_series, enterprise_grades, retrofit, travel_csv, datapackage)
+        },
+        "dual_carbon_index": (*_RANGE, "index_weights_invalid"),
+        "kaya": ("scenario_invalid",),
+        "decision_scenario": ("scenario_invalid",),
+        "peak_test": ("scenario_invalid",),
+        "emissions_peak_test": (*_RANGE, "scenario_invalid", "report_not_found"),
+        "annual": (*_RANGE, "report_not_found"),
+        "reconciliation": ("report_not_found",),
+    },
+)
+
 gov_reports_router = Router(
     path="/api/gov/v1/reports",
-    route_handlers=[
-        totals,
-        series,
-        by_mode,
-        by_district,
-        district_mode,
-        enterprise_emissions,
-        enterprise_series,
-        enterprise_grades,
-        retrofit,
-        liability,
-        dual_carbon_index,
-        kaya,
-        decision_scenario,
-        peak_test,
-        emissions_peak_test,
-        travel_csv,
-        datapackage,
-        annual,
-        reconciliation,
-    ],
+    route_handlers=HANDLERS,
     guards=[GOV_READ],
     dependencies={"gov_caller": provide_gov_caller},
     tags=["gov-reports"],

@@ -12,6 +12,7 @@ from litestar.params import JSONBody
 from kit.auth import JwtKeys
 from reporting import users
 from reporting.users import GovSession
+from server.gov.errors import document
 from server.gov.guards import GOV_READ, GovCaller, provide_gov_caller
 from server.gov.schemas import GovSignIn, GovUserView, user_view
 from server.settings import Settings
@@ -70,5 +71,13 @@ async def me(gov_caller: NamedDependency[GovCaller], pool: NamedDependency[Any])
     async with pool.acquire() as conn:
         return user_view(await users.user(conn, gov_caller.user_id))
 
+
+# Each route's codes in the served OpenAPI (sign-in is not behind the guard).
+document(
+    [sign_in],
+    {"sign_in": ("validation_failed", "sign_in_rejected", "gov_sign_in_rate_limited")},
+    guarded=False,
+)
+document([me], {})
 
 gov_sessions_router = Router(path=PREFIX, route_handlers=[sign_in, me])

@@ -1,0 +1,108 @@
+"""The government API's errors: the catalogue of the stable codes its reports and sessions
+answer with, and the OpenAPI responses built from it (each operation lists its codes, each with
+an example body), as the enterprise API does (server/enterprise/errors.py).
+
+Status and title come from the error classes (``kit.errors.error_catalogue``), so the served
+document cannot drift from what the server sends; only each code's meaning for a government
+analyst's script is written here. ``document(handlers, extra)`` gives every handler of a router
+the codes of its guard and of validation, plus the ones ``extra`` names for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import NamedTuple
+
+from litestar.handlers import HTTPRouteHandler
+from litestar.openapi.datastructures import ResponseSpec
+
+# Imported so that their classes are loaded: the catalogue derives from them.
+import reporting.errors
+import reporting.users  # noqa: F401
+from kit.errors import error_catalogue
+from server.errors import problem_responses
+
+
+class ErrorCode(NamedTuple):
+    status: int
+    title: str
+    meaning: str
+
+
+MEANINGS: dict[str, str] = {
+    "validation_failed": "A parameter or the body does not match the schema or a rule.",
+    "bad_request": "The request could not be read (not JSON).",
+    "token_missing": "No `Authorization: Bearer <token>` header.",
+    "token_invalid": "The access token is malformed, forged or not an access token.",
+    "token_expired": "The access token expired: sign in again.",
+    "role_required": "The token's role may not use this operation.",
+    "gov_user_disabled": "The token's user was disabled: its tokens are refused.",
+    "gov_role_changed": "The token's user has another role now: sign in again.",
+    "sign_in_rejected": "Unknown login, wrong password or wrong one-time code (one answer).",
+    "gov_sign_in_rate_limited": (
+        "Too many failed sign-ins for this login or from this client; wait `Retry-After` seconds."
+    ),
+    "report_range_invalid": (
+        "The period or range is outside 2000-2100, ends before it starts, or spans too many "
+        "periods for one answer."
+    ),
+    "report_not_found": "Nothing to report for that period (or no run yet).",
+    "scenario_invalid": "The scenario's inputs are inconsistent (years, bases, rates, dates).",
+    "index_weights_invalid": "The configured index weights are not valid.",
+    "idempotency_key_reused": "The same `Idempotency-Key` came with another request.",
+    "payload_too_large": "The body is too large.",
+    "unsupported_media_type": "Send the body as `application/json`.",
+    "method_not_allowed": "Wrong HTTP method.",
+    "internal_error": "A fault on the server's side; quote the request id.",
+    "retry_later": (
+        "A store timed out or a transaction conflicted; the request was rolled back whole. "
+        "Send it again after `Retry-After` seconds."
+    ),
+}
+
+# Every operation may answer these.
+ALWAYS = ("internal_error", "retry_later")
+# What the guard of every signed-in route may answer, before the handler runs, and validation.
+GUARDED = (
+    "token_missing",
+    "token_invalid",
+    "token_expired",
+    "role_required",
+    "gov_user_disabled",
+    "gov_role_changed",
+    "validation_failed",
+)
+
+
+def _catalogue() -> dict[str, ErrorCode]:
+    rows = error_catalogue()
+    missing = sorted(set(MEANINGS) - set(rows))
+    if missing:
+        raise RuntimeError(f"government API codes without an error class: {missing}")
+    return {code: ErrorCode(rows[code].status, rows[code].title, m) for code, m in MEANINGS.items()}
+
+
+# Every code the government API answers with, by code.
+CATALOGUE: dict[str, ErrorCode] = _catalogue()
+
+
+def errors(*codes: str) -> dict[int, ResponseSpec]:
+    """OpenAPI responses for the stable error codes an operation may answer with."""
+    return problem_responses(CATALOGUE, (*codes, *ALWAYS))
+
+
+def document(
+    handlers: Iterable[HTTPRouteHandler],
+    extra: Mapping[str, tuple[str, ...]],
+    *,
+    guarded: bool = True,
+) -> None:
+    """Give each handler the responses of its codes: the guard's and validation's (when
+    ``guarded``) and ``extra[handler name]``; a response a handler declares itself wins."""
+    names = {h.handler_name for h in handlers}
+    unknown = sorted(set(extra) - names)
+    if unknown:
+        raise RuntimeError(f"error codes listed for handlers that do not exist: {unknown}")
+    for h in handlers:
+        codes = (*(GUARDED if guarded else ()), *extra.get(h.handler_name, ()))
+        h.responses = {**errors(*codes), **(h.responses or {})}
