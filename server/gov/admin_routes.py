@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from litestar import Controller, Request, Response, Router, delete, get, patch, post, put
 from litestar.di import NamedDependency
+from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 from msgspec import Meta, Struct
 
@@ -43,6 +44,7 @@ from reporting.audit import AuditEntry
 from rewards.donation_schemas import Project, ProjectInput
 from rewards.schemas import MerchantRegistration, RegisteredMerchant
 from rewards.settings import config_of
+from server.gov.errors import document
 from server.gov.guards import GOV_ADMIN, GovCaller, provide_gov_caller
 from server.gov.schemas import GovUserChange, GovUserCreated, GovUserIn, GovUserView, user_view
 from server.settings import Settings
@@ -597,6 +599,50 @@ class ProgrammeController(_Admin):
         async with transaction(pool) as tx:
             return await admin.import_enterprises(tx, text, actor=gov_caller.actor)
 
+
+_UPLOAD = ("payload_too_large", "unsupported_media_type", "bad_request")
+_KEYED = ("idempotency_key_reused",)
+# Each operation's own codes in the served OpenAPI, beside the guard's and validation's.
+document(
+    [
+        h
+        for c in (
+            UsersController,
+            AuditController,
+            OperatorsController,
+            ReferenceController,
+            MethodologiesController,
+            ProgrammeController,
+        )
+        for h in vars(c).values()
+        if isinstance(h, HTTPRouteHandler)
+    ],
+    {
+        "add_user": ("gov_login_taken", *_KEYED),
+        "change_user": ("gov_user_not_found", "gov_last_admin"),
+        "register": ("operator_exists", "scope_not_offered", *_KEYED),
+        "detail": ("unknown_operator",),
+        "change": ("unknown_operator", "scope_not_offered"),
+        "suspend": ("unknown_operator",),
+        "issue_key": ("unknown_operator", "signing_key_exists"),
+        "rotate_key": ("unknown_operator", "signing_key_not_found", "signing_key_exists"),
+        "revoke_key": ("unknown_operator", "signing_key_not_found"),
+        "districts": ("districts_invalid", *_UPLOAD),
+        "gtfs": ("gtfs_invalid", *_UPLOAD),
+        "published_version": ("methodology_not_found",),
+        "create_draft": ("methodology_not_found", *_KEYED),
+        "draft": ("methodology_draft_not_found",),
+        "edit_draft": ("methodology_draft_not_found", "methodology_published"),
+        "discard_draft": ("methodology_draft_not_found", "methodology_published"),
+        "preview": ("methodology_draft_not_found",),
+        "publish": ("methodology_draft_not_found", "methodology_published"),
+        "approve_merchant": ("merchant_exists",),
+        "merchant_key": ("merchant_not_found", "merchant_key_exists"),
+        "approve_project": _KEYED,
+        "register_enterprise": ("credit_code_taken", *_KEYED),
+        "import_enterprises": ("credit_code_taken", *_UPLOAD),
+    },
+)
 
 gov_admin_router = Router(
     path=PREFIX,

@@ -17,8 +17,12 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 
 # Imported so that their classes are loaded: the catalogue derives from them.
+import behaviours.errors  # noqa: F401
+import enterprises.errors  # noqa: F401
+import reporting.admin
 import reporting.errors
 import reporting.users  # noqa: F401
+import rewards.errors  # noqa: F401
 from kit.errors import error_catalogue
 from server.errors import problem_responses
 
@@ -49,6 +53,23 @@ MEANINGS: dict[str, str] = {
     "report_not_found": "Nothing to report for that period (or no run yet).",
     "scenario_invalid": "The scenario's inputs are inconsistent (years, bases, rates, dates).",
     "index_weights_invalid": "The configured index weights are not valid.",
+    "gov_login_taken": "A government user already has that login.",
+    "gov_user_not_found": "No such government user.",
+    "gov_last_admin": "The change would leave the programme without an enabled administrator.",
+    "operator_exists": "An operator with that id is already registered.",
+    "unknown_operator": "No such operator.",
+    "scope_not_offered": "A scope the operator's kind does not offer.",
+    "signing_key_exists": "The operator already has a signing key with that id.",
+    "signing_key_not_found": "The operator has no such signing key.",
+    "districts_invalid": "The districts file was refused (its problems are listed).",
+    "gtfs_invalid": "The GTFS feed was refused (its problems are listed).",
+    "methodology_not_found": "No such published methodology version.",
+    "methodology_draft_not_found": "No such methodology draft.",
+    "methodology_published": "The draft was published already: it can no longer change.",
+    "merchant_exists": "A merchant with that id is already approved.",
+    "merchant_not_found": "No such merchant.",
+    "merchant_key_exists": "The merchant already has a key with that id.",
+    "credit_code_taken": "An enterprise with that unified social credit code is registered.",
     "idempotency_key_reused": "The same `Idempotency-Key` came with another request.",
     "payload_too_large": "The body is too large.",
     "unsupported_media_type": "Send the body as `application/json`.",
