@@ -42,8 +42,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_ingest
 import msgspec
-from bench_ingest import audit, free_port, push, tune
+from bench_ingest import audit, free_port, push
 from ingest_city import LINES, SECRET, STOPS_PER_LINE, build, stops_of_line
+from stores import tune
 
 from kit.auth import sign_request
 

@@ -21,20 +21,17 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from collections import Counter
 from datetime import date
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import asyncpg
+import stores
 
 from enterprises import accounting, accounting_repository, grades, service, synthetic
 from enterprises.activity import ActivityRow
@@ -160,46 +157,12 @@ async def run(url: str, n: int, repeat: int) -> None:
         await pool.close()
 
 
-async def create_database(base: str, name: str) -> str:
-    conn = await asyncpg.connect(base)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return urlunsplit(urlsplit(base)._replace(path="/" + name))
-
-
-async def drop_database(base: str, name: str) -> None:
-    conn = await asyncpg.connect(base)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
-
-
 def main() -> int:
     n = int(os.environ.get("BENCH_ENTERPRISES", "300"))
     repeat = int(os.environ.get("BENCH_REPEAT", "5"))
-    base = os.environ.get("BENCH_DATABASE_URL")
-    name = f"tph_bench_grades_{os.getpid()}"
-    tmp = Path(tempfile.mkdtemp(prefix="tph-grades-bench-"))
-    pg = None
-    try:
-        if base:
-            url = asyncio.run(create_database(base, name))
-        else:
-            from server.embedded import EmbeddedPostgres
-
-            pg = EmbeddedPostgres(tmp / "pg", database="bench")
-            url = pg.start()
-        asyncio.run(run(url, n, repeat))
-        return 0
-    finally:
-        if base:
-            asyncio.run(drop_database(base, name))
-        if pg is not None:
-            pg.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+    with stores.postgres(tuned=False) as pg:
+        asyncio.run(run(pg.url, n, repeat))
+    return 0
 
 
 if __name__ == "__main__":

@@ -23,11 +23,9 @@ import asyncio
 import collections
 import os
 import random
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import msgspec
+import stores
 from ingest_city import LINES, SECRET, STOPS_PER_LINE, build, stops_of_line
 
 from kit.auth import sign_request
@@ -52,15 +51,6 @@ PATH = "/api/operators/v1/events"
 # The embedded server's configuration for the run (ALTER SYSTEM + restart; BENCH_PG_DEFAULTS=1
 # keeps PostgreSQL's defaults). Durability is untouched: fsync, synchronous_commit and
 # full_page_writes stay on, every batch's commit waits for its WAL flush.
-TUNED = {
-    "shared_buffers": "1GB",  # events, links, usage and ledger working set stay cached
-    "wal_buffers": "64MB",  # a 5,000-event batch writes several MB of WAL
-    "max_wal_size": "8GB",  # checkpoints by time, not every ~1 GB of WAL
-    "min_wal_size": "1GB",
-    "checkpoint_timeout": "15min",
-    "checkpoint_completion_target": "0.9",
-    "wal_compression": "pglz",  # full-page images after a checkpoint are most of the WAL
-}
 
 
 def make_batches(now: datetime) -> list[tuple[str, bytes]]:
@@ -268,17 +258,6 @@ async def prepare(db_url: str) -> None:
     await pool.close()
 
 
-async def tune(db_url: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(db_url)
-    try:
-        for name, value in TUNED.items():
-            await conn.execute(f"ALTER SYSTEM SET {name} = '{value}'")
-    finally:
-        await conn.close()
-
-
 async def audit(db_url: str) -> int:
     """Seal every committed batch into the journal (what the periodic task does in production),
     then run the same audit as `tanpuhui audit`: chain, Merkle roots, re-derived balances."""
@@ -299,24 +278,11 @@ async def audit(db_url: str) -> int:
 
 
 def main() -> int:
-    pg = rd = None
-    db_url = os.environ.get("BENCH_DATABASE_URL")
-    redis_url = os.environ.get("BENCH_REDIS_URL")
-    tmp = Path(tempfile.mkdtemp(prefix="tph-bench-"))
-    if not db_url:
-        from server.embedded import EmbeddedPostgres
+    with stores.postgres(scratch=False) as pg, stores.redis() as redis_url:
+        return run(pg.url, redis_url)
 
-        pg = EmbeddedPostgres(tmp / "pg", database="bench")
-        db_url = pg.start()
-        if not os.environ.get("BENCH_PG_DEFAULTS"):
-            asyncio.run(tune(db_url))
-            pg.stop()
-            db_url = pg.start()
-    if not redis_url:
-        from server.embedded import EmbeddedRedis
 
-        rd = EmbeddedRedis(tmp / "redis", persist=False)
-        redis_url = rd.start()
+def run(db_url: str, redis_url: str) -> int:
     servers: list[tuple[subprocess.Popen[bytes], int]] = []
     try:
         if CEILING != "only":
@@ -361,11 +327,6 @@ def main() -> int:
         return status
     finally:
         stop_servers(servers)
-        if rd:
-            rd.stop()
-        if pg:
-            pg.stop()
-        shutil.rmtree(tmp, ignore_errors=True)  # a 1M run leaves ~9 GB of data
 
 
 def wait_for(port: int) -> None:

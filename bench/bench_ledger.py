@@ -9,7 +9,7 @@ issuances), ``BENCH_WRITERS`` (2 concurrent batch writers), ``BENCH_HOLD_CLIENTS
 ``BENCH_HOLD_SECONDS`` (10). Prints one line per measurement.
 
 The embedded server is given a configuration sized for a write-heavy ledger on this machine
-(``TUNED`` below: bigger shared buffers and WAL buffers, fewer checkpoints, compressed full-page
+(``stores.TUNED``: bigger shared buffers and WAL buffers, fewer checkpoints, compressed full-page
 images; never ``fsync`` or ``synchronous_commit`` off: every commit stays durable).
 ``BENCH_PG_DEFAULTS=1`` keeps PostgreSQL's defaults instead, for comparison.
 """
@@ -20,19 +20,19 @@ import asyncio
 import os
 import random
 import secrets
-import shutil
 import sys
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import asyncpg
+import stores
+from stores import TUNED
 
 from kit.db import create_pool, transaction
 from points import journal, service
@@ -47,15 +47,6 @@ NOW = datetime(2026, 6, 1, tzinfo=UTC)
 
 # Applied with ALTER SYSTEM and a restart (embedded server only). Durability is untouched:
 # fsync, synchronous_commit and full_page_writes keep their defaults (on).
-TUNED = {
-    "shared_buffers": "1GB",  # the 1M-resident working set (accounts + indexes) stays cached
-    "wal_buffers": "64MB",
-    "max_wal_size": "8GB",  # checkpoints by time, not every ~1 GB of WAL
-    "min_wal_size": "1GB",
-    "checkpoint_timeout": "15min",
-    "checkpoint_completion_target": "0.9",
-    "wal_compression": "pglz",  # full-page images after each checkpoint are most of the WAL
-}
 
 
 def _env(name: str, default: int) -> int:
@@ -239,49 +230,9 @@ async def run(url: str) -> None:
         await pool.close()
 
 
-async def _tune(url: str) -> None:
-    conn = await asyncpg.connect(url)
-    try:
-        for name, value in TUNED.items():
-            await conn.execute(f"ALTER SYSTEM SET {name} = '{value}'")
-    finally:
-        await conn.close()
-
-
 def main() -> None:
-    base = os.environ.get("BENCH_DATABASE_URL")
-    name = f"tanpuhui_bench_{secrets.token_hex(4)}"
-    if base:
-        parts = urlsplit(base)
-        url = urlunsplit(parts._replace(path="/" + name))
-
-        async def admin(sql: str) -> None:
-            conn = await asyncpg.connect(base)
-            try:
-                await conn.execute(sql)
-            finally:
-                await conn.close()
-
-        asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-        try:
-            asyncio.run(run(url))
-        finally:
-            asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        return
-    from server.embedded import EmbeddedPostgres
-
-    tmp = Path(tempfile.mkdtemp(prefix="tph-bench-"))
-    pg = EmbeddedPostgres(tmp / "pg", database=name)
-    url = pg.start()
-    try:
-        if not os.environ.get("BENCH_PG_DEFAULTS"):
-            asyncio.run(_tune(url))
-            pg.stop()
-            url = pg.start()
-        asyncio.run(run(url))
-    finally:
-        pg.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+    with stores.postgres() as pg:
+        asyncio.run(run(pg.url))
 
 
 if __name__ == "__main__":

@@ -21,9 +21,7 @@ import asyncio
 import collections
 import os
 import random
-import shutil
 import sys
-import tempfile
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -33,7 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import msgspec
-from bench_ingest import api_command, post, start_servers, stop_servers, tune
+import stores
+from bench_ingest import api_command, post, start_servers, stop_servers
 
 READINGS = int(os.environ.get("BENCH_READINGS", "1000000"))
 PUSHERS = int(os.environ.get("BENCH_PUSHERS", "4"))
@@ -223,24 +222,13 @@ def cpu_seconds(root: int) -> float:
 
 
 def main() -> int:
-    pg = rd = None
-    db_url = os.environ.get("BENCH_DATABASE_URL")
-    redis_url = os.environ.get("BENCH_REDIS_URL")
-    tmp = Path(tempfile.mkdtemp(prefix="tph-mbench-"))
-    if not db_url:
-        from server.embedded import EmbeddedPostgres
+    with stores.postgres(scratch=False) as pg, stores.redis() as redis_url:
+        return run(pg, redis_url)
 
-        pg = EmbeddedPostgres(tmp / "pg", database="bench")
-        db_url = pg.start()
-        if not os.environ.get("BENCH_PG_DEFAULTS"):
-            asyncio.run(tune(db_url))
-            pg.stop()
-            db_url = pg.start()
-    if not redis_url:
-        from server.embedded import EmbeddedRedis
 
-        rd = EmbeddedRedis(tmp / "redis", persist=False)
-        redis_url = rd.start()
+def run(pg: stores.Postgres, redis_url: str) -> int:
+    db_url = pg.url
+    embedded = pg.embedded is not None
     servers: list[Any] = []
     try:
         asyncio.run(prepare(db_url))
@@ -266,8 +254,8 @@ def main() -> int:
         asyncio.run(push(ports, warmup))
         workers = [proc.pid for proc, _ in servers]
         roots = list(workers)
-        if pg is not None:
-            roots.append(int((pg.data_dir / "postmaster.pid").read_text().split()[0]))
+        if pg.postmaster_pid is not None:
+            roots.append(pg.postmaster_pid)
         cpu0 = [cpu_seconds(r) for r in roots]
         split0 = [cpu_seconds(w) for w in workers]
         result = asyncio.run(push(ports, batches))
@@ -288,7 +276,11 @@ def main() -> int:
         print(
             "CPU: API workers "
             + f"{cpu[0]:.1f} s ({1e6 * cpu[0] / n:.0f} µs a reading)"
-            + (f", PostgreSQL {cpu[1]:.1f} s ({1e6 * cpu[1] / n:.0f} µs a reading)" if pg else "")
+            + (
+                f", PostgreSQL {cpu[1]:.1f} s ({1e6 * cpu[1] / n:.0f} µs a reading)"
+                if embedded
+                else ""
+            )
             + f" -> {n / sum(cpu):,.0f} readings per CPU-second"
         )
         print("CPU of each API worker: " + ", ".join(f"{c:.1f} s" for c in split))
@@ -305,11 +297,6 @@ def main() -> int:
         return 0 if ok and not result["errors"] else 1
     finally:
         stop_servers(servers)
-        if rd:
-            rd.stop()
-        if pg:
-            pg.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ request and awaiting its own answer, as the route does.
 
 Uses ``BENCH_DATABASE_URL`` when set (a fresh database is created on that server and dropped
 afterwards), otherwise an embedded PostgreSQL in a temporary directory with the ledger
-benchmark's configuration (``bench_ledger.TUNED``; durable commits). Knobs: ``BENCH_RESIDENTS``
+benchmark's configuration (``stores.TUNED``; durable commits). Knobs: ``BENCH_RESIDENTS``
 (20,000 funded residents), ``BENCH_ITEMS`` (64 catalogue items of one merchant),
 ``BENCH_CLIENTS`` (32), ``BENCH_SECONDS`` (10 per phase), ``BENCH_PHASES`` (which phases run,
 ``spread,hot,one,bare``: all). Phases: batched redemptions spread
@@ -27,22 +27,19 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import secrets
-import shutil
 import sys
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import asyncpg
+import stores
 import uvloop
-from bench_ledger import TUNED, _tune
 
 from kit.db import create_pool, transaction
 from kit.settings import DatabaseSettings, PrivacySettings
@@ -303,39 +300,10 @@ async def run(url: str) -> None:
 
 
 def main() -> None:
-    base = os.environ.get("BENCH_DATABASE_URL")
-    name = f"tanpuhui_bench_{secrets.token_hex(4)}"
-    if base:
-        url = urlunsplit(urlsplit(base)._replace(path="/" + name))
-
-        async def admin(sql: str) -> None:
-            conn = await asyncpg.connect(base)
-            try:
-                await conn.execute(sql)
-            finally:
-                await conn.close()
-
-        asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-        try:
-            uvloop.run(run(url))
-        finally:
-            asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        return
-    from server.embedded import EmbeddedPostgres
-
-    tmp = Path(tempfile.mkdtemp(prefix="tph-bench-"))
-    pg = EmbeddedPostgres(tmp / "pg", database=name)
-    url = pg.start()
-    try:
-        if not os.environ.get("BENCH_PG_DEFAULTS"):
-            asyncio.run(_tune(url))
-            pg.stop()
-            url = pg.start()
-        print("postgres: " + " ".join(f"{k}={v}" for k, v in TUNED.items()))
-        uvloop.run(run(url))
-    finally:
-        pg.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+    with stores.postgres() as pg:
+        if pg.embedded is not None and not os.environ.get("BENCH_PG_DEFAULTS"):
+            print(stores.tuned_line())
+        uvloop.run(run(pg.url))
 
 
 if __name__ == "__main__":

@@ -24,22 +24,20 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import asyncpg
+import stores
 
-from kit.db import connect, create_pool
+from kit.db import create_pool
 from reporting import exports, reports
 from reporting import repository as repo
 from reporting.settings import ReportingSettings
@@ -195,48 +193,14 @@ async def run(url: str, districts: int, modes: int, methodologies: int, repeat: 
         await pool.close()
 
 
-async def create_database(base: str, name: str) -> str:
-    conn = await connect(base)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return urlunsplit(urlsplit(base)._replace(path="/" + name))
-
-
-async def drop_database(base: str, name: str) -> None:
-    conn = await connect(base)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
-
-
 def main() -> int:
     districts = int(os.environ.get("BENCH_DISTRICTS", "100"))
     modes = int(os.environ.get("BENCH_MODES", "10"))
     methodologies = int(os.environ.get("BENCH_METHODOLOGIES", "2"))
     repeat = int(os.environ.get("BENCH_REPEAT", "200"))
-    base = os.environ.get("BENCH_DATABASE_URL")
-    name = f"tph_bench_reports_{os.getpid()}"
-    tmp = Path(tempfile.mkdtemp(prefix="tph-reports-bench-"))
-    pg = None
-    try:
-        if base:
-            url = asyncio.run(create_database(base, name))
-        else:
-            from server.embedded import EmbeddedPostgres
-
-            pg = EmbeddedPostgres(tmp / "pg", database="bench")
-            url = pg.start()
-        ok = asyncio.run(run(url, districts, modes, methodologies, repeat))
-        return 0 if ok else 1
-    finally:
-        if base:
-            asyncio.run(drop_database(base, name))
-        if pg is not None:
-            pg.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+    with stores.postgres(tuned=False) as pg:
+        ok = asyncio.run(run(pg.url, districts, modes, methodologies, repeat))
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

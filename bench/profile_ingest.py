@@ -38,6 +38,7 @@ os.environ.setdefault("BENCH_EVENTS", "100000")
 os.environ.setdefault("BENCH_RESIDENTS", "100000")
 
 import bench_ingest
+import stores
 from ingest_city import build
 
 TOP = int(os.environ.get("BENCH_TOP", "25"))
@@ -133,7 +134,7 @@ def main() -> int:
 
             pg = EmbeddedPostgres(tmp / "pg", database="bench")
             db_url = pg.start()
-            asyncio.run(bench_ingest.tune(db_url))
+            asyncio.run(stores.tune(db_url))
             pg.stop()
             db_url = pg.start()
         asyncio.run(run(db_url))
