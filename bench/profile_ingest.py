@@ -23,9 +23,7 @@ import cProfile
 import io
 import os
 import pstats
-import shutil
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -125,24 +123,9 @@ async def run(db_url: str) -> None:
 
 
 def main() -> int:
-    db_url = os.environ.get("BENCH_DATABASE_URL")
-    tmp = Path(tempfile.mkdtemp(prefix="tph-profile-"))
-    pg = None
-    try:
-        if not db_url:
-            from server.embedded import EmbeddedPostgres
-
-            pg = EmbeddedPostgres(tmp / "pg", database="bench")
-            db_url = pg.start()
-            asyncio.run(stores.tune(db_url))
-            pg.stop()
-            db_url = pg.start()
-        asyncio.run(run(db_url))
-        return 0
-    finally:
-        if pg:
-            pg.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+    with stores.postgres(scratch=False) as pg:
+        asyncio.run(run(pg.url))
+    return 0
 
 
 if __name__ == "__main__":
