@@ -1097,3 +1097,91 @@ async def verified_grams_of_year(
         methodology,
     )
     return int(r["of_m"]), int(r["all_m"])
+
+
+# --- members' commuting trips (enterprises.commuting): set-wise over a programme's members ---
+
+# The accepted trips of members ($1 resident ids, each from $2 its joining time) of the modes
+# $4 that start on an ISO weekday of $5 inside one of the daily windows [$6, $7) of the time
+# zone $3's local time. One join on the (resident_id, started_at) index, no loop per resident.
+_MEMBERS_TRIPS = """
+FROM unnest($1::uuid[], $2::timestamptz[]) AS m(resident_id, since)
+JOIN behaviour_events e ON e.resident_id = m.resident_id AND e.started_at >= m.since
+CROSS JOIN LATERAL (SELECT e.started_at AT TIME ZONE $3::text AS local) l
+WHERE e.status = 'accepted' AND e.mode = ANY($4::text[])
+  AND extract(isodow FROM l.local)::int = ANY($5::int[])
+  AND EXISTS (SELECT 1 FROM unnest($6::time[], $7::time[]) AS w(f, t)
+              WHERE l.local::time >= w.f AND l.local::time < w.t)
+"""
+
+
+class CommutingFilter(NamedTuple):
+    """Which trips of which members a commuting read takes (``since``: each member's joining
+    time; windows as (start, end) local times)."""
+
+    resident_ids: Sequence[str]
+    since: Sequence[datetime]
+    zone: str
+    modes: Sequence[str]
+    weekdays: Sequence[int]
+    windows: Sequence[tuple[Any, Any]]  # datetime.time pairs
+
+    def args(self) -> list[Any]:
+        return [
+            [uuid.UUID(r) for r in self.resident_ids],
+            list(self.since),
+            self.zone,
+            list(self.modes),
+            list(self.weekdays),
+            [w[0] for w in self.windows],
+            [w[1] for w in self.windows],
+        ]
+
+
+async def commuting_totals(
+    conn: Any, f: CommutingFilter, start: datetime, end: datetime
+) -> list[Any]:
+    """Totals of the members' commuting trips started in [start, end) by local month and mode
+    with every margin (GROUPING SETS, so each level's distinct residents are exact): trips,
+    residents, metres, grams, points. Never an individual's row."""
+    return list(
+        await conn.fetch(
+            f"""
+            SELECT month, mode, GROUPING(month) AS all_months, GROUPING(mode) AS all_modes,
+                   count(*)::bigint AS trips, count(DISTINCT resident_id)::bigint AS people,
+                   coalesce(sum(distance_m), 0)::bigint AS distance_m,
+                   coalesce(sum(reduction_g), 0)::bigint AS reduction_g,
+                   coalesce(sum(points), 0)::bigint AS points
+            FROM (
+                SELECT to_char(l.local, 'YYYY-MM') AS month, e.mode, e.resident_id,
+                       coalesce(e.distance_m, 0) AS distance_m, e.reduction_g, e.points
+                {_MEMBERS_TRIPS}
+                  AND e.started_at >= $8 AND e.started_at < $9
+            ) x
+            GROUP BY GROUPING SETS ((month, mode), (month), (mode), ())
+            """,
+            *f.args(),
+            start,
+            end,
+        )
+    )
+
+
+async def commuting_trips(
+    conn: Any, f: CommutingFilter, received_after: datetime, received_until: datetime
+) -> list[Any]:
+    """The members' commuting trips with points received in (received_after, received_until]:
+    event id, resident id, points (the bonus run's input), oldest receipt first."""
+    return list(
+        await conn.fetch(
+            f"""
+            SELECT e.id AS event_id, e.resident_id::text AS resident_id, e.points
+            {_MEMBERS_TRIPS}
+              AND e.points > 0 AND e.received_at > $8 AND e.received_at <= $9
+            ORDER BY e.received_at, e.id
+            """,
+            *f.args(),
+            received_after,
+            received_until,
+        )
+    )

@@ -173,6 +173,7 @@ def _meter(r: Any) -> Meter:
         pusher=r["pusher"],
         spike_factor=r["spike_factor"],
         created_at=r["created_at"],
+        equipment_class=r["equipment_class"],
     )
 
 
@@ -225,6 +226,7 @@ async def add_meter(tx: Tx, enterprise_id: uuid.UUID, meter: MeterIn) -> Meter:
             or (same.site_id, same.kind, same.unit, same.interval_s, same.register)
             != (meter.site_id, meter.kind, meter.unit, meter.interval_s, meter.register)
             or same.spike_factor != meter.spike_factor
+            or same.equipment_class != meter.equipment_class
         ):
             raise MeterRefTaken(
                 f"Pusher {meter.pusher!r} has another meter named {meter.ref!r}.",

@@ -20,7 +20,7 @@ from enterprises.energy_errors import EnterpriseNotFound
 _SITE = "id, enterprise_id, name, address, created_at"
 _METER = (
     "id, enterprise_id, site_id, ref, kind, unit, factor, interval_s, register, pusher, "
-    "spike_factor, created_at"
+    "spike_factor, created_at, equipment_class"
 )
 
 
@@ -72,8 +72,8 @@ async def insert_meter(conn: Any, enterprise_id: uuid.UUID, m: Any, factor: floa
     return await conn.fetchrow(
         f"""
         INSERT INTO enterprise_meters (enterprise_id, site_id, ref, kind, unit, factor,
-            interval_s, register, pusher, spike_factor)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+            interval_s, register, pusher, spike_factor, equipment_class)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
         ON CONFLICT (pusher, ref) DO NOTHING RETURNING {_METER}
         """,
         enterprise_id,
@@ -86,6 +86,7 @@ async def insert_meter(conn: Any, enterprise_id: uuid.UUID, m: Any, factor: floa
         m.register,
         m.pusher,
         m.spike_factor,
+        m.equipment_class,
     )
 
 

@@ -27,6 +27,19 @@ MeterKind = Literal[
 # cumulative: each reading is the register's value (the interval's quantity is the difference);
 # interval: each reading is the quantity of the interval that ends at its instant.
 Register = Literal["cumulative", "interval"]
+# What a meter measures, when its enterprise says (optional; migration 0048): the energy-
+# efficiency bill shows the metered use by class (enterprises.efficiency_bill).
+EquipmentClass = Literal[
+    "production_line",
+    "air_compressor",
+    "pumps_fans",
+    "boiler",
+    "furnace_kiln",
+    "hvac",
+    "lighting",
+    "office",
+    "other",
+]
 Period = Literal["month", "year"]
 
 Text200 = Annotated[str, Meta(min_length=1, max_length=200, pattern=r"^[^\x00]*$")]
@@ -57,6 +70,7 @@ class MeterIn(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     register: Register = "cumulative"
     # A reading whose quantity exceeds spike_factor × the meter's recent level is flagged.
     spike_factor: Annotated[float, Meta(gt=1, le=1000)] = 10.0
+    equipment_class: EquipmentClass | None = None  # what it measures (the bill's breakdown)
 
 
 class Meter(Struct, frozen=True, kw_only=True):
@@ -72,6 +86,7 @@ class Meter(Struct, frozen=True, kw_only=True):
     pusher: str
     spike_factor: float
     created_at: datetime
+    equipment_class: EquipmentClass | None = None
 
 
 # --- readings ------------------------------------------------------------------------------

@@ -24,14 +24,20 @@ pollutants, carbon, energy-structure synergy, management efficiency). What this 
   green electricity over grid plus on-site), 100 at ``index_green_share_target`` or more;
 - ``efficiency``: the year-on-year change of L: 60 − 200 × change, clamped to 0-100 (−20 %
   scores 100, +20 % scores 20);
+- ``pollutants``: the year-on-year change of the enterprise's pollutant equivalents per 10,000
+  yuan of added value (enterprises.pollutants), scored linearly between the two points of
+  enterprises/pollutants.json ("index": −20 % scores 100, +20 % scores 20), clamped; present
+  in ``indicators`` only when the enterprise has pollutant intensities in both years, so an
+  enterprise without pollutant data scores exactly as before;
 
 weighted by ``index_weights`` (renormalised over the indicators an enterprise has), green at
-``index_bounds[0]`` or more, yellow at ``index_bounds[1]`` or more, red below. Pollutant
-emissions and management indicators are not in the data yet (a later issue): listed in each
-index as ``missing``.
+``index_bounds[0]`` or more, yellow at ``index_bounds[1]`` or more, red below. Management
+indicators are not in the data yet (a later issue): listed in each index as ``missing``, as is
+``pollutants`` where an enterprise has no pollutant change.
 
-Everything here is computed on read from ``enterprise_emissions`` (one statement for a whole
-year of a district, then plain Python): deterministic, and never stale after late data.
+Everything here is computed on read from ``enterprise_emissions`` and
+``enterprise_pollutants`` (a statement each for a whole year of a district, then plain
+Python): deterministic, and never stale after late data.
 
     async def grade_year(conn, year: int, settings: EnterprisesSettings)
         -> list[Assessment]                  # every enterprise with data in the year
@@ -49,6 +55,7 @@ from typing import Any, Final, Literal
 from msgspec import Struct
 
 from enterprises import accounting_repository as repo
+from enterprises import pollutants
 from enterprises.accounting import ECONOMIC, year_figures
 from enterprises.factors import Basis
 from enterprises.settings import EnterprisesSettings
@@ -65,7 +72,7 @@ NO_EMISSIONS: Final = "emissions_missing"
 GRADE_SCORES: Final = {1: 100.0, 2: 80.0, 3: 60.0, 4: 40.0, 5: 20.0}
 BAND_SCORES: Final = {"low": 80.0, "medium": 50.0, "high": 20.0}
 # Hangzhou's dimensions this data cannot fill yet.
-NOT_IN_DATA: Final = ("pollutants", "management")
+NOT_IN_DATA: Final = ("management",)
 
 
 class GradePolicy(Struct, frozen=True, kw_only=True):
@@ -228,6 +235,7 @@ def three_colour(
     zero_carbon_share: float | None,
     intensity_change: float | None,
     settings: EnterprisesSettings,
+    pollutant_change: float | None = None,
 ) -> Index:
     carbon: float | None = None
     if g.grade is not None:
@@ -247,6 +255,9 @@ def three_colour(
         "structure": structure,
         "efficiency": efficiency,
     }
+    pollutant = pollutants.index_score(pollutant_change)
+    if pollutant is not None:
+        scores["pollutants"] = pollutant
     weights = settings.weights
     used = {n: w for n, w in weights.items() if scores.get(n) is not None and w > 0}
     missing = [n for n in weights if scores.get(n) is None] + list(NOT_IN_DATA)
@@ -302,7 +313,10 @@ def _structure(kinds: dict[str, float]) -> float | None:
 
 
 def _assess(
-    rows: Sequence[Any], year: int, settings: EnterprisesSettings
+    rows: Sequence[Any],
+    year: int,
+    settings: EnterprisesSettings,
+    pollutant_l: dict[tuple[uuid.UUID, int], float] | None = None,
 ) -> tuple[list[Assessment], dict[tuple[uuid.UUID, int], dict[str, Any]]]:
     policy = GradePolicy.of(settings)
     basis = Basis.of(settings).label
@@ -347,6 +361,8 @@ def _assess(
             if g.intensity is None or before is None or before <= 0
             else (g.intensity - before) / before
         )
+        p_now = (pollutant_l or {}).get((g.enterprise_id, year))
+        p_before = (pollutant_l or {}).get((g.enterprise_id, year - 1))
         out.append(
             Assessment(
                 year=year,
@@ -357,6 +373,11 @@ def _assess(
                     zero_carbon_share=_structure(quantities),
                     intensity_change=change,
                     settings=settings,
+                    pollutant_change=(
+                        None
+                        if p_now is None or p_before is None or p_before <= 0
+                        else (p_now - p_before) / p_before
+                    ),
                 ),
             )
         )
@@ -367,11 +388,14 @@ async def grade_year(
     conn: Any, year: int, settings: EnterprisesSettings, *, industry_prefix: str | None = None
 ) -> list[Assessment]:
     """Grades and indexes of every enterprise with data in ``year`` (under the programme's
-    default basis): one statement, then Python over its rows."""
+    default basis): two statements (emissions, pollutants), then Python over their rows."""
     rows = await repo.yearly_kinds(
         conn, Basis.of(settings).label, year - 1, year, industry_prefix=industry_prefix
     )
-    return _assess(rows, year, settings)[0]
+    found = await pollutants.equivalents_intensities(
+        conn, settings, year - 1, year, industry_prefix=industry_prefix
+    )
+    return _assess(rows, year, settings, found)[0]
 
 
 async def explain(
@@ -391,7 +415,10 @@ async def explain(
     rows = [
         r for r in rows if industry_group(r["industry"], settings.grade_industry_digits) == industry
     ]
-    assessments, kinds = _assess(rows, year, settings)
+    found = await pollutants.equivalents_intensities(
+        conn, settings, year - 1, year, enterprise_ids=[enterprise_id]
+    )
+    assessments, kinds = _assess(rows, year, settings, found)
     mine = next(a for a in assessments if a.grade.enterprise_id == enterprise_id)
     figures = year_figures(own)[(enterprise_id, year)]
     this, before = kinds[(enterprise_id, year)], kinds.get((enterprise_id, year - 1), {})

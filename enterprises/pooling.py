@@ -97,7 +97,7 @@ async def issue(
     done = await repo.issuance_by_key(conn, request_key)
     if done is not None:
         return _block(done)
-    free = await repo.available(conn, vintage, policy.timezone, methodology)
+    free, verified = await repo.available(conn, vintage, policy.timezone, methodology)
     grams = free if amount is None else amount
     if grams <= 0 or grams > free:
         raise PoolEmpty(
@@ -112,6 +112,7 @@ async def issue(
         methodology=methodology,
         vintage=vintage,
         amount=grams,
+        vintage_verified_g=verified,
     )
     [t] = await ledger.transfer(
         tx,
@@ -138,3 +139,22 @@ async def issue(
 
 async def blocks(conn: Any) -> list[Block]:
     return [_block(r) for r in await repo.issuances(conn)]
+
+
+async def block_by_key(conn: Any, request_key: str) -> Block | None:
+    """The block issued for ``request_key``, if any (a replay answers it)."""
+    row = await repo.issuance_by_key(conn, request_key)
+    return None if row is None else _block(row)
+
+
+async def lock(conn: Any) -> None:
+    """Take the pooling's transaction lock (rewards.donations, before residents retire grams:
+    a retirement and an issuance of one vintage never interleave)."""
+    await repo.lock_pooling(conn)
+
+
+async def retirement_room(conn: Any, vintage: int, zone: str) -> int | None:
+    """Grams residents may still retire of ``vintage`` without retiring pooled ones (None: the
+    vintage has no issuance, no limit); call after :func:`lock`, in the retirement's
+    transaction."""
+    return await repo.retirement_room(conn, vintage, zone)

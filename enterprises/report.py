@@ -34,7 +34,7 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
-from enterprises import accounting, alerts, grades
+from enterprises import accounting, alerts, grades, pollutants
 from enterprises import users_repository as repo
 from enterprises.factors import Basis
 from enterprises.schemas import Enterprise
@@ -297,8 +297,8 @@ async def sections(
     conn: Any, enterprise_id: uuid.UUID, start: date, end: date, settings: EnterprisesSettings
 ) -> list[Section]:
     """The report's tables for the months [start, end): emissions by energy kind with the
-    factor each used, totals by scope, the grade of the period's year with its benchmark, and
-    the budget alerts of the period."""
+    factor each used, totals by scope, the grade of the period's year with its benchmark, the
+    pollutants of the period, and the budget alerts of the period."""
     basis = Basis.of(settings)
     months = await accounting.monthly_emissions(
         conn, enterprise_id, start=start, end=end, basis=basis
@@ -332,6 +332,7 @@ async def sections(
     return [
         *_emission_sections(basis, months, kinds, scope1, scope2, energy_kgce),
         await _grade_section(conn, enterprise_id, start.year, settings),
+        await _pollutant_section(conn, enterprise_id, start, end, settings),
         await _alert_section(conn, enterprise_id, start, end),
     ]
 
@@ -409,6 +410,52 @@ async def _grade_section(
     ]
     note = f"未评级原因 No grade: {g.reason}" if g.reason else ""
     return Section(title=title, columns=columns, rows=rows, note=note)
+
+
+async def _pollutant_section(
+    conn: Any, enterprise_id: uuid.UUID, start: date, end: date, settings: EnterprisesSettings
+) -> Section:
+    """The period's pollutants (enterprises.pollutants): per pollutant the accounted kg, the
+    sources it came from, its pollutant equivalents and its intensity per added value."""
+    found = await pollutants.period(conn, enterprise_id, start, end, "", settings)
+    f = found.figures
+    table = pollutants.catalogue().pollutants
+    rows = [
+        [
+            f"{table[p].name_zh} {table[p].name_en}",
+            _q(kg),
+            f.sources.get(p, "—"),
+            _q(kg / table[p].equivalent_kg),
+            "—" if f.intensity_kg_per_10k is None else _opt(f.intensity_kg_per_10k.get(p)),
+        ]
+        for p, kg in f.amounts_kg.items()
+    ]
+    if rows:
+        rows.append(
+            [
+                "合计 Total",
+                _q(sum(f.amounts_kg.values())),
+                "",
+                _q(f.equivalents),
+                _opt(f.equivalents_per_10k),
+            ]
+        )
+    return Section(
+        title="污染物排放 · Pollutant emissions",
+        columns=[
+            "污染物 Pollutant",
+            "排放量 kg",
+            "来源 Source",
+            "污染当量 Equivalents",
+            "强度 kg / 万元 10k CNY",
+        ],
+        rows=rows,
+        note=(
+            f"{len(found.months)} 个月有数据 months with data; 同一污染物取最可信来源 "
+            "(在线监测、许可、报告) · the most trusted source counts (online monitoring, "
+            "permit, report); the total's intensity is in equivalents."
+        ),
+    )
 
 
 async def _alert_section(conn: Any, enterprise_id: uuid.UUID, start: date, end: date) -> Section:

@@ -8,7 +8,7 @@ from typing import Any
 
 from enterprises.schemas import Enterprise, EnterpriseIn
 
-_COLUMNS = "id, credit_code, name, industry, district_code, size_class, registered_at"
+_COLUMNS = "id, credit_code, name, industry, district_code, size_class, registered_at, kind"
 
 
 def _enterprise(row: Any) -> Enterprise:
@@ -20,6 +20,7 @@ def _enterprise(row: Any) -> Enterprise:
         district=row["district_code"],
         size_class=row["size_class"],
         registered_at=row["registered_at"],
+        kind=row["kind"],
     )
 
 
@@ -31,8 +32,10 @@ async def insert_missing(conn: Any, rows: Sequence[EnterpriseIn]) -> dict[str, E
     ordered = sorted(rows, key=lambda r: r.credit_code)
     inserted = await conn.fetch(
         f"""
-        INSERT INTO enterprises (credit_code, name, industry, district_code, size_class)
-        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
+        INSERT INTO enterprises (credit_code, name, industry, district_code, size_class, kind)
+        SELECT * FROM unnest(
+            $1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]
+        )
         ORDER BY 1
         ON CONFLICT (credit_code) DO NOTHING
         RETURNING {_COLUMNS}
@@ -42,6 +45,7 @@ async def insert_missing(conn: Any, rows: Sequence[EnterpriseIn]) -> dict[str, E
         [r.industry for r in ordered],
         [r.district for r in ordered],
         [r.size_class for r in ordered],
+        [r.kind for r in ordered],
     )
     return {r["credit_code"]: _enterprise(r) for r in inserted}
 

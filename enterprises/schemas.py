@@ -20,6 +20,8 @@ class EnterpriseIn(Struct, frozen=True, kw_only=True):
     industry: str  # GB/T 4754-2017: a section letter, optionally 2, 3 or 4 digits
     district: str  # an imported district (GB/T 2260, 6 digits)
     size_class: SizeClass
+    # The account kind (enterprises/account_kinds.json; issue 15): industry unless named.
+    kind: str = "industry"
 
 
 class Enterprise(Struct, frozen=True, kw_only=True):
@@ -30,6 +32,7 @@ class Enterprise(Struct, frozen=True, kw_only=True):
     district: str
     size_class: SizeClass
     registered_at: datetime  # when the row was entered in the registry
+    kind: str = "industry"  # the account kind (enterprises/account_kinds.json)
 
     def content(self) -> EnterpriseIn:
         return EnterpriseIn(
@@ -38,6 +41,7 @@ class Enterprise(Struct, frozen=True, kw_only=True):
             industry=self.industry,
             district=self.district,
             size_class=self.size_class,
+            kind=self.kind,
         )
 
 

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from behaviours.service import is_district
 from enterprises import repository as repo
 from enterprises.errors import CreditCodeTaken
+from enterprises.kinds import service as kinds
 from enterprises.ledger import open_enterprise_accounts
 from enterprises.schemas import Enterprise, EnterpriseIn, Imported, Registered
 from kit.db import Tx
@@ -86,6 +87,7 @@ def _normalised(e: EnterpriseIn) -> EnterpriseIn:
             industry=e.industry,
             district=e.district,
             size_class=e.size_class,
+            kind=e.kind,
         )
     )
 
@@ -113,6 +115,9 @@ def shape_problems(e: EnterpriseIn) -> list[tuple[str, str]]:
         out.append(("district", f"{e.district!r} is not a 6-digit district code."))
     if e.size_class not in SIZE_CLASSES:
         out.append(("size_class", f"{e.size_class!r} is neither 'above' nor 'below'."))
+    if e.kind not in kinds.kind_names():
+        names = ", ".join(kinds.kind_names())
+        out.append(("kind", f"{e.kind!r} is not an account kind ({names})."))
     return out
 
 

@@ -25,7 +25,7 @@ _WEIGHTS = r"^\s*[a-z_]+:[0-9]+(\.[0-9]+)?(\s*,\s*[a-z_]+:[0-9]+(\.[0-9]+)?)*\s*
 
 
 # The three-colour index's indicators this data can fill (docs/enterprises.md, "Accounting").
-INDICATORS = ("carbon", "structure", "efficiency")
+INDICATORS = ("carbon", "structure", "efficiency", "pollutants")
 
 
 def numbers(text: str) -> tuple[float, ...]:
@@ -96,9 +96,10 @@ class EnterprisesSettings(Struct, frozen=True, kw_only=True):
         Meta(pattern=_WEIGHTS),
         doc(
             "Indicators of the three-colour index and their weights (`carbon`, `structure`, "
-            "`efficiency`; see docs/enterprises.md)."
+            "`efficiency`, `pollutants`; see docs/enterprises.md and docs/pollutants.md), "
+            "renormalised over the indicators an enterprise has data for."
         ),
-    ] = "carbon:0.5,structure:0.25,efficiency:0.25"
+    ] = "carbon:0.5,structure:0.25,efficiency:0.25,pollutants:0.25"
     index_bounds: Annotated[
         str,
         Meta(pattern=_NUMBERS),
@@ -144,6 +145,47 @@ class EnterprisesSettings(Struct, frozen=True, kw_only=True):
             "before (1: the year before)."
         ),
     ] = 1
+    commuting_min_group: Annotated[
+        int,
+        Meta(ge=2, le=1000),
+        doc(
+            "Fewest current members of a commuting programme for its enterprise to see any "
+            "total, and fewest residents in a published cell (fewer: suppressed)."
+        ),
+    ] = 5
+    commuting_bonus_overlap_s: Annotated[
+        int,
+        Meta(ge=0, le=7 * 86400),
+        doc(
+            "Seconds a commuting bonus run looks back before the last run's end, for trips "
+            "whose ingestion committed late (a trip is never paid twice)."
+        ),
+    ] = 3600
+    offset_cap_share: Annotated[
+        float,
+        Meta(ge=0, le=1),
+        doc(
+            "Most an enterprise may retire as offsets against a year, as a share of its "
+            "emissions of that year (0.1 = 10 %; Guangdong: up to 10 % of an obligation)."
+        ),
+    ] = 0.1
+    green_services_file: Annotated[
+        str,
+        Meta(max_length=500),
+        doc(
+            "Path of the green-services catalogue (JSON, the shape of "
+            "enterprises/green_services.json: services, their rules and savings, prices); "
+            "empty: the packaged one. Checked at start: a broken catalogue stops it."
+        ),
+    ] = ""
+    bill_min_peers: Annotated[
+        int,
+        Meta(ge=1, le=10_000),
+        doc(
+            "Fewest enterprises of an industry with an intensity in a period for the "
+            "energy-efficiency bill to show their median (fewer: no median disclosed)."
+        ),
+    ] = 5
 
     @property
     def k_bounds(self) -> tuple[float, ...]:
@@ -199,4 +241,12 @@ class EnterprisesSettings(Struct, frozen=True, kw_only=True):
             ("http://", "https://")
         ):
             out.append(("alert_webhook_url", "an http:// or https:// URL"))
+        # The green-services catalogue is data the enterprise API serves: a broken one is
+        # refused here, so the server does not start with it (no import cycle: lazy).
+        from enterprises.green_services import CatalogueInvalid, catalogue
+
+        try:
+            catalogue(self.green_services_file)
+        except CatalogueInvalid as exc:
+            out.append(("green_services_file", str(exc)))
         return out

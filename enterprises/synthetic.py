@@ -9,6 +9,15 @@ all occur), and cement (C3011) is planted far more carbon-intensive than the res
 kilns: its enterprises sit in the "high" intensity band, L > 2 t CO2 per 10,000 yuan). A few
 meters miss a reading (a gap, flagged). The load goes through the services as production data
 does (``tanpuhui load-synthetic-district``; docs/enterprises.md, "A synthetic district").
+
+Pollutants (docs/pollutants.md): each industry has its own SO2, NOx, PM and VOC intensities
+(``POLLUTANT_PROFILES``); within an industry an enterprise's end-of-pipe control spreads them
+independently of its energy efficiency (so carbon and pollutant intensities are uncorrelated),
+except in ``SYNERGY_PLANTED`` (organic chemicals: process heat and solvent losses both follow
+the energy burned), whose pollutants move with its efficiency: the one industry whose carbon
+and pollutant intensities are strongly correlated. ``district(small_industry=n)`` puts the last
+n enterprises in ``SMALL_INDUSTRY``, an industry too small to publish. ``load_accounts`` feeds
+the accounting directly (no meters: minutes faster) for the analyses' tests and demos.
 """
 
 from __future__ import annotations
@@ -24,8 +33,11 @@ from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 from behaviours import service as behaviours
-from enterprises import energy, service
+from enterprises import accounting, energy, pollutants, service
+from enterprises.activity import ActivityRow
 from enterprises.energy_schemas import MeterIn, ReadingIn, ReportIn, ReportLineIn, SiteIn
+from enterprises.factors import Basis
+from enterprises.pollutants_schemas import PollutantLineIn, PollutantsIn
 from enterprises.schemas import EnterpriseIn
 from kit.db import Tx, transaction_on
 from kit.settings import PrivacySettings
@@ -65,6 +77,30 @@ INDUSTRIES: Final[tuple[Industry, ...]] = (
     Industry("C3982", "电子电路制造", 320, 5, 0.0, "m2", 150, 1600),
     Industry("C1469", "其他调味品、发酵制品制造", 200, 30, 0.0, "t", 10, 450),
 )
+# An industry of a few enterprises only (``district(small_industry=n)``): too small to publish.
+SMALL_INDUSTRY: Final = Industry("C2511", "原油加工及石油制品制造", 700, 150, 0.25, "t", 3, 2000)
+
+# kg of SO2, NOx, PM and VOCs per 10,000 yuan of added value, a typical enterprise's.
+POLLUTANT_PROFILES: Final[dict[str, tuple[float, float, float, float]]] = {
+    "C3011": (0.9, 2.6, 1.1, 0.05),
+    "C3120": (0.8, 1.0, 0.9, 0.1),
+    "C2614": (0.5, 0.6, 0.15, 2.2),
+    "C2211": (0.6, 0.7, 0.4, 0.3),
+    "C1713": (0.3, 0.3, 0.1, 0.6),
+    "C2927": (0.02, 0.03, 0.02, 0.9),
+    "C2710": (0.05, 0.1, 0.03, 1.2),
+    "C3311": (0.02, 0.04, 0.2, 0.5),
+    "C3484": (0.01, 0.02, 0.05, 0.2),
+    "C3670": (0.01, 0.03, 0.05, 0.4),
+    "C3982": (0.01, 0.02, 0.01, 0.5),
+    "C1469": (0.05, 0.08, 0.03, 0.1),
+    "C2511": (0.7, 0.8, 0.2, 1.5),
+}
+# The industry whose pollutants follow its enterprises' energy efficiency.
+SYNERGY_PLANTED: Final = "C2614"
+# Pollutants fall this much a year (control tightening), from POLLUTANT_BASE_YEAR on.
+POLLUTANT_TREND: Final = 0.04
+POLLUTANT_BASE_YEAR: Final = 2024
 
 
 @dataclass(frozen=True)
@@ -93,14 +129,24 @@ def credit_code(district: str, seed: int, n: int) -> str:
 
 
 def district(
-    *, seed: int = 7, enterprises: int = 300, year: int = 2025, districts: Sequence[str]
+    *,
+    seed: int = 7,
+    enterprises: int = 300,
+    year: int = 2025,
+    districts: Sequence[str],
+    small_industry: int = 0,
 ) -> District:
     """The district's enterprises (no I/O): the same seed, count, year and districts give the
-    same district."""
+    same district. ``small_industry``: the last so many enterprises are of ``SMALL_INDUSTRY``
+    (the others as without it)."""
     rng = random.Random(seed)
     out = []
     for n in range(1, enterprises + 1):
-        industry = INDUSTRIES[(n - 1) % len(INDUSTRIES)]
+        industry = (
+            SMALL_INDUSTRY
+            if n > enterprises - small_industry
+            else INDUSTRIES[(n - 1) % len(INDUSTRIES)]
+        )
         code = districts[rng.randrange(len(districts))]
         out.append(
             SyntheticEnterprise(
@@ -282,12 +328,14 @@ async def load(
     privacy: PrivacySettings,
     region_code: str,
     progress: Any = None,
+    with_pollutants: bool = False,
 ) -> Loaded:
     """Load a synthetic district on ``conn`` through the services: the registrations in one
     transaction, then each meter's readings as its pusher would send them (batches of
     ``BATCH``, one transaction each) and each enterprise's monthly reports. Loading the same
     seed again changes nothing (the same enterprises, readings duplicates, reports the same
-    content) but adds a new signing key."""
+    content) but adds a new signing key. ``with_pollutants``: each enterprise's monthly
+    pollutants too (:func:`pollutant_reports`)."""
     key_id = (
         f"syn{seed}-{datetime.now(UTC):%Y%m%d%H%M%S}-{secrets.token_hex(3)}"  # a new key each load
     )
@@ -310,6 +358,8 @@ async def load(
             eid = registered[e.registration.credit_code].id
             for report in reports(e, year, seed):
                 await energy.submit_report(tx, eid, report)
+            if with_pollutants:
+                await pollutants.load(tx, [(eid, m) for m in pollutant_reports(e, year, seed)])
         if progress is not None:
             progress(e.n, len(d.enterprises), total)
     return Loaded(
@@ -328,3 +378,117 @@ async def _push(
     async with transaction_on(conn) as tx:
         result = await energy.ingest_readings(tx, PUSHER, batch, zone=zone, now=now)
     return total + len(batch), flagged + result.flagged
+
+
+# --- pollutants, and the accounts without meters ----------------------------------------------
+
+
+def pollutant_control(e: SyntheticEnterprise, seed: int) -> float:
+    """What multiplies the industry's pollutant intensities for this enterprise: its energy
+    efficiency (with a little noise) in ``SYNERGY_PLANTED``, elsewhere its end-of-pipe control,
+    drawn independently of its efficiency."""
+    rng = random.Random(seed * 7919 + e.n)
+    if e.industry.code == SYNERGY_PLANTED:
+        return e.efficiency * math.exp(rng.gauss(0.0, 0.05))
+    return math.exp(rng.gauss(0.0, 0.45))
+
+
+def pollutant_reports(e: SyntheticEnterprise, year: int, seed: int) -> list[PollutantsIn]:
+    """The enterprise's twelve months of pollutants: online monitoring for the enterprises
+    above designated size (with their permit's figure beside, which the monitoring
+    outranks), their own report for the others; tonnes when a month's amount is a tonne or
+    more, kg below."""
+    profile = POLLUTANT_PROFILES[e.industry.code]
+    factor = pollutant_control(e, seed) * (1 - POLLUTANT_TREND) ** (year - POLLUTANT_BASE_YEAR)
+    above = e.registration.size_class == "above"
+    out = []
+    for month in _month_starts(year):
+        value = added_value(e, month)
+        lines = []
+        for pollutant, per_10k in zip(("so2", "nox", "pm", "vocs"), profile, strict=True):
+            kg = round(per_10k * factor * value, 3)
+            if kg <= 0:
+                continue
+            amount, unit = (round(kg / 1000, 6), "t") if kg >= 1000 else (kg, "kg")
+            source = "online_monitoring" if above else "report"
+            lines.append(
+                PollutantLineIn(pollutant=pollutant, amount=amount, unit=unit, source=source)  # type: ignore[arg-type]
+            )
+            if above and pollutant in ("so2", "nox"):
+                lines.append(
+                    PollutantLineIn(
+                        pollutant=pollutant,  # type: ignore[arg-type]
+                        amount=round(kg * 1.1, 3),
+                        unit="kg",
+                        source="permit",
+                    )
+                )
+        out.append(PollutantsIn(month=month, lines=lines))
+    return out
+
+
+def activity(e: SyntheticEnterprise, enterprise_id: Any, year: int) -> list[ActivityRow]:
+    """The year's activity as accounting reads it (enterprises.activity), without the meters:
+    the electricity the meter would sum and the reports' lines in canonical units (green
+    electricity as far as its certificates cover it)."""
+    out = []
+    for report in reports(e, year, 0):
+        month = report.period_start
+        out.append(
+            ActivityRow(
+                enterprise_id=enterprise_id,
+                month=month,
+                kind="electricity",
+                quantity=monthly_electricity_kwh(e, month),
+                source="meter",
+            )
+        )
+        for line in report.lines:
+            factor = energy.unit_factor(line.kind, line.unit) or 1.0
+            out.append(
+                ActivityRow(
+                    enterprise_id=enterprise_id,
+                    month=month,
+                    kind=line.kind,
+                    quantity=line.quantity * factor,
+                    source="report",
+                )
+            )
+    return out
+
+
+async def load_accounts(
+    tx: Tx, d: District, years: Sequence[int], *, basis: Basis, with_pollutants: bool = True
+) -> dict[str, Any]:
+    """Register the district's enterprises and record their accounts of ``years`` directly:
+    emissions under ``basis`` from :func:`activity`, and (``with_pollutants``) their
+    pollutants through ``enterprises.pollutants.load``: a constant number of statements per
+    year. The enterprises by credit code."""
+    lines = ["credit_code,name,industry,district,size_class"]
+    lines += [
+        f"{r.credit_code},{r.name},{r.industry},{r.district},{r.size_class}"
+        for r in (e.registration for e in d.enterprises)
+    ]
+    await service.import_csv(tx, "\n".join(lines) + "\n")
+    registered = await service.enterprises_by_credit_code(
+        tx.conn, [e.registration.credit_code for e in d.enterprises]
+    )
+    for year in years:
+        rows = [
+            r
+            for e in d.enterprises
+            for r in activity(e, registered[e.registration.credit_code].id, year)
+        ]
+        await accounting.record(
+            tx, rows, start=date(year, 1, 1), end=date(year + 1, 1, 1), basis=basis
+        )
+        if with_pollutants:
+            await pollutants.load(
+                tx,
+                [
+                    (registered[e.registration.credit_code].id, month)
+                    for e in d.enterprises
+                    for month in pollutant_reports(e, year, d.seed)
+                ],
+            )
+    return registered

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from server.app import create_app
+from server.mobile.commuting_routes import commuting_router
 from server.mobile.donation_routes import donation_router
 from server.mobile.errors import CATALOGUE
 from server.mobile.rewards_routes import rewards_mobile_router
@@ -72,7 +73,10 @@ def _strip_example_ids(node: Any) -> None:
 def build() -> dict[str, Any]:
     # The mobile surface's routers (its routes' modules: one entry each); not every surface,
     # whose Structs of the same names would rename the contract's components.
-    app = create_app(Settings(), surfaces=[mobile_router, donation_router, rewards_mobile_router])
+    app = create_app(
+        Settings(),
+        surfaces=[mobile_router, donation_router, rewards_mobile_router, commuting_router],
+    )
     full = app.openapi_schema.to_schema()
     paths = {p: v for p, v in full["paths"].items() if p.startswith(PREFIX)}
     schemas = full.get("components", {}).get("schemas", {})

@@ -9,7 +9,9 @@ Read-only. Checks, in order:
 3. every account's posted and pending balance equals the one re-derived from the transfers, per
    asset the balances sum to zero, no account without the issuance flag is negative, and each
    resident's unspent point lots add up to their posted points;
-4. no transfer or lot points at a missing account, batch or transfer;
+4. no transfer or lot points at a missing account, batch or transfer; every account is of an
+   asset the code knows (``points.schemas.ASSETS``: CO2E_G, POINT, ALLOWANCE_G), and
+   ALLOWANCE_G is held by enterprise and system accounts only (migration 0012);
 5. with a witness file (``--witness FILE``, points/witness.py): the journal still extends every
    checkpoint witnessed before (a consistent rewrite or a truncation of anything witnessed
    fails here, whatever the database says of itself); when everything holds, a new signed
@@ -30,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from points import merkle, witness
 from points import repository as repo
+from points.schemas import ASSETS
 
 
 class AuditReport(msgspec.Struct):
@@ -39,6 +42,7 @@ class AuditReport(msgspec.Struct):
     accounts_checked: bool = False
     head_seq: int = 0  # the last sealed block audited (0: none)
     head_hash: bytes = merkle.GENESIS
+    by_asset: dict[str, int] = msgspec.field(default_factory=dict)  # transfers per asset
     problems: list[str] = msgspec.field(default_factory=list)
 
     @property
@@ -106,6 +110,8 @@ async def audit(conn: Any, witnessed: witness.WitnessFile | None = None) -> Audi
         async for r in repo.all_transfers(conn):
             row = repo.transfer_of(r)
             report.transfers += 1
+            kind = row.transfer.asset
+            report.by_asset[kind] = report.by_asset.get(kind, 0) + 1
             leaf = merkle.transfer_leaf(row.transfer)
             if leaf != row.hash:
                 problems.append(
@@ -136,6 +142,15 @@ async def audit(conn: Any, witnessed: witness.WitnessFile | None = None) -> Audi
                 f"{m['derived_posted']} pending {m['derived_pending']}"
             )
         problems.extend(await repo.dangling_references(conn))
+        for a in (await repo.accounts_outside(conn, ASSETS))[:_MAX_LISTED]:
+            problems.append(
+                f"account {a['id']} ({a['owner_type']}:{a['owner_id']} {a['asset']}): "
+                + (
+                    "an asset the ledger does not know"
+                    if a["asset"] not in ASSETS
+                    else "allowance held by neither an enterprise nor a system account"
+                )
+            )
         for asset, total in (await repo.asset_sums(conn)).items():
             if total != 0:
                 problems.append(f"asset {asset}: balances sum to {total}, not 0")
@@ -155,9 +170,11 @@ async def audit(conn: Any, witnessed: witness.WitnessFile | None = None) -> Audi
 
 def print_report(report: AuditReport, out: TextIO) -> None:
     status = "OK" if report.ok else "FAILED"
+    per_asset = ", ".join(f"{a} {report.by_asset.get(a, 0)}" for a in ASSETS)
     print(
         f"ledger audit {status}: {report.blocks} blocks, {report.transfers} transfers "
-        f"({report.unsealed_transfers} not sealed yet), {len(report.problems)} problems",
+        f"({per_asset}; {report.unsealed_transfers} not sealed yet), "
+        f"{len(report.problems)} problems",
         file=out,
     )
     for problem in report.problems:

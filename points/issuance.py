@@ -14,7 +14,7 @@ from points.content import TransferContent
 from points.engine import ISSUANCE_SHARDS, Write, issuance_owner
 from points.errors import InvalidTransfer
 from points.schemas import (
-    ASSETS,
+    RESIDENT_ASSETS,
     AccountKey,
     Asset,
     Issuance,
@@ -97,7 +97,7 @@ async def issue_reductions(
     source = issuance_owner(random.randrange(ISSUANCE_SHARDS))
 
     grams = engine.unique([_credit(i, source, "CO2E_G", i.reduction_g) for i in unique])
-    keys: list[AccountKey] = [AccountKey("system", source.owner_id, a) for a in ASSETS]
+    keys: list[AccountKey] = [AccountKey("system", source.owner_id, a) for a in RESIDENT_ASSETS]
     for i in unique:
         keys.append(AccountKey("resident", i.resident_id, "CO2E_G"))
         keys.append(AccountKey("resident", i.resident_id, "POINT"))

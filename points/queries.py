@@ -14,13 +14,24 @@ from kit import cursor as cursors
 from points import engine
 from points import repository as repo
 from points.errors import TransferNotFound
-from points.schemas import ASSETS, Asset, Balance, ExpiringLot, StatementPage, Transfer, utcnow
+from points.schemas import (
+    ASSETS,
+    RESIDENT_ASSETS,
+    Asset,
+    Balance,
+    ExpiringLot,
+    StatementPage,
+    Transfer,
+    utcnow,
+)
 
 
 async def balances(conn: Any, owner_type: str, owner_id: str) -> list[Balance]:
-    """Posted, pending (held) and available balance of each asset (zeros when none yet)."""
+    """Posted, pending (held) and available balance of each asset: CO2E_G and POINT always
+    (zeros when none yet), then any other asset only where the owner has an account of it (an
+    enterprise's ALLOWANCE_G), in ``ASSETS`` order."""
     found = {b.asset: b for b in await repo.balances(conn, owner_type, owner_id)}
-    return [found.get(a, Balance(a, 0, 0, 0)) for a in ASSETS]
+    return [found.get(a, Balance(a, 0, 0, 0)) for a in ASSETS if a in RESIDENT_ASSETS or a in found]
 
 
 async def balance_as_of(

@@ -866,6 +866,21 @@ async def dangling_references(conn: Any) -> list[str]:
     return [r["p"] for r in rows]
 
 
+async def accounts_outside(conn: Any, assets: Sequence[str]) -> list[dict[str, Any]]:
+    """Accounts of an asset not in ``assets``, and ALLOWANCE_G accounts of an owner that is
+    neither an enterprise nor a system account (migration 0012's checks, re-checked)."""
+    rows = await conn.fetch(
+        """
+        SELECT id, owner_type, owner_id, asset FROM ledger_accounts
+        WHERE asset <> ALL($1::text[])
+           OR (asset = 'ALLOWANCE_G' AND owner_type NOT IN ('enterprise', 'system'))
+        ORDER BY id LIMIT 50
+        """,
+        list(assets),
+    )
+    return [dict(r) for r in rows]
+
+
 async def asset_sums(conn: Any) -> dict[str, int]:
     rows = await conn.fetch(
         "SELECT asset, sum(posted)::bigint AS total FROM ledger_accounts GROUP BY asset"

@@ -18,7 +18,7 @@ from points.errors import (
     TransferNotFound,
 )
 from points.issuance import co2e_key, point_key
-from points.schemas import ASSETS, AccountKey, Owner, PointsPolicy, Transfer, utcnow
+from points.schemas import RESIDENT_ASSETS, AccountKey, Owner, PointsPolicy, Transfer, utcnow
 
 
 async def reverse(
@@ -75,7 +75,7 @@ async def reverse(
     resident: str | None = None
     if original.kind == "issuance":
         resident = next(t.credit.owner_id for t in group if t.asset == "CO2E_G")
-        keys += [AccountKey("resident", resident, a) for a in ASSETS]
+        keys += [AccountKey("resident", resident, a) for a in RESIDENT_ASSETS]
     accounts = await engine.lock(tx, keys)
     existing = await repo.transfers_by_keys(tx.conn, [w.content.idempotency_key for w in writes])
     if existing:
@@ -180,7 +180,7 @@ async def reverse_issuances(
             keys.append(AccountKey(t.debit.owner_type, t.debit.owner_id, t.asset))
             keys.append(AccountKey(t.credit.owner_type, t.credit.owner_id, t.asset))
     for resident in set(resident_of.values()):
-        keys += [AccountKey("resident", resident, a) for a in ASSETS]
+        keys += [AccountKey("resident", resident, a) for a in RESIDENT_ASSETS]
     accounts = await engine.lock(tx, keys)
 
     writes: list[Write] = []

@@ -12,11 +12,18 @@ from msgspec import Meta, Struct
 
 from points.settings import PointsSettings
 
-Asset = Literal["CO2E_G", "POINT"]
+Asset = Literal["CO2E_G", "POINT", "ALLOWANCE_G"]
+# What residents hold, donate and retire (the other asset is enterprises' emission allowance).
+ResidentAsset = Literal["CO2E_G", "POINT"]
 OwnerType = Literal["resident", "enterprise", "project", "merchant", "system"]
 Phase = Literal["posted", "pending", "post_pending", "void_pending"]
 
-ASSETS: tuple[Asset, ...] = ("CO2E_G", "POINT")
+ASSETS: tuple[Asset, ...] = ("CO2E_G", "POINT", "ALLOWANCE_G")
+# A resident's books: verified grams and points (issuance credits both, a reversal of an
+# issuance touches both). ALLOWANCE_G (grams of CO2e an enterprise may emit, allocated from the
+# region's control target: enterprises/allowances.py) is held by enterprises and system
+# accounts only (migration 0012 holds it).
+RESIDENT_ASSETS: tuple[ResidentAsset, ...] = ("CO2E_G", "POINT")
 PositiveInt = Annotated[int, Meta(gt=0)]
 
 # Account flag bits (ledger_accounts.flags).

@@ -1,4 +1,5 @@
-"""Check a donation certificate offline: ``python -m points.verify certificate.json``.
+"""Check a certificate offline: ``python -m points.verify certificate.json``: a donation
+certificate (rewards) or an offset certificate (an enterprise's retirement, enterprises.offsets).
 
 Standard library only, and no import of this project (a test holds it to that), so anyone can
 copy this one file and check a certificate without the programme's code or database:
@@ -13,8 +14,10 @@ copy this one file and check a certificate without the programme's code or datab
    library has no Ed25519), against ``--public-key`` (base64, pinned out of band: the key
    published by the programme) when given, else against the key the checkpoint names (which
    shows integrity, not who signed: the output says so);
-5. what the certificate says (amount, asset, project, serial, donor) is what the transfer
-   says.
+5. what the certificate says is what the transfer says: for a donation, amount, asset,
+   project, serial and donor; for an offset, amount, the enterprise's offsets account debited,
+   the retired offsets credited, and the certificate's serial, period and serial ranges (which
+   must be disjoint and add up to the amount) in its ``source_ref``.
 
 Exit status 0 when every check holds, 1 otherwise (each failure named), 2 for unusable input.
 """
@@ -24,6 +27,7 @@ from __future__ import annotations
 import argparse
 import base64
 import hashlib
+import itertools
 import json
 import sys
 from datetime import UTC, datetime
@@ -187,6 +191,40 @@ def ed25519_verify(public: bytes, message: bytes, signature: bytes) -> bool:
 
 # The checks --------------------------------------------------------------------------------
 
+OFFSET_FORMAT = "tanpuhui-offset-certificate/1"
+
+
+def _check_offset(cert: dict[str, Any], t: dict[str, Any], check: Any) -> None:
+    """An offset certificate (docs/offsets.md): the transfer moves the certified grams from the
+    enterprise's offsets account to its retired offsets account, and its source_ref names
+    the certificate, the enterprise, the period and exactly the certificate's serials."""
+    ranges = [(int(r["start"]), int(r["end"])) for r in cert["serials"]]
+    check(
+        all(s <= e for s, e in ranges)
+        and all(a[1] < b[0] for a, b in itertools.pairwise(ranges))
+        and sum(e - s + 1 for s, e in ranges) == cert["amount"],
+        f"the serials ({len(ranges)} ranges) are disjoint and count {cert['amount']} grams",
+        "the certificate's serial ranges overlap or do not add up to its amount",
+    )
+    serials = ",".join(f"{s}-{e}" for s, e in ranges)
+    ref = (
+        f"offset-retirement:{cert['serial']}:{cert['enterprise_id']}:{cert['period']}"
+        f":serials:{serials}"
+    )
+    debit = {"owner_type": "enterprise", "owner_id": f"{cert['enterprise_id']}:offsets"}
+    retired = {"owner_type": "enterprise", "owner_id": f"{cert['enterprise_id']}:offsets_retired"}
+    check(
+        t["amount"] == cert["amount"]
+        and t["asset"] == cert["asset"] == "CO2E_G"
+        and t["debit"] == debit
+        and t["credit"] == retired
+        and t["phase"] == "posted"
+        and t["source_ref"] == ref,
+        f"the transfer retires {cert['amount']} g of enterprise {cert['enterprise_id']}'s "
+        f"offsets against {cert['period']}, serials {serials}, for certificate {cert['serial']}",
+        "the certificate's amount, enterprise, period, serials or serial differ from its transfer",
+    )
+
 
 def verify(cert: dict[str, Any], public_key: str | None = None) -> tuple[list[str], list[str]]:
     """(what holds, what fails) for a certificate (the JSON of the certificate endpoint)."""
@@ -223,18 +261,21 @@ def verify(cert: dict[str, Any], public_key: str | None = None) -> tuple[list[st
         f"block {block['seq']}: its hash re-computes ({block['block_hash']})",
         f"block {block['seq']}: its hash does not re-compute from its fields",
     )
-    project = {"owner_type": "project", "owner_id": cert["project_id"]}
-    ref = f"certificate:{cert['serial']}:{cert['donor']}"
-    check(
-        t["amount"] == cert["amount"]
-        and t["asset"] == cert["asset"]
-        and t["credit"] == project
-        and t["phase"] == "posted"
-        and t["source_ref"] == ref,
-        f"the transfer credits {cert['amount']} {cert['asset']} to project {cert['project_id']}"
-        f" for certificate {cert['serial']}",
-        "the certificate's amount, asset, project, serial or donor differ from its transfer",
-    )
+    if cert.get("format") == OFFSET_FORMAT:
+        _check_offset(cert, t, check)
+    else:
+        project = {"owner_type": "project", "owner_id": cert["project_id"]}
+        ref = f"certificate:{cert['serial']}:{cert['donor']}"
+        check(
+            t["amount"] == cert["amount"]
+            and t["asset"] == cert["asset"]
+            and t["credit"] == project
+            and t["phase"] == "posted"
+            and t["source_ref"] == ref,
+            f"the transfer credits {cert['amount']} {cert['asset']} to project "
+            f"{cert['project_id']} for certificate {cert['serial']}",
+            "the certificate's amount, asset, project, serial or donor differ from its transfer",
+        )
     cp = cert.get("checkpoint")
     if not cp:
         bad.append("no checkpoint: the block is not signed by the programme's witness")

@@ -130,7 +130,7 @@ ENTERPRISE_FIELDS = [
     _field("enterprises", "integer", "enterprises with emissions"),
     _field("emissions_t", "number", "t CO2, net, the programme's factor basis"),
     _field("energy_tce", "number", "t of standard coal equivalent"),
-    _field("offsets_t", "number", "verified reductions credited, t CO2e"),
+    _field("offsets_t", "number", "verified reductions credited and offsets retired, t CO2e"),
     STATUS_FIELD,
 ]
 GRADE_FIELDS = [

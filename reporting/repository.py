@@ -255,7 +255,7 @@ async def insert_reconciliation(
             first,
             last,
             ok,
-            msgspec.json.encode(list(differences)).decode(),
+            msgspec.to_builtins(list(differences)),  # a JSON array (the pool's jsonb codec)
         )
     )
 

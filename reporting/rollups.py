@@ -22,7 +22,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from behaviours import reads as behaviour_reads
-from enterprises import accounting, grades
+from enterprises import accounting, grades, offsets
 from enterprises.settings import EnterprisesSettings
 from kit.db import Tx
 from points import reads as ledger_reads
@@ -329,7 +329,12 @@ async def refresh_enterprises(
     months = await accounting.monthly_by_enterprise(
         tx.conn, ent, date(first, 1, 1), date(last + 1, 1, 1)
     )
-    credits = await accounting.credits_by_year(tx.conn, first, last)
+    # What offsets the years' emissions: verified reductions credited, and pooled residents'
+    # reductions the enterprises retired against those years (enterprises.offsets), each once.
+    credits = [
+        *await accounting.credits_by_year(tx.conn, first, last),
+        *await offsets.retired_by_year(tx.conn, first, last),
+    ]
     rule = enterprise_rule(settings)
     n = 0
     for grain in ("month", "year"):

@@ -92,7 +92,7 @@ class EnterpriseFigures(Struct, kw_only=True):
     enterprises: Cell
     emissions_t: Cell  # t CO2 (net, the programme's factor basis)
     energy_tce: Cell  # t of standard coal equivalent
-    offsets_t: Cell  # verified reductions credited (year rows)
+    offsets_t: Cell  # verified reductions credited and offsets retired (year rows)
 
 
 class EnterpriseTable(Struct, kw_only=True):

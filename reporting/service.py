@@ -23,11 +23,13 @@ from reporting.reports import (
 )
 from reporting.rollups import refresh_window
 from reporting.scenarios import Path, decision, kaya, peak_test
+from reporting.synergy import SynergyReport, synergy
 
 __all__ = [
     "AnnualSummary",
     "Path",
     "Reconciliation",
+    "SynergyReport",
     "annual_summary",
     "by_district",
     "by_mode",
@@ -47,6 +49,7 @@ __all__ = [
     "refresh_window",
     "retrofit_list",
     "series",
+    "synergy",
     "totals",
     "travel_csv",
 ]

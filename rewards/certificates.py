@@ -12,9 +12,11 @@ pseudonym) plus everything needed to check it offline with ``python -m points.ve
   block's sequence number and hash, timed at its sealing: a journal of ``seq`` blocks had that
   head. Deterministic (Ed25519 and the sealing time), so every answer for a serial is the same.
 
-A proof exists once the transfer's block is sealed: the periodic task ``points.seal_journal``
-seals committed batches every 2 seconds (docs/ledger.md). Until then the certificate answers
-``status: "pending"`` with its transfer but no proof; asking again later gives the sealed one.
+The evidence (transfer, proof, block, checkpoint) is ``points.certify``'s, shared with the
+enterprises' offset certificates. A proof exists once the transfer's block is sealed: the
+periodic task ``points.seal_journal`` seals committed batches every 2 seconds (docs/ledger.md).
+Until then the certificate answers ``status: "pending"`` with its transfer but no proof; asking
+again later gives the sealed one.
 """
 
 from __future__ import annotations
@@ -24,12 +26,10 @@ from typing import Any
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from points import journal, witness
-from points import service as ledger
-from points.errors import BlockNotSealed
+from points import certify
 from rewards import donations_repository as repo
 from rewards.donation_errors import CertificateNotFound
-from rewards.donation_schemas import Certificate, CertificateProof, kind_of
+from rewards.donation_schemas import Certificate, kind_of
 
 SERIAL_PATTERN = r"^TPH-[0-9]{4}-[PG]-[0-9]{8,19}$"
 
@@ -53,31 +53,14 @@ async def certificate(
         donated_at=row["donated_at"],
         status="pending",
     )
-    transfer_id = str(row["transfer_id"])
-    try:
-        proof = await journal.inclusion_proof(conn, transfer_id)
-    except BlockNotSealed:
-        transfer = await ledger.get_transfer(conn, transfer_id)
-        return msgspec.structs.replace(pending, transfer=transfer)
-    block = await journal.published_block(conn, proof.block_seq)
-    signed = witness.sign(
-        key,
-        origin=origin,
-        seq=block.seq,
-        block_hash=bytes.fromhex(block.block_hash),
-        at=block.sealed_at or row["donated_at"],
+    found = await certify.evidence(
+        conn, str(row["transfer_id"]), key=key, origin=origin, at=row["donated_at"]
     )
     return msgspec.structs.replace(
         pending,
-        status="sealed",
-        transfer=proof.transfer,
-        proof=CertificateProof(
-            leaf_hash=proof.leaf_hash,
-            batch_id=proof.batch_id,
-            block_seq=proof.block_seq,
-            merkle_root=proof.merkle_root,
-            path=proof.path,
-        ),
-        block=block,
-        checkpoint=signed,
+        status=found.status,
+        transfer=found.transfer,
+        proof=found.proof,
+        block=found.block,
+        checkpoint=found.checkpoint,
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kit.errors import NotFound, Unprocessable
+from kit.errors import Conflict, NotFound, Unprocessable
 
 
 class ProjectNotFound(NotFound):
@@ -18,3 +18,8 @@ class ProjectClosed(Unprocessable):
 class CertificateNotFound(NotFound):
     code = "certificate_not_found"
     title = "No such certificate"
+
+
+class GramsPooled(Conflict):
+    code = "grams_pooled"
+    title = "The vintage's reductions are pooled"

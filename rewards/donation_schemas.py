@@ -8,8 +8,9 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta, Struct
 
+from points.certify import CertificateProof as CertificateProof  # shared by every certificate
 from points.journal import PublishedBlock
-from points.schemas import Asset, ProofStep, Transfer
+from points.schemas import ResidentAsset, Transfer
 from points.witness import Checkpoint
 
 CERTIFICATE_FORMAT = "tanpuhui-certificate/1"
@@ -23,7 +24,7 @@ class ProjectInput(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
 
     title: Text200
     beneficiary: Text200
-    target_asset: Asset  # what the target counts: points donated or grams retired
+    target_asset: ResidentAsset  # what the target counts: points donated or grams retired
     target_amount: Annotated[int, Meta(gt=0, le=2**62)]
     starts_at: datetime
     ends_at: datetime
@@ -37,7 +38,7 @@ class Project(Struct, frozen=True, kw_only=True):
     title: str
     beneficiary: str
     description: str
-    target_asset: Asset
+    target_asset: ResidentAsset
     target_amount: int
     starts_at: datetime
     ends_at: datetime
@@ -61,7 +62,7 @@ class Donation(Struct, frozen=True, kw_only=True):
 
     serial: str
     kind: Literal["donation", "retirement"]
-    asset: Asset
+    asset: ResidentAsset
     amount: int
     project_id: str
     project_title: str
@@ -74,16 +75,6 @@ class Donation(Struct, frozen=True, kw_only=True):
 class DonationPage(Struct, frozen=True):
     items: list[Donation]
     next_cursor: str | None
-
-
-class CertificateProof(Struct, frozen=True, kw_only=True):
-    """The Merkle inclusion proof of the certified transfer in its block."""
-
-    leaf_hash: str  # hex: sha256(0x00 || the transfer's content, format v1)
-    batch_id: str
-    block_seq: int
-    merkle_root: str
-    path: list[ProofStep]  # siblings from the leaf up to the root
 
 
 class Certificate(Struct, frozen=True, kw_only=True):
@@ -99,7 +90,7 @@ class Certificate(Struct, frozen=True, kw_only=True):
     format: str = CERTIFICATE_FORMAT
     serial: str
     kind: Literal["donation", "retirement"]
-    asset: Asset
+    asset: ResidentAsset
     amount: int
     project_id: str
     project_title: str
@@ -124,5 +115,5 @@ class DonationRequest(Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     """What a resident gives: points (``POINT``, a donation) or verified grams (``CO2E_G``, a
     retirement: those grams can never be sold or offset again)."""
 
-    asset: Asset
+    asset: ResidentAsset
     amount: Annotated[int, Meta(ge=1, le=1_000_000_000_000)]

@@ -25,12 +25,13 @@ from typing import Any
 
 import msgspec
 
+from enterprises import pooling
 from kit import cursor as cursors
 from kit.db import Tx
 from points import service as ledger
-from points.schemas import Asset, Owner, PointsPolicy, TransferRequest, utcnow
+from points.schemas import Owner, PointsPolicy, ResidentAsset, TransferRequest, utcnow
 from rewards import donations_repository as repo
-from rewards.donation_errors import ProjectClosed, ProjectNotFound
+from rewards.donation_errors import GramsPooled, ProjectClosed, ProjectNotFound
 from rewards.donation_schemas import Donation, DonationPage, kind_of
 from rewards.projects import project_owner, status_at
 
@@ -54,20 +55,35 @@ def certificate_path(serial: str) -> str:
     return f"/api/public/v1/certificates/{serial}"
 
 
+async def _within_pooling(tx: Tx, vintage: int, amount: int, policy: PointsPolicy) -> None:
+    """Residents keep their grams when the programme pools a vintage for enterprises' offsets
+    (enterprises.pooling), so a retirement of that vintage afterwards must fit in what pooling
+    left, or the same reductions would be retired twice: under the pooling's lock (an issuance
+    and a retirement never interleave), ``grams_pooled`` when it does not fit."""
+    await pooling.lock(tx.conn)
+    room = await pooling.retirement_room(tx.conn, vintage, policy.timezone)
+    if room is not None and amount > room:
+        raise GramsPooled(
+            "This year's reductions are pooled for enterprises' offsets up to what is left.",
+            extra={"vintage": vintage, "retirable_g": room},
+        )
+
+
 async def donate(
     tx: Tx,
     policy: PointsPolicy,
     *,
     resident_id: str,
     project_id: str,
-    asset: Asset,
+    asset: ResidentAsset,
     amount: int,
     region_code: str,
     now: datetime | None = None,
 ) -> Donation:
     """Give ``amount`` of ``asset`` (POINT: a donation, CO2E_G: a retirement) to an open project.
 
-    Refused: ``project_not_found``, ``project_closed`` (outside its period), and the ledger's
+    Refused: ``project_not_found``, ``project_closed`` (outside its period), ``grams_pooled``
+    (grams of a pooled vintage beyond what pooling left), and the ledger's
     ``insufficient_funds`` when the resident's available balance is short (all rolled back).
     """
     now = now or utcnow()
@@ -82,10 +98,13 @@ async def donate(
                 "ends_at": project["ends_at"].isoformat(),
             },
         )
+    vintage = now.astimezone(policy.zone).year
+    if asset == "CO2E_G":
+        await _within_pooling(tx, vintage, amount, policy)
     donor = donor_pseudonym(resident_id)
     row = await repo.insert_donation(
         tx.conn,
-        vintage=now.astimezone(policy.zone).year,
+        vintage=vintage,
         asset=asset,
         project_id=project["id"],
         resident_id=resident_id,

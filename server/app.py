@@ -38,16 +38,21 @@ from kit.redis import create_redis
 from server.enterprise.routes import enterprise_router
 from server.errors import LANGUAGE_STATE, exception_handlers
 from server.gov.admin_routes import gov_admin_router
+from server.gov.allowances_routes import gov_allowances_router
+from server.gov.commuting_routes import gov_commuting_router
 from server.gov.dashboard_routes import dashboard_router
+from server.gov.offsets_routes import gov_offsets_router
 from server.gov.reports_routes import gov_reports_router
 from server.gov.session_routes import gov_sessions_router
 from server.health import HealthController
 from server.merchants.routes import merchants_router
 from server.meters.routes import meters_router
+from server.mobile.commuting_routes import commuting_router
 from server.mobile.donation_routes import donation_router
 from server.mobile.rewards_routes import redemption_batcher, rewards_mobile_router
 from server.mobile.routes import mobile_router
 from server.operators.routes import operators_router
+from server.public.offsets_routes import public_offsets_router
 from server.public.reports_routes import public_reports_router
 from server.public.routes import public_router
 from server.settings import Settings
@@ -67,8 +72,13 @@ SURFACES: tuple[Router, ...] = (
     merchants_router,
     gov_sessions_router,
     gov_admin_router,
+    gov_allowances_router,
     gov_reports_router,
     dashboard_router,
+    commuting_router,
+    gov_commuting_router,
+    gov_offsets_router,
+    public_offsets_router,
 )
 
 _RID_OK = re.compile(r"^[A-Za-z0-9._-]{8,64}$")

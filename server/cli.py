@@ -44,7 +44,7 @@ from rewards.donation_schemas import Project, ProjectInput
 from rewards.liability import liability as liability_view
 from rewards.liability import table as liability_table
 from rewards.schemas import ItemSpec, MerchantRegistration
-from server import admin_cli, reporting_cli
+from server import admin_cli, offsets_cli, reporting_cli
 from server.demo import add_arguments as demo_arguments
 from server.demo import cmd_demo
 from server.embedded import (
@@ -747,6 +747,7 @@ async def _load_synthetic(url: str, settings: Settings, args: argparse.Namespace
             privacy=settings.privacy,
             region_code=settings.region_code,
             progress=progress,
+            with_pollutants=args.pollutants,
         )
     finally:
         await conn.close()
@@ -797,6 +798,7 @@ COMMANDS = {
     ),
     "admin": (admin_cli.cmd_admin, "administer the programme (gov users, operators, keys, ...)"),
     "reporting": (reporting_cli.cmd_reporting, "refresh or reconcile the reports' rollups"),
+    "offsets": (offsets_cli.cmd_offsets, "pooled reductions: issue a serial block, list blocks"),
 }
 
 # Commands that need only PostgreSQL: without DATABASE_URL they use the embedded one of
@@ -813,6 +815,7 @@ _EMBEDDED_DB: dict[str, bool] = {  # command: may create it
     "load-synthetic-district": False,
     "admin": False,
     "reporting": False,
+    "offsets": False,
 }
 
 
@@ -877,12 +880,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             p.add_argument(
                 "--days", type=int, default=365, help="days of 15-minute readings (default 365)"
             )
+            p.add_argument(
+                "--pollutants",
+                action="store_true",
+                help="each enterprise's monthly SO2, NOx, PM and VOCs too (docs/pollutants.md)",
+            )
         if name == "demo":
             demo_arguments(p)
         if name == "admin":
             admin_cli.configure(p)
         if name == "reporting":
             reporting_cli.configure(p)
+        if name == "offsets":
+            offsets_cli.configure(p)
         if name == "settings":
             p.add_argument(
                 "--defaults", action="store_true", help="the defaults instead (the README's table)"

@@ -17,7 +17,7 @@ What is loaded, each step through the owners' services as production data would 
 - **rewards**: two merchants with an item each (one redemption per resident at most), a
   public-welfare project, some redemptions and donations;
 - the **synthetic industrial district** (enterprises/synthetic.py), small (``--enterprises``,
-  a week of meter readings, a year of monthly reports);
+  a week of meter readings, a year of monthly reports and pollutants);
 - the **rollups** (reporting), so the reports answer at once;
 - a **demo government administrator**, whose login, password and TOTP secret are printed (and
   kept in ``<data dir>/demo-gov-admin.json``, mode 0600, to print them again on the next run).
@@ -486,6 +486,7 @@ async def load_enterprises(
         zone=ZoneInfo(settings.timezone),
         privacy=settings.privacy,
         region_code=settings.region_code,
+        with_pollutants=True,  # the dashboard's synergy view
     )
     summary.enterprises_new = True
 
@@ -558,7 +559,7 @@ async def load(
     *,
     residents_count: int = 400,
     days: int = 30,
-    enterprises: int = 60,
+    enterprises: int = 120,
     progress: Any = None,
     admin: bool = True,
 ) -> tuple[Summary, dict[str, str], bool]:
@@ -602,7 +603,9 @@ async def load(
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--residents", type=int, default=400, help="how many residents (default 400)")
     p.add_argument("--days", type=int, default=30, help="days of trips before today (default 30)")
-    p.add_argument("--enterprises", type=int, default=60, help="synthetic enterprises (default 60)")
+    p.add_argument(
+        "--enterprises", type=int, default=120, help="synthetic enterprises (default 120)"
+    )
     p.add_argument(
         "--wait",
         action="store_true",

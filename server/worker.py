@@ -15,6 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 from celery import Celery
 
 import behaviours.tasks
+import enterprises.commuting_tasks
 import enterprises.tasks
 import points.tasks
 import reporting.tasks
@@ -31,6 +32,7 @@ TASK_MODULES = (
     behaviours.tasks,
     rewards.tasks,
     enterprises.tasks,
+    enterprises.commuting_tasks,
     reporting.tasks,
 )
 

@@ -13,7 +13,13 @@ from typing import NamedTuple
 from litestar.openapi.datastructures import ResponseSpec
 
 # Imported so that their classes are loaded: the catalogue derives from them.
+import enterprises.allowances_errors
+import enterprises.commuting_errors
 import enterprises.energy_errors
+import enterprises.errors
+import enterprises.kinds.errors
+import enterprises.offsets_errors
+import enterprises.pollutants_errors
 import enterprises.users  # noqa: F401
 from kit.errors import error_catalogue
 from server.errors import problem_responses
@@ -51,6 +57,50 @@ MEANINGS: dict[str, str] = {
     "green_certificate_claimed": (
         "A green-electricity certificate serial was already claimed (by anyone in the region): "
         "a serial counts once."
+    ),
+    # Emission rights (server/enterprise/allowances_routes.py, docs/allowances.md).
+    "allowance_period_not_found": "The enterprise holds no allowance of that year.",
+    "allowance_period_closed": (
+        "The year's period was closed by government: no more offers, purchases or surrenders."
+    ),
+    "allowance_surplus_insufficient": (
+        "The quantity is more than the seller's surplus: allowance held less its own emissions "
+        "of the year less its other open offers (`surplus_g`)."
+    ),
+    "allowance_surrendered": (
+        "The seller or the buyer surrendered its allowance of that year: it trades no more."
+    ),
+    "allowance_offer_not_found": "No such offer.",
+    "allowance_offer_not_open": "The offer was already bought or withdrawn (bought once only).",
+    "allowance_own_offer": "An enterprise cannot buy its own offer.",
+    "allowance_region_mismatch": "The buyer is not registered in the offer's region.",
+    "allowance_other_region": "The buyer holds another region's allowance of that year.",
+    "cursor_invalid": "The cursor is not one this list gave.",
+    # Account kinds (server/enterprise/kinds_routes.py, docs/account_kinds.md).
+    "kind_not_self_reported": (
+        "The enterprise's kind is not accounted from a declared activity: an industrial "
+        "enterprise is accounted from its activity reports and graded against its industry "
+        "(`/emissions`, `/grade`)."
+    ),
+    "factor_missing": "The factor library has no factor for the year under the basis.",
+    # Pollutants (server/enterprise/pollutants_routes.py, docs/pollutants.md).
+    "pollutant_unit_unknown": "A line's unit is not t, kg or g (`errors` names the lines).",
+    "pollutant_month_invalid": "`month` is not a month's first day between 2000 and 2100.",
+    "pollutant_lines_duplicate": (
+        "The same pollutant from the same source is listed twice in the month."
+    ),
+    # Commuting programmes (server/enterprise/commuting_routes.py, docs/commuting.md).
+    "commuting_programme_not_found": "No such commuting programme in the caller's enterprise.",
+    "commuting_programme_exists": "The enterprise already has a commuting programme of that name.",
+    "offset_supply_short": (
+        "The programme holds fewer unsold pooled grams than asked for (`available_g`)."
+    ),
+    "offset_holdings_short": (
+        "The enterprise holds fewer bought, unretired grams than asked for (`held_g`)."
+    ),
+    "offset_cap_exceeded": (
+        "Retiring this much would pass the period's cap, a share of the enterprise's emissions "
+        "of the year (`cap_g`, `used_g`, `requested_g`, `emissions_g`)."
     ),
     "idempotency_key_reused": "The same `Idempotency-Key` came with another request.",
     "payload_too_large": "The body is too large.",

@@ -43,8 +43,14 @@ from kit import idempotency
 from kit.auth import JwtKeys
 from kit.db import Tx
 from kit.errors import NotFound
+from server.enterprise.allowances_routes import AllowancesController
 from server.enterprise.base import PREFIX, SCOPE, Caller, Guarded, IdempotencyKey, client_ip, digest
+from server.enterprise.commuting_routes import CommutingController
 from server.enterprise.errors import GUARDED, SCOPED, errors
+from server.enterprise.green_routes import GreenController
+from server.enterprise.kinds_routes import KindsController
+from server.enterprise.offsets_routes import OffsetsController
+from server.enterprise.pollutants_routes import PollutantsController
 from server.enterprise.schemas import (
     AccountPeriod,
     CarbonReportIn,
@@ -598,5 +604,11 @@ enterprise_router = Router(
         DataController,
         AccountController,
         CarbonReportController,
+        AllowancesController,
+        CommutingController,
+        GreenController,
+        KindsController,
+        OffsetsController,
+        PollutantsController,
     ],
 )

@@ -41,6 +41,7 @@ from reporting.schemas import (
 )
 from server.gov.errors import document
 from server.gov.guards import GOV_ADMIN, GOV_READ, GovCaller, provide_gov_caller
+from server.gov.synergy_routes import enterprise_synergy
 from server.settings import Settings
 
 Grain = Literal["day", "month", "year"]
@@ -303,6 +304,7 @@ HANDLERS = [
     enterprise_emissions,
     enterprise_series,
     enterprise_grades,
+    enterprise_synergy,
     retrofit,
     liability,
     dual_carbon_index,
@@ -335,6 +337,7 @@ document(
         "emissions_peak_test": (*_RANGE, "scenario_invalid", "report_not_found"),
         "annual": (*_RANGE, "report_not_found"),
         "reconciliation": ("report_not_found",),
+        "enterprise_synergy": _RANGE,
     },
 )
 

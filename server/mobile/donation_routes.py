@@ -107,6 +107,7 @@ class DonationController(Controller):
             "project_not_found",
             "project_closed",
             "insufficient_funds",
+            "grams_pooled",
         ),
     )
     async def donate(

@@ -11,6 +11,7 @@ from typing import NamedTuple
 # Imported so that their classes are loaded: the catalogue below derives from them.
 from behaviours.errors import InvalidScope, LinkNotFound, UnknownOperator  # noqa: F401
 from behaviours.service import SCOPES
+from enterprises.commuting_errors import AlreadyMember, CodeInvalid  # noqa: F401
 
 # The classes live with the code that raises them; imported here so that the catalogue below
 # derives from them (and for the surface's callers).
@@ -120,9 +121,24 @@ MEANINGS: dict[str, str] = {
     "reward_expired": "The reward's validity ended; its points were released.",
     "project_not_found": "No such public-welfare project.",
     "project_closed": "The project takes donations only between its `starts_at` and `ends_at`.",
+    "grams_pooled": (
+        "Grams of a year the programme pooled for enterprises' offsets may be retired only "
+        "within what pooling left (`retirable_g`); points can still be donated."
+    ),
     "insufficient_funds": (
         "Not enough available points (or verified grams) for this donation; nothing was given."
     ),
+    "commuting_consent_required": (
+        "Accept the current consent text first: send its `version` (`GET /commuting/consent`) "
+        "as `consent_version`; `extra.consent_version` is the current one."
+    ),
+    "commuting_code_invalid": (
+        "No such programme, employee code or invitation, or the code is someone else's."
+    ),
+    "commuting_already_member": (
+        "You are in another employer's commuting programme: leave it first (one at a time)."
+    ),
+    "commuting_programme_not_found": "You are not, and were not, in this commuting programme.",
 }
 
 

@@ -44,7 +44,7 @@ from tests.gov.factories import PASSWORD, gov_user, new_gov_user
 from tests.server.processes import ROOT, api, free_port, port_answers
 
 INSTALL = "apt-get update && apt-get install -y chromium chromium-driver"
-CHARTS = ("series", "modes", "map", "grades", "index", "scenario", "decision")
+CHARTS = ("series", "modes", "map", "grades", "index", "synergy", "scenario", "decision")
 READY_S = 60.0
 DISTRICTS = ROOT / "tests" / "integrations" / "data" / "districts.geojson"
 # What the page exposes of its state (window.tanpuhuiDashboard also holds the chart objects).
@@ -76,7 +76,7 @@ def browser() -> Iterator[Chrome]:
         "--no-sandbox",  # CI runs as root
         "--disable-dev-shm-usage",
         "--disable-gpu",
-        "--window-size=1440,2400",
+        "--window-size=1440,3900",
         "--lang=zh-CN",
         "--force-device-scale-factor=1",
     ):
@@ -266,6 +266,7 @@ def _check_dashboard(b: Chrome, base: str, secret: str, districts: int, shots: P
     assert new_line != old_line
     assert new_line[-1] > old_line[-1]  # faster GDP growth: more emissions at the horizon
 
+    _check_synergy_panel(b, base, token)
     _check_decision_panel(b, base, token)
 
     # English labels on request.
@@ -279,6 +280,45 @@ def _check_dashboard(b: Chrome, base: str, secret: str, districts: int, shots: P
 
     errors = _console_errors(b)
     assert errors == [], errors
+
+
+def _check_synergy_panel(b: Chrome, base: str, token: str) -> None:
+    """The synergy view: the industries in the API's order (ranked by joint reduction potential
+    first), each ranked one's bar its potential in per cent, a suppressed industry a hatched stub
+    and "suppressed" in its table row, never a number."""
+    year = b.execute_script("return document.getElementById('synergy-year').textContent")
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}) as http:
+        r = http.get("/api/gov/v1/reports/enterprises/synergy", params={"year": year})
+    assert r.status_code == 200, r.text
+    answer = r.json()
+    industries = answer["industries"]
+    assert industries, "the demo's district has pollutant data"
+    categories = b.execute_script(
+        "return echarts.getInstanceByDom(document.getElementById('chart-synergy'))"
+        ".getOption().xAxis[0].data"
+    )
+    assert categories == [i["industry"] for i in industries]
+    if answer["ranking"]:
+        assert categories[0] == answer["ranking"][0]
+    bars, stubs = _series_data(b, "synergy")
+    published = suppressed = 0
+    for i, bar, stub in zip(industries, bars, stubs, strict=True):
+        row = b.find_element(By.CSS_SELECTOR, f"#synergy-table tr[data-industry='{i['industry']}']")
+        cells = [td.text for td in row.find_elements(By.TAG_NAME, "td")]
+        potential = i["potential"]
+        if isinstance(potential, dict) and potential.get("status") == "suppressed":
+            suppressed += 1
+            assert bar is None and stub["status"] == "suppressed"
+            assert cells[-1] == "已抑制"
+        else:
+            published += 1
+            value = potential["value"] if isinstance(potential, dict) else potential
+            assert bar == pytest.approx(value * 100)
+            assert stub is None
+            assert cells[-1].endswith("%")
+        if i["status"] == "suppressed":
+            assert cells[1] == "已抑制" and cells[2] == "已抑制"
+    assert published > 0, "some industry of the demo's district is published"
 
 
 def _decision(b: Chrome) -> dict[str, Any]:

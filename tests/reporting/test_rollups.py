@@ -150,6 +150,11 @@ async def test_reconciliation_catches_a_planted_difference(pool, owner_pool, set
         last = await reconcile.last_reconciliation(conn)
     assert last is not None and last.id == caught.id and not last.ok
     assert msgspec.to_builtins(last.differences) == msgspec.to_builtins(caught.differences)
+    # stored as a JSON array of objects (queryable in SQL), not as a string of JSON
+    kind = await owner_pool.fetchval(
+        "SELECT jsonb_typeof(differences) FROM reporting_reconciliations WHERE id = $1", caught.id
+    )
+    assert kind == "array"
 
 
 @pytest.mark.tampers_ledger

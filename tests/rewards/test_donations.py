@@ -13,6 +13,8 @@ import asyncpg
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from enterprises import pooling
+from enterprises.offsets_errors import PoolEmpty
 from kit.db import transaction
 from kit.errors import InvalidInput
 from points import reads
@@ -20,7 +22,7 @@ from points import service as ledger
 from points.errors import InsufficientFunds
 from points.schemas import Asset, Issuance, Owner, TransferRequest
 from rewards import certificates, donations, projects
-from rewards.donation_errors import ProjectClosed, ProjectNotFound
+from rewards.donation_errors import GramsPooled, ProjectClosed, ProjectNotFound
 from rewards.donation_schemas import ProjectInput
 from tests.rewards.factories import POLICY, REGION, donate, project, resident_with_points
 
@@ -254,3 +256,80 @@ class TestMine:
         assert donations.donor_pseudonym(rid) == donations.donor_pseudonym(rid)
         assert rid not in donations.donor_pseudonym(rid)
         assert re.fullmatch(r"donor-[0-9a-f]{12}", donations.donor_pseudonym(rid))
+
+
+class TestRetireAfterPooling:
+    """Residents keep their grams when the programme pools a vintage for enterprises' offsets,
+    so grams of a pooled vintage may be retired only within what pooling left: never the same
+    reductions twice (enterprises.pooling.retirement_room)."""
+
+    async def _verified(self, pool: Any, rid: str, grams: int) -> None:
+        """The resident's accepted event of this year (what pooling reads), beside the ledger
+        credit ``resident_with_points`` made."""
+        at = datetime.now(UTC) - timedelta(hours=1)
+        async with pool.acquire() as conn:
+            await conn.execute(
+                """
+                INSERT INTO behaviour_events (id, operator_id, record_id, subject_ref,
+                    resident_id, kind, mode, behaviour, started_at, ended_at, received_at,
+                    status, methodology_code, reduction_g)
+                VALUES ($1, 'op', $2, 's', $3, 'trip', 'bus', 'bus', $4, $4, $4, 'accepted',
+                    'M1', $5)
+                """,
+                uuid.uuid4(),
+                str(uuid.uuid4()),
+                uuid.UUID(rid),
+                at,
+                grams,
+            )
+
+    async def _pool(self, pool: Any, key: str, amount: int | None) -> Any:
+        async with transaction(pool) as tx:
+            return await pooling.issue(
+                tx,
+                POLICY,
+                request_key=key,
+                methodology="M1",
+                vintage=datetime.now(POLICY.zone).year,
+                amount=amount,
+                region_code=REGION,
+            )
+
+    async def _retired(self, pool: Any, p: str) -> int:
+        async with pool.acquire() as conn:
+            return (await projects.get(conn, p)).grams_retired
+
+    async def test_only_what_pooling_left_may_be_retired(self, pool):
+        p = await project(pool, target_asset="CO2E_G", target_amount=100_000)
+        rid = await resident_with_points(pool, 5_000)
+        await self._verified(pool, rid, 5_000)
+        await donate(pool, rid, p.id, 1_000, asset="CO2E_G")  # before pooling: no limit
+        block = await self._pool(pool, "pool-1", 3_000)  # 5,000 - 1,000 retired: 1,000 left
+        assert block.amount == 3_000
+        with pytest.raises(GramsPooled) as refused:
+            await donate(pool, rid, p.id, 1_001, asset="CO2E_G")
+        assert refused.value.extra == {
+            "vintage": datetime.now(POLICY.zone).year,
+            "retirable_g": 1_000,
+        }
+        assert await self._retired(pool, p.id) == 1_000  # nothing written
+        assert await balance(pool, "resident", rid, "CO2E_G") == (4_000, 0)
+        await donate(pool, rid, p.id, 1_000, asset="CO2E_G")  # what is left: accepted
+        with pytest.raises(GramsPooled):
+            await donate(pool, rid, p.id, 1, asset="CO2E_G")
+        await donate(pool, rid, p.id, 10)  # points are never limited by pooling
+        with pytest.raises(PoolEmpty):  # and pooling sees the retirements the other way
+            await self._pool(pool, "pool-2", 1)
+
+    async def test_new_verified_grams_make_room_again(self, pool):
+        p = await project(pool, target_asset="CO2E_G", target_amount=100_000)
+        rid = await resident_with_points(pool, 8_000)
+        await self._verified(pool, rid, 2_000)
+        await self._pool(pool, "pool-all", None)  # all 2,000 pooled
+        with pytest.raises(GramsPooled):
+            await donate(pool, rid, p.id, 1, asset="CO2E_G")
+        await self._verified(pool, rid, 600)  # trips verified after the issuance
+        await donate(pool, rid, p.id, 600, asset="CO2E_G")
+        with pytest.raises(GramsPooled):
+            await donate(pool, rid, p.id, 1, asset="CO2E_G")
+        assert await self._retired(pool, p.id) == 600

@@ -139,8 +139,39 @@ def _gov_admin_samples() -> dict[str, list[Any]]:
                 "industry": "C2611",
                 "district": "440303",
                 "size_class": "above",
+                "kind": "building",
             }
         ],
+        f"POST {a}/offsets/issuances": [
+            {"methodology": "low-carbon-travel", "vintage": 2026, "amount": 10},
+            {"methodology": "low-carbon-travel", "vintage": 2026},
+        ],
+        f"POST {a}/allowances/targets": [
+            {"region_code": "440300", "year": 2026, "target_g": 1_000_000}
+        ],
+        f"POST {a}/allowances/allocations": [
+            {
+                "region_code": "440300",
+                "year": 2026,
+                "method": "manual",
+                "lines": [{"enterprise_id": str(uuid.uuid4()), "amount_g": 1000}],
+            },
+            {
+                "region_code": "440300",
+                "year": 2026,
+                "method": "historical_share",
+                "base_years": [2024, 2025],
+                "amount_g": 1000,
+            },
+            {
+                "region_code": "440300",
+                "year": 2026,
+                "method": "benchmark",
+                "output_year": 2025,
+                "benchmarks": [{"industry": "C26", "t_per_10k_cny": 0.6}],
+            },
+        ],
+        f"POST {a}/allowances/periods/close": [{"region_code": "440300", "year": 2026}],
         f"POST {a}/enterprises/import": [
             ("text/csv", b"credit_code,name,industry,district,size_class\n")
         ],
@@ -265,7 +296,56 @@ def _samples(subject: str, ids: Mapping[str, str] | None = None) -> dict[str, li
                 "amount": 50_000.5,
             }
         ],
+        # The caller's enterprise is industrial: its kind's schema checks the activity first.
+        f"PUT {ENT}/kind-accounts": [
+            {"year": 2025, "activity": {"electricity_kwh": 1200.5, "added_value_10k_cny": 800}}
+        ],
         f"POST {ENT}/carbon-reports": [{"period": "2026-03"}, {"period": "2025"}],
+        f"POST {ENT}/allowance/offers": [
+            {"year": 2026, "quantity_g": 1000, "price_fen_per_t": 5137}
+        ],
+        f"POST {ENT}/allowance/offers/{{offer_id:uuid}}/purchase": [],
+        f"POST {ENT}/allowance/offers/{{offer_id:uuid}}/withdraw": [],
+        f"POST {ENT}/allowance/surrender": [{"year": 2026}],
+        f"POST {ENT}/pollutants": [
+            {
+                "month": "2026-03-01",
+                "lines": [
+                    {"pollutant": "so2", "amount": 1.5, "unit": "t", "source": "online_monitoring"},
+                    {"pollutant": "vocs", "amount": 250.5, "unit": "kg", "source": "report"},
+                ],
+            }
+        ],
+        f"POST {ENT}/offsets/purchases": [{"quantity_g": 100, "price_yuan_per_t": 50.5}],
+        f"POST {ENT}/offsets/retirements": [{"quantity_g": 100, "period": 2026}],
+        f"POST {ENT}/commuting-programmes": [
+            {
+                "name": "Green commute",
+                "rule": {
+                    "multiplier": "1.2",
+                    "modes": ["metro", "bus"],
+                    "windows": [{"start": "07:00", "end": "10:00"}],
+                    "weekdays": [1, 2, 3],
+                },
+                "employee_codes": ["E-1", "E-2"],
+                "invitation": True,
+            }
+        ],
+        f"POST {ENT}/commuting-programmes/{{programme_id:uuid}}/employee-codes": [
+            {"codes": ["E-3"]}
+        ],
+        f"POST {ENT}/commuting-programmes/{{programme_id:uuid}}/invitation": [],
+        f"POST {MOBILE}/commuting/memberships": [
+            {"consent_version": "2026-12-01", "invitation_token": "t" * 43},
+            {
+                "consent_version": "2026-12-01",
+                "programme_id": str(uuid.uuid4()),
+                "employee_code": "E-1",
+            },
+        ],
+        f"POST {GOV_ADMIN}/enterprises/{{enterprise_id:uuid}}/points": [
+            {"points": 100, "reference": "INV-2026-1"}
+        ],
         f"POST {MOBILE}/projects/{{project_id:str}}/donations": [
             {"asset": "POINT", "amount": 5},
             {"asset": "CO2E_G", "amount": 50},
@@ -506,6 +586,8 @@ async def caller(client: Any, pool: Any, jwt_keys: JwtKeys, settings: Settings) 
         "reward_id": reward.id,
         "code": reward.code,
         "project_id": cause.id,
+        # An allowance offer id nobody made: the route is reached, the service answers 404.
+        "offer_id": str(uuid.uuid4()),
     }
     enterprise_token = boss.headers["Authorization"].removeprefix("Bearer ")
     # The government surface: an administrator (its routes accept gov_analyst or gov_admin).
@@ -523,6 +605,15 @@ async def caller(client: Any, pool: Any, jwt_keys: JwtKeys, settings: Settings) 
             actor=str(gov.id),
         )
     ids["draft_id"] = str(draft.id)
+    # An employee commuting programme of the enterprise (its routes name it in the path).
+    from enterprises import commuting
+    from enterprises.commuting_schemas import ProgrammeIn
+
+    async with transaction(pool) as tx:
+        programme = await commuting.create_programme(
+            tx, boss.enterprise.id, ProgrammeIn(name="Commute"), created_by=boss.user.id
+        )
+    ids["programme_id"] = str(programme.id)
     return Caller(
         client,
         token,

@@ -68,6 +68,15 @@
       peak: "峰值",
       peak_in: "达峰年份 {year}，峰值 {value}",
       no_peak: "在情景期内未达峰",
+      synergy_title: "减污降碳协同（分行业）",
+      synergy_note:
+        "按行业：企业碳强度与污染物强度的相关系数，以及把高于本行业最优四分位的企业降到该水平可同时削减的碳与污染物负荷（协同减排潜力，占全区比例）；企业数过少的行业已抑制。",
+      industry: "行业",
+      correlation: "相关系数 r",
+      carbon_median: "碳强度中位数 (t/万元)",
+      pollutant_median: "污染物强度中位数 (当量/万元)",
+      potential: "协同减排潜力",
+      potential_pct: "协同减排潜力 (%)",
       decision_title: "拟建项目与能源替代对达峰的影响",
       decision_note:
         "在上方的达峰路径上叠加一个拟建项目（自投产年起的年排放）和一项能源替代（供能方新增排放与用能方避免排放之差），判断能否按目标年达峰以及需要削减或吸收的缺口。",
@@ -151,6 +160,15 @@
       peak: "Peak",
       peak_in: "Peaks in {year} at {value}",
       no_peak: "No peak within the scenario's years",
+      synergy_title: "Carbon and pollution synergy by industry",
+      synergy_note:
+        "Per industry: the correlation of its enterprises' carbon and pollutant intensities, and the carbon and pollutant load that bringing those above the industry's best quartile down to it would cut together (joint reduction potential, as a share of the region's); industries of too few enterprises are suppressed.",
+      industry: "Industry",
+      correlation: "Correlation r",
+      carbon_median: "Median carbon intensity (t/10k yuan)",
+      pollutant_median: "Median pollutant intensity (eq./10k yuan)",
+      potential: "Joint reduction potential",
+      potential_pct: "Joint reduction potential (%)",
       decision_title: "Planned projects and energy substitution on the peak path",
       decision_note:
         "Adds a planned project (its annual emissions from the year it starts) and an energy substitution (the supplier's added minus the consumers' avoided emissions) to the peak path above: does the region still peak by the target year, and what must be cut or absorbed?",
@@ -683,7 +701,7 @@
   }
 
   function renderScenario(s) {
-    const unit = s.unit || t("t");
+    const unit = t("mt"); // at render: the language may have changed since the load
     chart("scenario").setOption(
       {
         tooltip: { trigger: "axis" },
@@ -709,6 +727,49 @@
       s.peak_year !== null
         ? t("peak_in").replace("{year}", s.peak_year).replace("{value}", `${fmt(s.peak_value, 0)} ${unit}`)
         : t("no_peak");
+  }
+
+  // Industries ranked by joint reduction potential (in % of the region's load); a suppressed
+  // industry is a hatched stub in the chart and "suppressed" in every cell of its table row.
+  function renderSynergy(syn) {
+    $("synergy-year").textContent = String(syn.year);
+    const categories = syn.industries.map((r) => r.industry);
+    const cells = syn.industries.map((r) =>
+      r.potential.suppressed || r.potential.value === null
+        ? r.potential
+        : { value: r.potential.value * 100, suppressed: false }
+    );
+    chart("synergy").setOption(
+      {
+        tooltip: { trigger: "item" },
+        grid: { left: 60, right: 20, top: 30, bottom: 60 },
+        xAxis: { type: "category", data: categories, axisLabel: { interval: 0, rotate: 30 } },
+        yAxis: { type: "value", name: t("potential_pct") },
+        series: barsWithSuppression(categories, cells, t("potential_pct")),
+      },
+      true
+    );
+    const body = $("synergy-table").querySelector("tbody");
+    body.replaceChildren();
+    for (const r of syn.industries) {
+      const tr = document.createElement("tr");
+      tr.dataset.industry = r.industry;
+      const cols = [
+        r.industry,
+        r.suppressed ? t("suppressed") : r.enterprises.value === null ? t("no_data") : fmt(r.enterprises.value, 0),
+        r.suppressed || r.correlation === null ? (r.suppressed ? t("suppressed") : t("no_data")) : fmt(r.correlation, 2),
+        r.suppressed ? t("suppressed") : r.carbon_median === null ? t("no_data") : fmt(r.carbon_median, 3),
+        r.suppressed ? t("suppressed") : r.pollutant_median === null ? t("no_data") : fmt(r.pollutant_median, 3),
+        r.potential.suppressed ? t("suppressed") : r.potential.value === null ? t("no_data") : `${fmt(r.potential.value * 100, 2)} %`,
+      ];
+      cols.forEach((text, i) => {
+        const td = document.createElement("td");
+        if (i > 0) td.className = "num";
+        td.textContent = text;
+        tr.appendChild(td);
+      });
+      body.appendChild(tr);
+    }
   }
 
   function renderDecision(d) {
@@ -813,7 +874,22 @@
         emissions: a.years.map((y) => y.emissions_t / 1e6),
         peak_year: a.peaks_within_horizon ? a.peak_year : null,
         peak_value: a.peak_emissions_t / 1e6,
-        unit: t("mt"),
+      };
+    },
+    async synergy(p) {
+      const a = await get(`${REPORTS}/enterprises/synergy?${query({ year: p.enterpriseYear })}`);
+      return {
+        year: a.year,
+        industries: a.industries.map((r) => ({
+          industry: r.industry,
+          suppressed: r.status === "suppressed",
+          rank: r.rank,
+          enterprises: cell(r.enterprises),
+          correlation: r.correlation,
+          carbon_median: r.carbon_intensity ? r.carbon_intensity.median : null,
+          pollutant_median: r.pollutant_intensity ? r.pollutant_intensity.median : null,
+          potential: cell(r.potential),
+        })),
       };
     },
     async decision(body) {
@@ -964,6 +1040,7 @@
     if (d.grades) renderGrades(d.grades);
     if (d.index) renderIndex(d.index);
     if (d.scenario) renderScenario(d.scenario);
+    if (d.synergy) renderSynergy(d.synergy);
     if (d.decision) renderDecision(d.decision);
     labelSliders();
   }
@@ -996,6 +1073,7 @@
       grades: () => load.grades(p),
       index: () => load.index(p),
       scenario: () => load.scenario(scenarioParams()),
+      synergy: () => load.synergy(p),
       decision: () => load.decision(decisionBody()),
     };
     await Promise.all(

@@ -1,0 +1,192 @@
+"""Targets and emission rights, the government's side (``/api/gov/v1/admin/allowances/...``,
+GOV_ADMIN only; docs/allowances.md): set a region's control target for a year, allocate it
+(historical share, benchmark x output, or by hand; the method recorded), close the period, and
+list periods, allocations and every settled transfer between enterprises. Each write is audited
+in its transaction (``reporting.allowances_admin``) and needs an ``Idempotency-Key``. There is
+no approval step: a transfer's legality is checked automatically at the offer and at the
+purchase, and government can list every transfer."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, Response, Router, get, post
+from litestar.di import NamedDependency
+from litestar.params import HeaderParameter, JSONBody, QueryParameter
+
+from enterprises.allowances_schemas import (
+    Allocation,
+    AllocationIn,
+    Closed,
+    OfferPage,
+    Period,
+    PeriodRef,
+    TargetIn,
+)
+from kit import idempotency
+from kit.db import Tx
+from points.schemas import PointsPolicy
+from reporting import allowances_admin
+from server.gov.guards import GOV_ADMIN, GovCaller, provide_gov_caller
+from server.settings import Settings
+
+PREFIX = "/api/gov/v1/admin"
+RequiredKey = Annotated[str, HeaderParameter(name="Idempotency-Key", min_length=1, max_length=128)]
+Region = Annotated[str, QueryParameter(pattern=r"^[1-9][0-9]{5}$", min_length=6, max_length=6)]
+Year = Annotated[int, QueryParameter(ge=2000, le=2100)]
+_encoder = msgspec.json.Encoder()
+
+
+def _policy(settings: Settings) -> PointsPolicy:
+    return PointsPolicy.from_settings(settings.points, timezone=settings.timezone)
+
+
+async def _once(
+    request: Request[Any, Any, Any],
+    tx: Tx,
+    caller: GovCaller,
+    key: str,
+    body: Any,
+    run: Any,
+    answer_type: Any,
+    status: int,
+) -> Response[Any]:
+    digest = idempotency.request_hash("POST", request.url.path, _encoder.encode(body))
+    code, value = await idempotency.replay_or_run(
+        tx, caller.idempotency_scope, key, digest, run, answer_type, status=status
+    )
+    return Response(content=value, status_code=code)
+
+
+class AllowancesAdminController(Controller):
+    path = "/allowances"
+    tags = ["gov admin: allowances"]  # noqa: RUF012 (Litestar's class attribute)
+    guards = [GOV_ADMIN]  # noqa: RUF012
+    dependencies = {"gov_caller": provide_gov_caller}  # noqa: RUF012
+    security = [{"BearerToken": []}]  # noqa: RUF012
+
+    @get("/periods", summary="控制目标（按区域与年份） · Control targets, by region and year")
+    async def list_periods(
+        self,
+        pool: NamedDependency[Any],
+        year: Annotated[int | None, QueryParameter(ge=2000, le=2100)] = None,
+    ) -> list[Period]:
+        async with pool.acquire() as conn:
+            return await allowances_admin.periods(conn, year)
+
+    @post(
+        "/targets",
+        status_code=201,
+        summary=(
+            "设定或调整某区域某年的碳排放控制目标（记入审计日志） · "
+            "Set or revise a region's control target for a year (audited)"
+        ),
+        description=(
+            "必须带 `Idempotency-Key`。目标不得低于已分配量（`allowance_target_below_allocated`），"
+            "期间关闭后不再变化（`allowance_period_closed`）。\n\n"
+            "Send `Idempotency-Key`. Never below what is allocated "
+            "(`allowance_target_below_allocated`); fixed once the period is closed "
+            "(`allowance_period_closed`)."
+        ),
+    )
+    async def set_target(
+        self,
+        request: Request[Any, Any, Any],
+        gov_caller: NamedDependency[GovCaller],
+        tx: NamedDependency[Tx],
+        data: JSONBody[TargetIn],
+        idempotency_key: RequiredKey,
+    ) -> Response[Period]:
+        async def run() -> Period:
+            return await allowances_admin.set_target(tx, data, actor=gov_caller.actor)
+
+        return await _once(request, tx, gov_caller, idempotency_key, data, run, Period, 201)
+
+    @post(
+        "/allocations",
+        status_code=201,
+        summary=(
+            "按历史份额、基准×产出或手工分配控制目标，发放配额（记入审计日志） · "
+            "Allocate the target by historical share, benchmark x output or by hand, issuing "
+            "ALLOWANCE_G (audited)"
+        ),
+        description=(
+            "必须带 `Idempotency-Key`。合计不超过目标的剩余量（`allowance_exceeds_target`）。\n\n"
+            "Send `Idempotency-Key`. The sum never exceeds what is left of the target "
+            "(`allowance_exceeds_target`); each line is a ledger transfer from "
+            "`system:allowance_issuance` to the enterprise."
+        ),
+    )
+    async def allocate(
+        self,
+        request: Request[Any, Any, Any],
+        gov_caller: NamedDependency[GovCaller],
+        tx: NamedDependency[Tx],
+        settings: NamedDependency[Settings],
+        data: JSONBody[AllocationIn],
+        idempotency_key: RequiredKey,
+    ) -> Response[Allocation]:
+        async def run() -> Allocation:
+            return await allowances_admin.allocate(
+                tx, _policy(settings), settings.enterprises, data, actor=gov_caller.actor
+            )
+
+        return await _once(request, tx, gov_caller, idempotency_key, data, run, Allocation, 201)
+
+    @get("/allocations", summary="某期间的分配记录与明细 · A period's allocation rounds and lines")
+    async def list_allocations(
+        self, pool: NamedDependency[Any], region_code: Region, year: Year
+    ) -> list[Allocation]:
+        async with pool.acquire() as conn:
+            return await allowances_admin.allocations(conn, region_code, year)
+
+    @post(
+        "/periods/close",
+        status_code=200,
+        summary=(
+            "关闭期间：撤回未成交报价，为各企业清缴配额（记入审计日志） · "
+            "Close a period: open offers withdrawn, each enterprise's allowance surrendered "
+            "(audited)"
+        ),
+    )
+    async def close_period(
+        self,
+        request: Request[Any, Any, Any],
+        gov_caller: NamedDependency[GovCaller],
+        tx: NamedDependency[Tx],
+        settings: NamedDependency[Settings],
+        data: JSONBody[PeriodRef],
+        idempotency_key: RequiredKey,
+    ) -> Response[Closed]:
+        async def run() -> Closed:
+            return await allowances_admin.close(
+                tx, _policy(settings), settings.enterprises, data, actor=gov_caller.actor
+            )
+
+        return await _once(request, tx, gov_caller, idempotency_key, data, run, Closed, 200)
+
+    @get(
+        "/transfers",
+        summary=(
+            "全部已成交的排放权转让（新的在前） · "
+            "Every settled emission-right transfer, newest first"
+        ),
+    )
+    async def list_transfers(
+        self,
+        pool: NamedDependency[Any],
+        region_code: Annotated[
+            str | None, QueryParameter(pattern=r"^[1-9][0-9]{5}$", min_length=6, max_length=6)
+        ] = None,
+        year: Annotated[int | None, QueryParameter(ge=2000, le=2100)] = None,
+        cursor: Annotated[str | None, QueryParameter(min_length=1, max_length=200)] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
+    ) -> OfferPage:
+        async with pool.acquire() as conn:
+            return await allowances_admin.transfers(
+                conn, region_code=region_code, year=year, cursor=cursor, limit=limit
+            )
+
+
+gov_allowances_router = Router(path=PREFIX, route_handlers=[AllowancesAdminController])
