@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from litestar import Request, Response, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
+from litestar.params import FromPath, JSONBody, QueryParameter
 
 from enterprises import allowances
 from enterprises.allowances_schemas import (
@@ -23,38 +23,17 @@ from enterprises.allowances_schemas import (
     Surrender,
     SurrenderIn,
 )
-from kit import idempotency
 from kit.db import Tx
-from points.schemas import PointsPolicy, utcnow
-from server.enterprise.base import SCOPE, Caller, Guarded, digest
+from points.schemas import utcnow
+from server.enterprise.base import SCOPE, Caller, Guarded
 from server.enterprise.errors import SCOPED, errors
+from server.keyed import RequiredKey, ledger_policy, once
 from server.settings import Settings
 
-RequiredKey = Annotated[str, HeaderParameter(name="Idempotency-Key", min_length=1, max_length=128)]
 Year = Annotated[int, QueryParameter(ge=2000, le=2100)]
 OptionalYear = Annotated[int | None, QueryParameter(ge=2000, le=2100)]
 Cursor = Annotated[str | None, QueryParameter(min_length=1, max_length=200)]
 Limit = Annotated[int, QueryParameter(ge=1, le=allowances.PAGE_MAX)]
-
-
-def _policy(settings: Settings) -> PointsPolicy:
-    return PointsPolicy.from_settings(settings.points, timezone=settings.timezone)
-
-
-async def _once(
-    request: Request[Any, Any, Any],
-    tx: Tx,
-    caller: Caller,
-    key: str,
-    body: Any,
-    run: Any,
-    answer_type: Any,
-    status: int,
-) -> Response[Any]:
-    code, value = await idempotency.replay_or_run(
-        tx, caller.idempotency_scope, key, digest(request, body), run, answer_type, status=status
-    )
-    return Response(content=value, status_code=code)
 
 
 class AllowancesController(Guarded):
@@ -114,7 +93,9 @@ class AllowancesController(Guarded):
                 tx, settings.enterprises, caller.enterprise_id, data, now=utcnow()
             )
 
-        return await _once(request, tx, caller, idempotency_key, data, run, Offer, 201)
+        return await once(
+            request, tx, caller.idempotency_scope, idempotency_key, data, run, Offer, status=201
+        )
 
     @get(
         "/offers",
@@ -180,14 +161,16 @@ class AllowancesController(Guarded):
         async def run() -> Offer:
             return await allowances.buy(
                 tx,
-                _policy(settings),
+                ledger_policy(settings),
                 settings.enterprises,
                 caller.enterprise_id,
                 offer_id,
                 now=utcnow(),
             )
 
-        return await _once(request, tx, caller, idempotency_key, None, run, Offer, 201)
+        return await once(
+            request, tx, caller.idempotency_scope, idempotency_key, None, run, Offer, status=201
+        )
 
     @post(
         "/offers/{offer_id:uuid}/withdraw",
@@ -211,7 +194,9 @@ class AllowancesController(Guarded):
         async def run() -> Offer:
             return await allowances.withdraw_offer(tx, caller.enterprise_id, offer_id, now=utcnow())
 
-        return await _once(request, tx, caller, idempotency_key, None, run, Offer, 200)
+        return await once(
+            request, tx, caller.idempotency_scope, idempotency_key, None, run, Offer, status=200
+        )
 
     @get(
         "/transfers",
@@ -282,11 +267,13 @@ class AllowancesController(Guarded):
         async def run() -> Surrender:
             return await allowances.surrender(
                 tx,
-                _policy(settings),
+                ledger_policy(settings),
                 settings.enterprises,
                 caller.enterprise_id,
                 data.year,
                 now=utcnow(),
             )
 
-        return await _once(request, tx, caller, idempotency_key, data, run, Surrender, 201)
+        return await once(
+            request, tx, caller.idempotency_scope, idempotency_key, data, run, Surrender, status=201
+        )

@@ -1,30 +1,29 @@
 """What every guarded controller of the enterprise API shares: the prefix and scope, the
 caller dependency (user, enterprise, pool, zone, language) set by the session check, the
-Idempotency-Key header and request digest, and ``Guarded``, the base class of every controller
-behind the sign-in. Controllers live in ``server.enterprise.routes`` and its sibling modules;
-the router (``routes.enterprise_router``) lists them all."""
+Idempotency-Key header and request digest (from server.keyed), and ``Guarded``, the base class
+of every controller behind the sign-in. Controllers live in ``server.enterprise.routes`` and
+its sibling modules; the router (``routes.enterprise_router``) lists them all."""
 
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any, NamedTuple
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-import msgspec
 from litestar import Controller, Request
 from litestar.connection import ASGIConnection
 from litestar.di import Provide
 from litestar.handlers.base import BaseRouteHandler
-from litestar.params import HeaderParameter
 
 from enterprises import users
 from enterprises.energy_errors import EnterpriseNotFound
-from kit import idempotency
 from kit.auth import Principal, Role
 from kit.errors import Unauthenticated
 from kit.i18n import Language
 from server.errors import language
 from server.guards import roles
+from server.keyed import IdempotencyKey as IdempotencyKey  # re-exported for the controllers
+from server.keyed import digest as digest
 
 PREFIX = "/api/enterprise/v1"
 SCOPE = "/enterprises/{enterprise_id:uuid}"
@@ -74,17 +73,6 @@ enterprise_session = roles(Role.ENTERPRISE_ADMIN, session=_check_scope)
 def provide_caller(request: Request[Any, Any, Any]) -> Caller:
     caller: Caller = request.scope["state"][_CALLER]
     return caller
-
-
-IdempotencyKey = Annotated[
-    str | None,
-    HeaderParameter(name="Idempotency-Key", min_length=1, max_length=128, required=False),
-]
-_encoder = msgspec.json.Encoder()
-
-
-def digest(request: Request[Any, Any, Any], body: Any) -> bytes:
-    return idempotency.request_hash("POST", request.url.path, _encoder.encode(body))
 
 
 def client_ip(request: Request[Any, Any, Any]) -> str:

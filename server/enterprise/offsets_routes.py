@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from litestar import Request, Response, get, post
 from litestar.di import NamedDependency
-from litestar.params import HeaderParameter, JSONBody, QueryParameter
+from litestar.params import JSONBody, QueryParameter
 
 from enterprises import offsets
 from enterprises.offsets_schemas import (
@@ -22,19 +22,13 @@ from enterprises.offsets_schemas import (
     Retirement,
     RetirementIn,
 )
-from kit import idempotency
 from kit.db import Tx
-from points.schemas import PointsPolicy
-from server.enterprise.base import SCOPE, Caller, Guarded, digest
+from server.enterprise.base import SCOPE, Caller, Guarded
 from server.enterprise.errors import SCOPED, errors
+from server.keyed import RequiredKey, ledger_policy, once
 from server.settings import Settings
 
-RequiredKey = Annotated[str, HeaderParameter(name="Idempotency-Key", min_length=1, max_length=128)]
 Year = Annotated[int, QueryParameter(ge=2000, le=2100)]
-
-
-def _policy(settings: Settings) -> PointsPolicy:
-    return PointsPolicy.from_settings(settings.points, timezone=settings.timezone)
 
 
 class OffsetsController(Guarded):
@@ -70,23 +64,23 @@ class OffsetsController(Guarded):
         async def run() -> Purchase:
             return await offsets.buy(
                 tx,
-                _policy(settings),
+                ledger_policy(settings),
                 request_key=f"{caller.idempotency_scope}:{idempotency_key}",
                 enterprise_id=caller.enterprise_id,
                 quantity_g=data.quantity_g,
                 price_yuan_per_t=data.price_yuan_per_t,
             )
 
-        status, found = await idempotency.replay_or_run(
+        return await once(
+            request,
             tx,
             caller.idempotency_scope,
             idempotency_key,
-            digest(request, data),
+            data,
             run,
             Purchase,
             status=201,
         )
-        return Response(content=found, status_code=status)
 
     @post(
         "/retirements",
@@ -121,7 +115,7 @@ class OffsetsController(Guarded):
         async def run() -> Retirement:
             return await offsets.retire(
                 tx,
-                _policy(settings),
+                ledger_policy(settings),
                 settings.enterprises,
                 request_key=f"{caller.idempotency_scope}:{idempotency_key}",
                 enterprise_id=caller.enterprise_id,
@@ -129,16 +123,16 @@ class OffsetsController(Guarded):
                 period=data.period,
             )
 
-        status, found = await idempotency.replay_or_run(
+        return await once(
+            request,
             tx,
             caller.idempotency_scope,
             idempotency_key,
-            digest(request, data),
+            data,
             run,
             Retirement,
             status=201,
         )
-        return Response(content=found, status_code=status)
 
     @get(
         "/holdings",

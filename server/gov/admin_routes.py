@@ -18,13 +18,12 @@ import msgspec
 from litestar import Controller, Request, Response, Router, delete, get, patch, post, put
 from litestar.di import NamedDependency
 from litestar.handlers import HTTPRouteHandler
-from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from msgspec import Meta, Struct
 
 from behaviours.errors import BodyTooLarge
 from behaviours.service import OperatorView, SigningKeyView
 from enterprises.schemas import EnterpriseIn, Imported, Registered
-from kit import idempotency
 from kit.db import Tx, transaction
 from kit.errors import InvalidInput
 from reporting import admin, audit, users
@@ -47,16 +46,12 @@ from rewards.settings import config_of
 from server.gov.errors import document
 from server.gov.guards import GOV_ADMIN, GovCaller, provide_gov_caller
 from server.gov.schemas import GovUserChange, GovUserCreated, GovUserIn, GovUserView, user_view
+from server.keyed import IdempotencyKey, once
 from server.settings import Settings
 from server.wire import ACCEPTS
 
 PREFIX = "/api/gov/v1/admin"
 
-IdempotencyKey = Annotated[
-    str | None,
-    HeaderParameter(name="Idempotency-Key", min_length=1, max_length=128, required=False),
-]
-_encoder = msgspec.json.Encoder()
 KeyId = Annotated[str, Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", examples=["k2026"])]
 MerchantKeyId = Annotated[str, Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 FeedId = Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9_.-]{1,62}$")]
@@ -65,25 +60,6 @@ Code = Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")]
 GEOJSON_TYPES = ("application/geo+json", "application/json")
 ZIP_TYPES = ("application/zip", "application/x-zip-compressed", "application/octet-stream")
 CSV_TYPES = ("text/csv",)
-
-
-def _digest(request: Request[Any, Any, Any], body: Any) -> bytes:
-    return idempotency.request_hash("POST", request.url.path, _encoder.encode(body))
-
-
-async def _idempotent(
-    request: Request[Any, Any, Any],
-    tx: Tx,
-    caller: GovCaller,
-    key: str | None,
-    body: Any,
-    run: Any,
-    answer_type: Any,
-) -> Response[Any]:
-    status, value = await idempotency.replay_or_run(
-        tx, caller.idempotency_scope, key, _digest(request, body), run, answer_type, status=201
-    )
-    return Response(content=value, status_code=status)
 
 
 async def _spool(request: Request[Any, Any, Any], limit: int) -> Any:
@@ -240,7 +216,9 @@ class OperatorsController(_Admin):
                 tx, data, region_code=settings.region_code, actor=gov_caller.actor
             )
 
-        return await _idempotent(request, tx, gov_caller, idempotency_key, data, run, OperatorView)
+        return await once(
+            request, tx, gov_caller.idempotency_scope, idempotency_key, data, run, OperatorView
+        )
 
     @get("/{operator_id:str}", summary="运营方及其密钥 · An operator and its keys")
     async def detail(
@@ -440,7 +418,9 @@ class MethodologiesController(_Admin):
         async def run() -> Draft:
             return await admin.create_draft(tx, data, actor=gov_caller.actor)
 
-        return await _idempotent(request, tx, gov_caller, idempotency_key, data, run, Draft)
+        return await once(
+            request, tx, gov_caller.idempotency_scope, idempotency_key, data, run, Draft
+        )
 
     @get("/methodology-drafts/{draft_id:uuid}", summary="一份草稿 · A draft")
     async def draft(self, pool: NamedDependency[Any], draft_id: FromPath[uuid.UUID]) -> Draft:
@@ -563,7 +543,9 @@ class ProgrammeController(_Admin):
         async def run() -> Project:
             return await admin.approve_project(tx, data, actor=gov_caller.actor)
 
-        return await _idempotent(request, tx, gov_caller, idempotency_key, data, run, Project)
+        return await once(
+            request, tx, gov_caller.idempotency_scope, idempotency_key, data, run, Project
+        )
 
     @post("/enterprises", status_code=201, summary="登记企业 · Register an enterprise")
     async def register_enterprise(
@@ -577,7 +559,9 @@ class ProgrammeController(_Admin):
         async def run() -> Registered:
             return await admin.register_enterprise(tx, data, actor=gov_caller.actor)
 
-        return await _idempotent(request, tx, gov_caller, idempotency_key, data, run, Registered)
+        return await once(
+            request, tx, gov_caller.idempotency_scope, idempotency_key, data, run, Registered
+        )
 
     @post(
         "/enterprises/import",

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import msgspec
 from litestar import Controller, Request, Response, Router, get, post
 from litestar.di import NamedDependency
-from litestar.params import HeaderParameter, JSONBody, QueryParameter
+from litestar.params import JSONBody, QueryParameter
 
 from enterprises.allowances_schemas import (
     Allocation,
@@ -24,39 +23,15 @@ from enterprises.allowances_schemas import (
     PeriodRef,
     TargetIn,
 )
-from kit import idempotency
 from kit.db import Tx
-from points.schemas import PointsPolicy
 from reporting import allowances_admin
 from server.gov.guards import GOV_ADMIN, GovCaller, provide_gov_caller
+from server.keyed import RequiredKey, ledger_policy, once
 from server.settings import Settings
 
 PREFIX = "/api/gov/v1/admin"
-RequiredKey = Annotated[str, HeaderParameter(name="Idempotency-Key", min_length=1, max_length=128)]
 Region = Annotated[str, QueryParameter(pattern=r"^[1-9][0-9]{5}$", min_length=6, max_length=6)]
 Year = Annotated[int, QueryParameter(ge=2000, le=2100)]
-_encoder = msgspec.json.Encoder()
-
-
-def _policy(settings: Settings) -> PointsPolicy:
-    return PointsPolicy.from_settings(settings.points, timezone=settings.timezone)
-
-
-async def _once(
-    request: Request[Any, Any, Any],
-    tx: Tx,
-    caller: GovCaller,
-    key: str,
-    body: Any,
-    run: Any,
-    answer_type: Any,
-    status: int,
-) -> Response[Any]:
-    digest = idempotency.request_hash("POST", request.url.path, _encoder.encode(body))
-    code, value = await idempotency.replay_or_run(
-        tx, caller.idempotency_scope, key, digest, run, answer_type, status=status
-    )
-    return Response(content=value, status_code=code)
 
 
 class AllowancesAdminController(Controller):
@@ -101,7 +76,16 @@ class AllowancesAdminController(Controller):
         async def run() -> Period:
             return await allowances_admin.set_target(tx, data, actor=gov_caller.actor)
 
-        return await _once(request, tx, gov_caller, idempotency_key, data, run, Period, 201)
+        return await once(
+            request,
+            tx,
+            gov_caller.idempotency_scope,
+            idempotency_key,
+            data,
+            run,
+            Period,
+            status=201,
+        )
 
     @post(
         "/allocations",
@@ -129,10 +113,19 @@ class AllowancesAdminController(Controller):
     ) -> Response[Allocation]:
         async def run() -> Allocation:
             return await allowances_admin.allocate(
-                tx, _policy(settings), settings.enterprises, data, actor=gov_caller.actor
+                tx, ledger_policy(settings), settings.enterprises, data, actor=gov_caller.actor
             )
 
-        return await _once(request, tx, gov_caller, idempotency_key, data, run, Allocation, 201)
+        return await once(
+            request,
+            tx,
+            gov_caller.idempotency_scope,
+            idempotency_key,
+            data,
+            run,
+            Allocation,
+            status=201,
+        )
 
     @get("/allocations", summary="某期间的分配记录与明细 · A period's allocation rounds and lines")
     async def list_allocations(
@@ -161,10 +154,19 @@ class AllowancesAdminController(Controller):
     ) -> Response[Closed]:
         async def run() -> Closed:
             return await allowances_admin.close(
-                tx, _policy(settings), settings.enterprises, data, actor=gov_caller.actor
+                tx, ledger_policy(settings), settings.enterprises, data, actor=gov_caller.actor
             )
 
-        return await _once(request, tx, gov_caller, idempotency_key, data, run, Closed, 200)
+        return await once(
+            request,
+            tx,
+            gov_caller.idempotency_scope,
+            idempotency_key,
+            data,
+            run,
+            Closed,
+            status=200,
+        )
 
     @get(
         "/transfers",

@@ -7,23 +7,20 @@ audit entry in the same transaction (docs/commuting.md)."""
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Any
 
-import msgspec
 from litestar import Controller, Request, Response, Router, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, HeaderParameter, JSONBody
+from litestar.params import FromPath, JSONBody
 
-from kit import idempotency
 from kit.db import Tx
-from points.schemas import PointsPolicy
 from reporting import commuting as commuting_reports
 from reporting.commuting import Funded, FundingIn
 from server.gov.guards import GOV_ADMIN, GovCaller, provide_gov_caller
+from server.keyed import RequiredKey, ledger_policy, once
 from server.settings import Settings
 
 PREFIX = "/api/gov/v1/admin"
-_encoder = msgspec.json.Encoder()
 
 
 class EnterprisePointsController(Controller):
@@ -57,11 +54,9 @@ class EnterprisePointsController(Controller):
         settings: NamedDependency[Settings],
         enterprise_id: FromPath[uuid.UUID],
         data: JSONBody[FundingIn],
-        idempotency_key: Annotated[
-            str, HeaderParameter(name="Idempotency-Key", min_length=1, max_length=128)
-        ],
+        idempotency_key: RequiredKey,
     ) -> Response[Funded]:
-        policy = PointsPolicy.from_settings(settings.points, timezone=settings.timezone)
+        policy = ledger_policy(settings)
 
         async def run() -> Funded:
             return await commuting_reports.fund_enterprise(
@@ -74,11 +69,16 @@ class EnterprisePointsController(Controller):
                 region_code=settings.region_code,
             )
 
-        digest = idempotency.request_hash("POST", request.url.path, _encoder.encode(data))
-        status, funded = await idempotency.replay_or_run(
-            tx, gov_caller.idempotency_scope, idempotency_key, digest, run, Funded, status=201
+        return await once(
+            request,
+            tx,
+            gov_caller.idempotency_scope,
+            idempotency_key,
+            data,
+            run,
+            Funded,
+            status=201,
         )
-        return Response(content=funded, status_code=status)
 
 
 gov_commuting_router = Router(path=PREFIX, route_handlers=[EnterprisePointsController])

@@ -4,25 +4,21 @@ the same transaction: reporting.offsets_admin) and list the blocks issued (docs/
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-import msgspec
 from litestar import Controller, Request, Response, Router, get, post
 from litestar.di import NamedDependency
-from litestar.params import HeaderParameter, JSONBody
+from litestar.params import JSONBody
 
 from enterprises.offsets_schemas import IssuanceIn
 from enterprises.pooling import Block
-from kit import idempotency
 from kit.db import Tx
-from points.schemas import PointsPolicy
 from reporting import offsets_admin
 from server.gov.guards import GOV_ADMIN, GovCaller, provide_gov_caller
+from server.keyed import RequiredKey, ledger_policy, once
 from server.settings import Settings
 
 PREFIX = "/api/gov/v1/admin"
-RequiredKey = Annotated[str, HeaderParameter(name="Idempotency-Key", min_length=1, max_length=128)]
-_encoder = msgspec.json.Encoder()
 
 
 class OffsetIssuancesController(Controller):
@@ -61,7 +57,7 @@ class OffsetIssuancesController(Controller):
         data: JSONBody[IssuanceIn],
         idempotency_key: RequiredKey,
     ) -> Response[Block]:
-        policy = PointsPolicy.from_settings(settings.points, timezone=settings.timezone)
+        policy = ledger_policy(settings)
 
         async def run() -> Block:
             return await offsets_admin.issue(
@@ -73,11 +69,16 @@ class OffsetIssuancesController(Controller):
                 actor=gov_caller.actor,
             )
 
-        digest = idempotency.request_hash("POST", request.url.path, _encoder.encode(data))
-        status, block = await idempotency.replay_or_run(
-            tx, gov_caller.idempotency_scope, idempotency_key, digest, run, Block, status=201
+        return await once(
+            request,
+            tx,
+            gov_caller.idempotency_scope,
+            idempotency_key,
+            data,
+            run,
+            Block,
+            status=201,
         )
-        return Response(content=block, status_code=status)
 
 
 gov_offsets_router = Router(path=PREFIX, route_handlers=[OffsetIssuancesController])
