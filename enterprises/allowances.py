@@ -14,7 +14,11 @@ open (``allowance_period_closed``), the seller's surplus after its emissions
 (``allowance_surplus_insufficient``), the same region (``allowance_region_mismatch``), no
 surrendered allowance (``allowance_surrendered``), not one's own offer
 (``allowance_own_offer``). An offer is bought at most once: the purchase locks the offer's row
-and moves it from open to sold by a conditional update.
+and moves it from open to sold by a conditional update. With the setting
+``allowance_approval = "government"`` (the default) the purchase does not settle: the offer
+waits in ``pending_approval`` with its buyer until a government administrator approves it
+(:func:`approve`: the checks again, then the same transfer) or rejects it (:func:`reject`: open
+again); requests and decisions are rows of ``allowance_approvals`` (migration 0071).
 
 Surrender settles an enterprise's year: the allowance its emissions need (less the offsets it
 retired for the year, ``enterprises.offsets.retired_grams``) moves to
@@ -47,6 +51,7 @@ from enterprises.allowances_errors import (
     AllocationExceedsTarget,
     EnterpriseOutsideRegion,
     NothingToAllocate,
+    NotPending,
     OfferNotFound,
     OfferNotOpen,
     OtherRegionThisYear,
@@ -63,6 +68,7 @@ from enterprises.allowances_schemas import (
     AllocationIn,
     AllocationLine,
     Allowance,
+    ApprovalState,
     Closed,
     Compliance,
     IndustryTotal,
@@ -232,6 +238,15 @@ def _offer(r: Any) -> Offer:
         transfer_id=None if r["transfer_id"] is None else str(r["transfer_id"]),
         created_at=r["created_at"],
         settled_at=r["settled_at"],
+        approval=None
+        if r["a_id"] is None
+        else ApprovalState(
+            status=r["a_status"],
+            buyer_id=r["a_buyer_id"],
+            requested_at=r["a_requested_at"],
+            decided_at=r["a_decided_at"],
+            reason=r["a_reason"],
+        ),
     )
 
 
@@ -685,33 +700,17 @@ async def withdraw_offer(
     await repo.period_by_id(conn, found["period_id"], lock="share")
     found = await repo.offer(conn, offer_id, lock=True)
     if found["status"] != "open" or not await repo.withdraw_offer(conn, offer_id, now):
-        raise OfferNotOpen("The offer was already bought or withdrawn.")
+        raise OfferNotOpen("The offer was already bought, withdrawn or is awaiting approval.")
     await repo.lock_positions(conn, found["period_id"], [seller_id])
     await repo.move_position(conn, found["period_id"], seller_id, offered=-found["quantity_g"])
     return _offer(await repo.offer(conn, offer_id))
 
 
-async def buy(
-    tx: Tx,
-    policy: PointsPolicy,
-    settings: EnterprisesSettings,
-    buyer_id: uuid.UUID,
-    offer_id: uuid.UUID,
-    *,
-    now: datetime,
-) -> Offer:
-    """Buy an open offer whole: the legality checks again under the locks, then one ledger
-    transfer from the seller to the buyer; exactly once per offer, however many buy at once."""
-    conn = tx.conn
-    found = await repo.offer(conn, offer_id)
-    if found is None:
-        raise OfferNotFound("No such offer.")
-    period = await repo.period_by_id(conn, found["period_id"], lock="share")
-    if period["status"] == "closed":
-        raise PeriodClosed("The period is closed: no more purchases.")
-    found = await repo.offer(conn, offer_id, lock=True)
-    if found["status"] != "open":
-        raise OfferNotOpen("The offer was already bought or withdrawn.")
+async def _legal(
+    conn: Any, settings: EnterprisesSettings, period: Any, found: Any, buyer_id: uuid.UUID
+) -> int:
+    """The purchase's legality checks of the locked offer ``found`` by ``buyer_id``, under the
+    period's share lock; the positions locked (enterprise-id order). The quantity."""
     seller_id = found["seller_id"]
     if seller_id == buyer_id:
         raise OwnOffer("An enterprise cannot buy its own offer.")
@@ -733,6 +732,20 @@ async def buy(
             "The seller's surplus after its own emissions no longer covers the offer.",
             extra={"surplus_g": max(0, surplus)},
         )
+    return q
+
+
+async def _settle(
+    tx: Tx,
+    policy: PointsPolicy,
+    period: Any,
+    found: Any,
+    buyer_id: uuid.UUID,
+    q: int,
+    now: datetime,
+) -> None:
+    """The ledger transfer seller -> buyer and the offer sold, in ``tx``, once."""
+    offer_id, seller_id = found["id"], found["seller_id"]
     [t] = await ledger.transfer(
         tx,
         [
@@ -752,16 +765,107 @@ async def buy(
         policy,
         now=now,
     )
-    if not await repo.settle_offer(conn, offer_id, buyer_id, int(t.id), now):
+    settled = await repo.settle_offer(
+        tx.conn, offer_id, buyer_id, int(t.id), now, from_status=found["status"]
+    )
+    if not settled:
         raise OfferNotOpen("The offer was already bought or withdrawn.")  # (under the lock)
-    await repo.move_position(conn, period["id"], seller_id, sold=q, offered=-q)
-    await repo.move_position(conn, period["id"], buyer_id, bought=q)
+    await repo.move_position(tx.conn, period["id"], seller_id, sold=q, offered=-q)
+    await repo.move_position(tx.conn, period["id"], buyer_id, bought=q)
+
+
+async def buy(
+    tx: Tx,
+    policy: PointsPolicy,
+    settings: EnterprisesSettings,
+    buyer_id: uuid.UUID,
+    offer_id: uuid.UUID,
+    *,
+    now: datetime,
+) -> Offer:
+    """Buy an open offer whole: the legality checks again under the locks, then, in
+    ``automatic`` mode, one ledger transfer from the seller to the buyer (exactly once per
+    offer, however many buy at once); in ``government`` mode the offer waits in
+    ``pending_approval`` with the buyer recorded, for :func:`approve` or :func:`reject`."""
+    conn = tx.conn
+    found = await repo.offer(conn, offer_id)
+    if found is None:
+        raise OfferNotFound("No such offer.")
+    period = await repo.period_by_id(conn, found["period_id"], lock="share")
+    if period["status"] == "closed":
+        raise PeriodClosed("The period is closed: no more purchases.")
+    found = await repo.offer(conn, offer_id, lock=True)
+    if found["status"] != "open":
+        raise OfferNotOpen("The offer was already bought, withdrawn or is awaiting approval.")
+    q = await _legal(conn, settings, period, found, buyer_id)
+    if settings.allowance_approval == "government":
+        if not await repo.request_approval(conn, offer_id, buyer_id, now):
+            raise OfferNotOpen("The offer was already bought or withdrawn.")  # (under the lock)
+    else:
+        await _settle(tx, policy, period, found, buyer_id, q, now)
     return _offer(await repo.offer(conn, offer_id))
+
+
+async def _pending(conn: Any, offer_id: uuid.UUID) -> tuple[Any, Any]:
+    """(period share-locked, offer locked) of a transfer awaiting approval."""
+    found = await repo.offer(conn, offer_id)
+    if found is None:
+        raise OfferNotFound("No such offer.")
+    period = await repo.period_by_id(conn, found["period_id"], lock="share")
+    found = await repo.offer(conn, offer_id, lock=True)
+    if found["status"] != "pending_approval":
+        raise NotPending("The offer is not awaiting approval (decided, or never requested).")
+    return period, found
+
+
+async def approve(
+    tx: Tx,
+    policy: PointsPolicy,
+    settings: EnterprisesSettings,
+    offer_id: uuid.UUID,
+    *,
+    actor: str,
+    now: datetime,
+) -> Offer:
+    """The government approves a pending transfer: the legality checks run again under the
+    locks (a refusal answers its code and changes nothing: the offer stays pending, for a
+    rejection or a later approval), then the ledger transfer settles it as a purchase does in
+    automatic mode. Two approvals at once settle it once: the second waits on the offer's row
+    lock, then finds it sold (``allowance_approval_not_pending``)."""
+    conn = tx.conn
+    period, found = await _pending(conn, offer_id)
+    if period["status"] == "closed":  # (closing withdraws pending offers: never reached)
+        raise PeriodClosed("The period is closed: no more purchases.")
+    buyer_id = found["buyer_id"]
+    q = await _legal(conn, settings, period, found, buyer_id)
+    await _settle(tx, policy, period, found, buyer_id, q, now)
+    if not await repo.decide_approval(conn, offer_id, "approved", actor, None, now):
+        raise NotPending("The offer is not awaiting approval.")  # (under the lock)
+    return _offer(await repo.offer(conn, offer_id))
+
+
+async def reject(tx: Tx, offer_id: uuid.UUID, reason: str, *, actor: str, now: datetime) -> Offer:
+    """The government rejects a pending transfer with a reason: the offer is open again (its
+    grams still reserved by it), the buyer reads the reason in its transfers listing."""
+    conn = tx.conn
+    await _pending(conn, offer_id)
+    if not await repo.decide_approval(conn, offer_id, "rejected", actor, reason, now):
+        raise NotPending("The offer is not awaiting approval.")
+    await repo.reopen_offer(conn, offer_id)
+    return _offer(await repo.offer(conn, offer_id))
+
+
+async def pending(
+    conn: Any, *, region_code: str | None = None, year: int | None = None
+) -> list[Offer]:
+    """Transfers awaiting the government's decision, oldest request first."""
+    return [_offer(r) for r in await repo.pending_offers(conn, region_code, year)]
 
 
 class _After(msgspec.Struct, frozen=True):
     t: datetime
     i: str
+    a: int = 0  # the approval request's id (an enterprise's transfers listing)
 
 
 def _position(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
@@ -821,8 +925,28 @@ async def transfers(
     cursor: str | None = None,
     limit: int = 50,
 ) -> OfferPage:
-    """Every settled transfer, newest first: one enterprise's (both sides) or all of them."""
+    """Transfers, newest first. One enterprise's (both sides): every approval request of its
+    offers or its own (pending, approved, rejected, each with its ``approval``) and every sale
+    settled without one; or every settled transfer (government)."""
     _limit(limit)
+    if enterprise_id is not None and region_code is None:
+        after = _position(cursor)
+        a = 0 if cursor is None else cursors.decode(cursor, _After).a
+        got = await repo.enterprise_transfers(
+            conn,
+            enterprise_id,
+            year,
+            None if after is None else (after[0], after[1], a),
+            limit + 1,
+        )
+        items = [_offer(r) for r in got[:limit]]
+        last = got[limit - 1] if len(got) > limit else None
+        return OfferPage(
+            items,
+            None
+            if last is None
+            else cursors.encode(_After(last["at"], str(last["id"]), last["a_id"] or 0)),
+        )
     rows = await repo.trades(
         conn,
         enterprise_id=enterprise_id,

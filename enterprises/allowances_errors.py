@@ -9,6 +9,7 @@ from kit.errors import Conflict, NotFound, Unprocessable
 __all__ = [
     "AllocationExceedsTarget",
     "EnterpriseOutsideRegion",
+    "NotPending",
     "NothingToAllocate",
     "OfferNotFound",
     "OfferNotOpen",
@@ -86,3 +87,8 @@ class OwnOffer(Unprocessable):
 class RegionMismatch(Unprocessable):
     code = "allowance_region_mismatch"
     title = "The buyer is not in the offer's region"
+
+
+class NotPending(Conflict):
+    code = "allowance_approval_not_pending"
+    title = "The transfer is not awaiting approval"

@@ -20,8 +20,18 @@ _POSITION = (
 )
 _OFFER = (
     "o.id, o.period_id, p.region_code, p.year, o.seller_id, o.quantity_g, o.price_fen_per_t, "
-    "o.status, o.buyer_id, o.transfer_id, o.created_at, o.settled_at"
+    "o.status, o.buyer_id, o.transfer_id, o.created_at, o.settled_at, "
+    "a.id AS a_id, a.status AS a_status, a.buyer_id AS a_buyer_id, "
+    "a.requested_at AS a_requested_at, a.decided_at AS a_decided_at, a.reason AS a_reason"
 )
+# An offer, its period and its latest approval request (migration 0071; none: no request).
+_FROM = """
+    allowance_offers o JOIN allowance_periods p ON p.id = o.period_id
+    LEFT JOIN LATERAL (
+        SELECT id, status, buyer_id, requested_at, decided_at, reason FROM allowance_approvals
+        WHERE offer_id = o.id ORDER BY id DESC LIMIT 1
+    ) a ON true
+"""
 # The region's enterprises: their district code starts with the region's code less its
 # trailing "00" pairs (440300 -> 4403: every district of the city).
 REGION_PREFIX = "regexp_replace({}, '(00)+$', '')"
@@ -347,7 +357,7 @@ async def insert_offer(
 async def offer(conn: Any, offer_id: uuid.UUID, *, lock: bool = False) -> Any:
     return await conn.fetchrow(
         f"""
-        SELECT {_OFFER} FROM allowance_offers o JOIN allowance_periods p ON p.id = o.period_id
+        SELECT {_OFFER} FROM {_FROM}
         WHERE o.id = $1{" FOR UPDATE OF o" if lock else ""}
         """,
         offer_id,
@@ -355,21 +365,141 @@ async def offer(conn: Any, offer_id: uuid.UUID, *, lock: bool = False) -> Any:
 
 
 async def settle_offer(
-    conn: Any, offer_id: uuid.UUID, buyer_id: uuid.UUID, transfer_id: int, now: datetime
+    conn: Any,
+    offer_id: uuid.UUID,
+    buyer_id: uuid.UUID,
+    transfer_id: int,
+    now: datetime,
+    *,
+    from_status: str = "open",
 ) -> bool:
-    """Open -> sold, once: the conditional update answers False when the offer is not open."""
+    """``from_status`` (open, or pending_approval with that buyer) -> sold, once: the
+    conditional update answers False when the offer is not in that state."""
     done = await conn.fetchval(
         """
         UPDATE allowance_offers SET status = 'sold', buyer_id = $2, transfer_id = $3,
             settled_at = $4
-        WHERE id = $1 AND status = 'open' RETURNING true
+        WHERE id = $1 AND status = $5 AND (status = 'open' OR buyer_id = $2) RETURNING true
         """,
         offer_id,
         buyer_id,
         transfer_id,
         now,
+        from_status,
     )
     return bool(done)
+
+
+# --- approvals (migration 0071) -----------------------------------------------------------------
+
+
+async def request_approval(
+    conn: Any, offer_id: uuid.UUID, buyer_id: uuid.UUID, now: datetime
+) -> bool:
+    """Open -> pending_approval with the buyer recorded, and the request's row, once: False when
+    the offer is not open."""
+    done = await conn.fetchval(
+        """
+        WITH o AS (
+            UPDATE allowance_offers SET status = 'pending_approval', buyer_id = $2
+            WHERE id = $1 AND status = 'open' RETURNING id
+        )
+        INSERT INTO allowance_approvals (offer_id, buyer_id, requested_at)
+        SELECT id, $2, $3 FROM o RETURNING true
+        """,
+        offer_id,
+        buyer_id,
+        now,
+    )
+    return bool(done)
+
+
+async def decide_approval(
+    conn: Any, offer_id: uuid.UUID, status: str, actor: str, reason: str | None, now: datetime
+) -> bool:
+    """The offer's pending request approved or rejected (False: none pending)."""
+    done = await conn.fetchval(
+        """
+        UPDATE allowance_approvals SET status = $2, decided_by = $3, reason = $4, decided_at = $5
+        WHERE offer_id = $1 AND status = 'pending' RETURNING true
+        """,
+        offer_id,
+        status,
+        actor,
+        reason,
+        now,
+    )
+    return bool(done)
+
+
+async def reopen_offer(conn: Any, offer_id: uuid.UUID) -> bool:
+    """pending_approval -> open, the buyer cleared (a rejection)."""
+    done = await conn.fetchval(
+        """
+        UPDATE allowance_offers SET status = 'open', buyer_id = NULL
+        WHERE id = $1 AND status = 'pending_approval' RETURNING true
+        """,
+        offer_id,
+    )
+    return bool(done)
+
+
+async def pending_offers(conn: Any, region_code: str | None, year: int | None) -> list[Any]:
+    """Offers waiting for the government's decision, oldest request first."""
+    return list(
+        await conn.fetch(
+            f"""
+            SELECT {_OFFER} FROM {_FROM}
+            WHERE o.status = 'pending_approval'
+              AND ($1::text IS NULL OR p.region_code = $1)
+              AND ($2::int IS NULL OR p.year = $2)
+            ORDER BY a.requested_at, o.id LIMIT 1000
+            """,
+            region_code,
+            year,
+        )
+    )
+
+
+async def enterprise_transfers(
+    conn: Any,
+    enterprise_id: uuid.UUID,
+    year: int | None,
+    before: tuple[datetime, uuid.UUID, int] | None,
+    limit: int,
+) -> list[Any]:
+    """One enterprise's transfers, either side, newest first: each approval request (pending,
+    approved or rejected; a buyer sees its own, a seller every one of its offers) and each sale
+    settled without one (automatic mode). ``at``: the decision's time, else the request's, else
+    the settlement's."""
+    return list(
+        await conn.fetch(
+            """
+            SELECT * FROM (
+                SELECT o.id, o.period_id, p.region_code, p.year, o.seller_id, o.quantity_g,
+                    o.price_fen_per_t, o.status, o.buyer_id, o.transfer_id, o.created_at,
+                    o.settled_at, a.id AS a_id, a.status AS a_status, a.buyer_id AS a_buyer_id,
+                    a.requested_at AS a_requested_at, a.decided_at AS a_decided_at,
+                    a.reason AS a_reason,
+                    coalesce(a.decided_at, a.requested_at, o.settled_at) AS at
+                FROM allowance_offers o JOIN allowance_periods p ON p.id = o.period_id
+                LEFT JOIN allowance_approvals a ON a.offer_id = o.id
+                WHERE (o.seller_id = $1 OR coalesce(a.buyer_id, o.buyer_id) = $1)
+                  AND (a.id IS NOT NULL OR o.status = 'sold')
+                  AND ($2::int IS NULL OR p.year = $2)
+            ) t
+            WHERE ($3::timestamptz IS NULL
+                   OR (t.at, t.id, coalesce(t.a_id, 0)) < ($3, $4::uuid, $5::bigint))
+            ORDER BY t.at DESC, t.id DESC, coalesce(t.a_id, 0) DESC LIMIT $6
+            """,
+            enterprise_id,
+            year,
+            before[0] if before else None,
+            before[1] if before else None,
+            before[2] if before else 0,
+            limit,
+        )
+    )
 
 
 async def withdraw_offer(conn: Any, offer_id: uuid.UUID, now: datetime) -> bool:
@@ -385,12 +515,21 @@ async def withdraw_offer(conn: Any, offer_id: uuid.UUID, now: datetime) -> bool:
 
 
 async def withdraw_open_offers(conn: Any, period_id: int, now: datetime) -> list[Any]:
-    """Withdraw every open offer of the period (its close): (seller, quantity) of each."""
+    """Withdraw every open or pending offer of the period (its close; a pending request is
+    rejected, reason ``period_closed``): (seller, quantity) of each."""
     return list(
         await conn.fetch(
             """
-            UPDATE allowance_offers SET status = 'withdrawn', settled_at = $2
-            WHERE period_id = $1 AND status = 'open' RETURNING seller_id, quantity_g
+            WITH w AS (
+                UPDATE allowance_offers SET status = 'withdrawn', settled_at = $2, buyer_id = NULL
+                WHERE period_id = $1 AND status IN ('open', 'pending_approval')
+                RETURNING id, seller_id, quantity_g
+            ), r AS (
+                UPDATE allowance_approvals SET status = 'rejected', decided_by = 'system',
+                    decided_at = $2, reason = 'period_closed'
+                WHERE status = 'pending' AND offer_id IN (SELECT id FROM w)
+            )
+            SELECT seller_id, quantity_g FROM w
             """,
             period_id,
             now,
@@ -409,7 +548,7 @@ async def open_offers(
     return list(
         await conn.fetch(
             f"""
-            SELECT {_OFFER} FROM allowance_offers o JOIN allowance_periods p ON p.id = o.period_id
+            SELECT {_OFFER} FROM {_FROM}
             WHERE o.status = 'open' AND p.status = 'open'
               AND $1::text LIKE {REGION_PREFIX.format("p.region_code")} || '%'
               AND ($2::int IS NULL OR p.year = $2)
@@ -429,7 +568,7 @@ async def offers_of_seller(conn: Any, seller_id: uuid.UUID, year: int | None) ->
     return list(
         await conn.fetch(
             f"""
-            SELECT {_OFFER} FROM allowance_offers o JOIN allowance_periods p ON p.id = o.period_id
+            SELECT {_OFFER} FROM {_FROM}
             WHERE o.seller_id = $1 AND ($2::int IS NULL OR p.year = $2)
             ORDER BY o.created_at DESC, o.id LIMIT 1000
             """,
@@ -453,7 +592,7 @@ async def trades(
     return list(
         await conn.fetch(
             f"""
-            SELECT {_OFFER} FROM allowance_offers o JOIN allowance_periods p ON p.id = o.period_id
+            SELECT {_OFFER} FROM {_FROM}
             WHERE o.status = 'sold'
               AND ($1::uuid IS NULL OR o.seller_id = $1 OR o.buyer_id = $1)
               AND ($2::text IS NULL OR p.region_code = $2)
@@ -474,12 +613,18 @@ async def trades(
 async def withdraw_seller_offers(
     conn: Any, period_id: int, seller_id: uuid.UUID, now: datetime
 ) -> int:
-    """Withdraw the seller's open offers of the period (its surrender): the grams freed."""
+    """Withdraw the seller's open and pending offers of the period (its surrender; a pending
+    request is rejected, reason ``seller_surrendered``): the grams freed."""
     freed = await conn.fetchval(
         """
         WITH w AS (
-            UPDATE allowance_offers SET status = 'withdrawn', settled_at = $3
-            WHERE period_id = $1 AND seller_id = $2 AND status = 'open' RETURNING quantity_g
+            UPDATE allowance_offers SET status = 'withdrawn', settled_at = $3, buyer_id = NULL
+            WHERE period_id = $1 AND seller_id = $2 AND status IN ('open', 'pending_approval')
+            RETURNING id, quantity_g
+        ), r AS (
+            UPDATE allowance_approvals SET status = 'rejected', decided_by = 'system',
+                decided_at = $3, reason = 'seller_surrendered'
+            WHERE status = 'pending' AND offer_id IN (SELECT id FROM w)
         )
         SELECT coalesce(sum(quantity_g), 0)::bigint FROM w
         """,

@@ -132,6 +132,24 @@ class Allowance(Struct, frozen=True, kw_only=True):
     surrendered_at: datetime | None
 
 
+class RejectIn(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Why the government rejects a pending transfer (the buyer and the seller read it)."""
+
+    reason: Annotated[str, Meta(min_length=1, max_length=500, examples=["卖方排放数据待核实"])]
+
+
+class ApprovalState(Struct, frozen=True, kw_only=True):
+    """A purchase's request for the government's approval (government mode; docs/allowances.md):
+    pending, approved (then the offer is sold) or rejected with a reason (the offer reopened;
+    ``period_closed`` / ``seller_surrendered`` when the system withdrew the offer)."""
+
+    status: Literal["pending", "approved", "rejected"]
+    buyer_id: uuid.UUID
+    requested_at: datetime
+    decided_at: datetime | None
+    reason: str | None
+
+
 class Offer(Struct, frozen=True, kw_only=True):
     id: uuid.UUID
     region_code: str
@@ -140,11 +158,14 @@ class Offer(Struct, frozen=True, kw_only=True):
     quantity_g: int
     price_fen_per_t: int
     amount_fen: int  # quantity x price, rounded to the fen (for the statement)
-    status: Literal["open", "sold", "withdrawn"]
-    buyer_id: uuid.UUID | None
+    status: Literal["open", "pending_approval", "sold", "withdrawn"]
+    buyer_id: uuid.UUID | None  # the buyer of a sold offer, or the one awaiting approval
     transfer_id: str | None
     created_at: datetime
     settled_at: datetime | None
+    # The approval request this answer is about (the latest, or in a transfers listing the
+    # listed one); None: no request (automatic mode, or never bought).
+    approval: ApprovalState | None = None
 
 
 class OfferPage(Struct, frozen=True):

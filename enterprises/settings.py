@@ -178,6 +178,15 @@ class EnterprisesSettings(Struct, frozen=True, kw_only=True):
             "empty: the packaged one. Checked at start: a broken catalogue stops it."
         ),
     ] = ""
+    allowance_approval: Annotated[
+        Literal["automatic", "government"],
+        doc(
+            "How an emission-right purchase settles: `government` (after the legality checks "
+            "the offer waits in `pending_approval` until a government administrator approves "
+            "it, the checks run again, or rejects it) or `automatic` (settled at once after "
+            "the checks). See docs/allowances.md."
+        ),
+    ] = "government"
     bill_min_peers: Annotated[
         int,
         Meta(ge=1, le=10_000),

@@ -1,11 +1,12 @@
 """The government's acts on targets and emission rights (docs/allowances.md): set a region's
-control target for a year, allocate it, close the period. Each is one call of
-``enterprises.allowances`` plus one audit entry (reporting/audit.py) in the same transaction,
-with the state before and after; the reads (periods, allocations, every settled transfer) need
-no entry."""
+control target for a year, allocate it, close the period, approve or reject a transfer awaiting
+approval. Each is one call of ``enterprises.allowances`` plus one audit entry
+(reporting/audit.py) in the same transaction, with the state before and after; the reads
+(periods, allocations, pending and settled transfers) need no entry."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -14,9 +15,11 @@ from enterprises.allowances_schemas import (
     Allocation,
     AllocationIn,
     Closed,
+    Offer,
     OfferPage,
     Period,
     PeriodRef,
+    RejectIn,
     TargetIn,
 )
 from enterprises.settings import EnterprisesSettings
@@ -92,6 +95,55 @@ async def close(
         after=done,
     )
     return done
+
+
+async def approve(
+    tx: Tx,
+    policy: PointsPolicy,
+    settings: EnterprisesSettings,
+    offer_id: uuid.UUID,
+    *,
+    actor: str,
+    now: datetime | None = None,
+) -> Offer:
+    """Approve a pending emission-right transfer (legality checked again, then settled)."""
+    done = await allowances.approve(
+        tx, policy, settings, offer_id, actor=actor, now=now or utcnow()
+    )
+    await audit.record(
+        tx,
+        actor=actor,
+        action="allowance.approve",
+        target=f"allowance-offer:{offer_id}",
+        before={"status": "pending_approval", "buyer_id": str(done.buyer_id)},
+        after=done,
+    )
+    return done
+
+
+async def reject(
+    tx: Tx, offer_id: uuid.UUID, data: RejectIn, *, actor: str, now: datetime | None = None
+) -> Offer:
+    """Reject a pending emission-right transfer with a reason: the offer is open again."""
+    done = await allowances.reject(tx, offer_id, data.reason, actor=actor, now=now or utcnow())
+    await audit.record(
+        tx,
+        actor=actor,
+        action="allowance.reject",
+        target=f"allowance-offer:{offer_id}",
+        before={
+            "status": "pending_approval",
+            "buyer_id": None if done.approval is None else str(done.approval.buyer_id),
+        },
+        after=done,
+    )
+    return done
+
+
+async def pending(
+    conn: Any, *, region_code: str | None = None, year: int | None = None
+) -> list[Offer]:
+    return await allowances.pending(conn, region_code=region_code, year=year)
 
 
 async def periods(conn: Any, year: int | None = None) -> list[Period]:

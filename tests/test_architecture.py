@@ -115,6 +115,7 @@ OWNERS: dict[str, set[str]] = {
         "allowance_allocation_lines",
         "allowance_positions",
         "allowance_offers",
+        "allowance_approvals",
         "commuting_programmes",
         "commuting_employee_codes",
         "commuting_members",

@@ -129,12 +129,20 @@ class AllowancesController(Guarded):
         "/offers/{offer_id:uuid}/purchase",
         status_code=201,
         summary=(
-            "购买一份报价（整份；合法性检查后以账本转账结算） · "
-            "Buy an offer whole (legality checked, settled by a ledger transfer)"
+            "购买一份报价（整份；合法性检查后以账本转账结算，或待政府审批） · "
+            "Buy an offer whole (legality checked, then settled by a ledger transfer, or "
+            "pending the government's approval)"
         ),
         description=(
-            "必须带 `Idempotency-Key`；同一报价只能成交一次。\n\n"
-            "Send `Idempotency-Key`; an offer is bought once only, however many buy at once."
+            "必须带 `Idempotency-Key`；同一报价只能成交一次。政府审批模式下（默认），"
+            "报价进入 `pending_approval`，由政府管理员批准（再次检查后结算）"
+            "或驳回（报价重新开放）。\n\n"
+            "Send `Idempotency-Key`; an offer is bought once only, however many buy at once. "
+            "In the government approval mode (the default, "
+            "`TANPUHUI_ENTERPRISES_ALLOWANCE_APPROVAL`) the answer is the offer in "
+            "`pending_approval` with the buyer recorded: no allowance moves until a government "
+            "administrator approves it (the checks run again, then the ledger transfer) or "
+            "rejects it (the offer is open again; the reason in `approval`)."
         ),
         responses=errors(
             *SCOPED,
@@ -201,8 +209,9 @@ class AllowancesController(Guarded):
     @get(
         "/transfers",
         summary=(
-            "本企业的全部已成交转让（买卖双方，新的在前） · "
-            "Every settled transfer of the enterprise, either side, newest first"
+            "本企业的转让记录：已成交、待审批与被驳回的（买卖双方，新的在前） · "
+            "The enterprise's transfers, either side, newest first: settled, pending approval "
+            "and rejected (with the reason, in `approval`)"
         ),
         responses=errors(*SCOPED, "cursor_invalid"),
     )

@@ -71,7 +71,11 @@ MEANINGS: dict[str, str] = {
         "The seller or the buyer surrendered its allowance of that year: it trades no more."
     ),
     "allowance_offer_not_found": "No such offer.",
-    "allowance_offer_not_open": "The offer was already bought or withdrawn (bought once only).",
+    "allowance_offer_not_open": (
+        "The offer was already bought or withdrawn (bought once only), or a purchase of it "
+        "awaits the government's approval."
+    ),
+    "allowance_approval_not_pending": "The transfer is not awaiting the government's approval.",
     "allowance_own_offer": "An enterprise cannot buy its own offer.",
     "allowance_region_mismatch": "The buyer is not registered in the offer's region.",
     "allowance_other_region": "The buyer holds another region's allowance of that year.",

@@ -18,6 +18,7 @@ from litestar.openapi.datastructures import ResponseSpec
 
 # Imported so that their classes are loaded: the catalogue derives from them.
 import behaviours.errors  # noqa: F401
+import enterprises.allowances_errors
 import enterprises.errors  # noqa: F401
 import reporting.admin
 import reporting.errors
@@ -70,6 +71,27 @@ MEANINGS: dict[str, str] = {
     "merchant_not_found": "No such merchant.",
     "merchant_key_exists": "The merchant already has a key with that id.",
     "credit_code_taken": "An enterprise with that unified social credit code is registered.",
+    # Targets and emission rights (server/gov/allowances_routes.py, docs/allowances.md).
+    "allowance_period_not_found": "No control target is set for that region and year.",
+    "allowance_period_closed": "The period is closed: its target, allocation and trades are final.",
+    "allowance_target_below_allocated": "The target would be below what is allocated already.",
+    "allowance_exceeds_target": "The round's sum exceeds what is left of the target.",
+    "allowance_nothing_to_allocate": "No enterprise of the region has the data the method needs.",
+    "allowance_enterprise_outside_region": "A line's enterprise is not registered in the region.",
+    "allowance_other_region": "An enterprise holds another region's allowance of that year.",
+    "allowance_offer_not_found": "No such offer.",
+    "allowance_approval_not_pending": (
+        "The transfer is not awaiting approval: approved or rejected already (two decisions at "
+        "once: one wins), withdrawn, or never requested."
+    ),
+    "allowance_surplus_insufficient": (
+        "Checked again at approval: the seller's surplus after its emissions no longer covers "
+        "the offer (`surplus_g`); the transfer stays pending."
+    ),
+    "allowance_surrendered": "The seller or the buyer surrendered its allowance of that year.",
+    "allowance_region_mismatch": "The buyer is not registered in the offer's region.",
+    "allowance_own_offer": "The buyer is the offer's seller.",
+    "cursor_invalid": "The cursor is not one this list gave.",
     "idempotency_key_reused": "The same `Idempotency-Key` came with another request.",
     "payload_too_large": "The body is too large.",
     "unsupported_media_type": "Send the body as `application/json`.",

@@ -1,8 +1,10 @@
 """Targets and emission rights (enterprises.allowances, reporting.allowances_admin): allocation
 by each method on worked numbers, the sum never above the target (also in the database), the
 legality refusals each with its code at the offer and at the purchase, an offer bought twice
-concurrently settled once, surrender final on the ledger, compliance; the ledger audit (run
-after every test by the fixtures) passes.
+concurrently settled once, surrender final on the ledger, compliance; the government's approval
+(a purchase pending until approved, the checks again at approval, a rejection reopening the
+offer, two concurrent approvals settling once); the ledger audit (run after every test by the
+fixtures) passes.
 
 Emissions are recorded through the accounting (grid electricity under the programme's default
 basis: each month's own year or the latest published before it, so 2024-2026 use the national
@@ -25,6 +27,7 @@ from enterprises.allowances_errors import (
     AllocationExceedsTarget,
     EnterpriseOutsideRegion,
     NothingToAllocate,
+    NotPending,
     OfferNotFound,
     OfferNotOpen,
     OtherRegionThisYear,
@@ -42,6 +45,7 @@ from enterprises.allowances_schemas import (
     ManualLine,
     OfferIn,
     PeriodRef,
+    RejectIn,
     TargetIn,
 )
 from enterprises.settings import EnterprisesSettings
@@ -56,7 +60,10 @@ from tests.enterprises.accounting_factories import recorded, year_rows
 from tests.enterprises.factories import DISTRICT, OTHER_DISTRICT, districts, enterprise, registered
 
 POLICY = PointsPolicy()
-SETTINGS = EnterprisesSettings()
+# Today's settlement at purchase (the tests of the market); GOVERNMENT: the approval mode (the
+# default setting), tested below.
+SETTINGS = EnterprisesSettings(allowance_approval="automatic")
+GOVERNMENT = EnterprisesSettings(allowance_approval="government")
 ACTOR = "cli:test"
 CITY = "440300"  # Shenzhen: both test districts (440303 Luohu, 440304 Futian)
 YEAR = 2026
@@ -579,3 +586,200 @@ async def test_positions_and_the_ledger_agree_after_a_random_market(pool: Any):
         v.surrendered_g for v in views
     )
     assert allocated == period.allocated_g <= period.target_g
+
+
+# --- government approval (TANPUHUI_ENTERPRISES_ALLOWANCE_APPROVAL=government) -----------------
+
+
+async def _request(pool: Any, buyer: uuid.UUID, offer_id: uuid.UUID) -> Any:
+    async with transaction(pool) as tx:
+        return await allowances.buy(tx, POLICY, GOVERNMENT, buyer, offer_id, now=NOW)
+
+
+async def _approve(pool: Any, offer_id: uuid.UUID, actor: str = ACTOR) -> Any:
+    async with transaction(pool) as tx:
+        return await allowances_admin.approve(
+            tx, POLICY, GOVERNMENT, offer_id, actor=actor, now=NOW + timedelta(hours=1)
+        )
+
+
+async def _reject(pool: Any, offer_id: uuid.UUID, reason: str) -> Any:
+    async with transaction(pool) as tx:
+        return await allowances_admin.reject(
+            tx, offer_id, RejectIn(reason=reason), actor=ACTOR, now=NOW + timedelta(hours=1)
+        )
+
+
+async def test_default_mode_is_government_approval():
+    assert EnterprisesSettings().allowance_approval == "government"
+
+
+async def test_a_purchase_waits_for_approval_then_settles_once(pool: Any):
+    seller, buyer, _ = await _market(pool)
+    [second] = await _firms_more(pool)
+    offer = await _offer(pool, seller, 2_000_000)
+    with pytest.raises(OwnOffer):  # the same legality checks at the request
+        await _request(pool, seller, offer.id)
+    asked = await _request(pool, buyer, offer.id)
+    assert (asked.status, asked.buyer_id, asked.transfer_id) == ("pending_approval", buyer, None)
+    assert asked.approval is not None and asked.approval.status == "pending"
+    # Nothing moved; the offer still reserves its grams, is out of the open list, cannot be
+    # withdrawn nor bought by another.
+    assert await _held(pool, buyer) == 1_000_000
+    assert await _held(pool, seller) == 10_000_000
+    async with pool.acquire() as conn:
+        mine = await allowances.allowance(conn, SETTINGS, seller, YEAR)
+        listed = await allowances.open_offers(conn, second)
+        queue = await allowances_admin.pending(conn, year=YEAR)
+        theirs = await allowances.transfers(conn, enterprise_id=buyer)
+        sellers = await allowances.transfers(conn, enterprise_id=seller)
+        settled = await allowances.transfers(conn, region_code=CITY, year=YEAR)
+    assert (mine.offered_g, mine.bought_g, mine.sold_g) == (2_000_000, 0, 0)
+    assert listed.items == []
+    assert [o.id for o in queue] == [offer.id]
+    assert [(o.id, o.status) for o in theirs.items] == [(offer.id, "pending_approval")]
+    assert [(o.id, o.status) for o in sellers.items] == [(offer.id, "pending_approval")]
+    assert settled.items == []  # the government's list of settled transfers: none yet
+    with pytest.raises(OfferNotOpen):
+        await _request(pool, second, offer.id)
+    with pytest.raises(OfferNotOpen):
+        async with transaction(pool) as tx:
+            await allowances.withdraw_offer(tx, seller, offer.id, now=NOW)
+    # Approved: the ledger transfer as in automatic mode, audited.
+    done = await _approve(pool, offer.id)
+    assert (done.status, done.buyer_id) == ("sold", buyer)
+    assert done.approval is not None and done.approval.status == "approved"
+    assert await _held(pool, buyer) == 3_000_000
+    assert await _held(pool, seller) == 8_000_000
+    with pytest.raises(NotPending):
+        await _approve(pool, offer.id)
+    with pytest.raises(NotPending):
+        await _reject(pool, offer.id, "too late")
+    with pytest.raises(OfferNotFound):
+        await _approve(pool, uuid.uuid4())
+    async with pool.acquire() as conn:
+        t = await points.get_transfer(conn, done.transfer_id or "")
+        log = await gov_audit.entries(conn, action="allowance.approve")
+        queue = await allowances_admin.pending(conn)
+        after = await allowances.allowance(conn, SETTINGS, seller, YEAR)
+    assert (t.amount, t.idempotency_key) == (2_000_000, f"allowance:trade:{offer.id}")
+    assert [e.target for e in log] == [f"allowance-offer:{offer.id}"]
+    assert queue == []
+    assert (after.offered_g, after.sold_g, after.ledger_held_g) == (0, 2_000_000, 8_000_000)
+
+
+async def test_a_rejection_reopens_the_offer_and_tells_the_buyer(pool: Any, owner_pool: Any):
+    seller, buyer, _ = await _market(pool)
+    [second] = await _firms_more(pool)
+    offer = await _offer(pool, seller, 1_000_000)
+    await _request(pool, buyer, offer.id)
+    # The database holds the states whatever writes them: one pending request per offer, and a
+    # pending offer has its buyer.
+    async with owner_pool.acquire() as conn:
+        with pytest.raises(asyncpg.UniqueViolationError, match="allowance_approvals_one_pending"):
+            await conn.execute(
+                "INSERT INTO allowance_approvals (offer_id, buyer_id, requested_at) "
+                "VALUES ($1, $2, now())",
+                offer.id,
+                second,
+            )
+        with pytest.raises(asyncpg.CheckViolationError, match="allowance_offers_buyer"):
+            await conn.execute(
+                "UPDATE allowance_offers SET buyer_id = NULL WHERE id = $1", offer.id
+            )
+    back = await _reject(pool, offer.id, "卖方排放数据待核实")
+    assert (back.status, back.buyer_id) == ("open", None)
+    assert back.approval is not None
+    assert (back.approval.status, back.approval.buyer_id, back.approval.reason) == (
+        "rejected",
+        buyer,
+        "卖方排放数据待核实",
+    )
+    async with pool.acquire() as conn:
+        told = await allowances.transfers(conn, enterprise_id=buyer)
+        log = await gov_audit.entries(conn, action="allowance.reject")
+    [row] = told.items
+    assert row.id == offer.id and row.approval is not None
+    assert (row.approval.status, row.approval.reason) == ("rejected", "卖方排放数据待核实")
+    assert len(log) == 1
+    # Open again: another buyer asks, and is approved; the first still sees its rejection.
+    await _request(pool, second, offer.id)
+    await _approve(pool, offer.id)
+    assert await _held(pool, second) == 1_000_000
+    assert await _held(pool, buyer) == 1_000_000
+    async with pool.acquire() as conn:
+        first = await allowances.transfers(conn, enterprise_id=buyer)
+        page1 = await allowances.transfers(conn, enterprise_id=seller, limit=1)
+        page2 = await allowances.transfers(
+            conn, enterprise_id=seller, limit=1, cursor=page1.next_cursor
+        )
+    assert [(r.approval.status if r.approval else None) for r in first.items] == ["rejected"]
+    # The seller sees both requests of its offer, newest first, one page each.
+    got = [r.approval.status if r.approval else None for r in page1.items + page2.items]
+    assert got == ["approved", "rejected"]
+    assert page2.next_cursor is None
+
+
+async def test_legality_is_checked_again_at_approval_and_the_transfer_stays_pending(pool: Any):
+    seller, buyer, _ = await _market(pool)
+    offer = await _offer(pool, seller, 3_000_000)
+    await _request(pool, buyer, offer.id)
+    # The seller's emissions recorded higher meanwhile: its surplus no longer covers the offer.
+    await _emit(pool, YEAR, {seller: {"electricity": 1500}})
+    with pytest.raises(SurplusInsufficient) as refused:
+        await _approve(pool, offer.id)
+    assert refused.value.extra == {"surplus_g": 10_000_000 - 9_550_800}
+    async with pool.acquire() as conn:
+        queue = await allowances_admin.pending(conn)
+        log = await gov_audit.entries(conn, action="allowance.approve")
+    assert [o.id for o in queue] == [offer.id] and log == []  # nothing changed
+    assert await _held(pool, buyer) == 1_000_000
+    await _reject(pool, offer.id, "surplus_insufficient")
+    async with transaction(pool) as tx:  # open again: its seller may withdraw it now
+        assert (await allowances.withdraw_offer(tx, seller, offer.id, now=NOW)).status == (
+            "withdrawn"
+        )
+    # Closing the period withdraws a pending offer and rejects its request.
+    await _request(pool, buyer, (second := await _offer(pool, seller, 1, at=5)).id)
+    async with transaction(pool) as tx:
+        closed = await allowances_admin.close(
+            tx, POLICY, GOVERNMENT, PeriodRef(region_code=CITY, year=YEAR), actor=ACTOR, now=NOW
+        )
+    assert closed.offers_withdrawn == 1
+    async with pool.acquire() as conn:
+        told = (await allowances.transfers(conn, enterprise_id=buyer)).items
+    [row] = [r for r in told if r.id == second.id]
+    assert row.status == "withdrawn" and row.buyer_id is None
+    assert row.approval is not None and row.approval.reason == "period_closed"
+    with pytest.raises(NotPending):
+        await _approve(pool, second.id)
+
+
+async def test_two_admins_approving_at_once_settle_once(pool: Any):
+    seller, buyer, _ = await _market(pool)
+    offers = [await _offer(pool, seller, 100_000, at=i) for i in range(4)]
+    for offer in offers:
+        await _request(pool, buyer, offer.id)
+        results = await asyncio.gather(
+            _approve(pool, offer.id, "cli:a"),
+            _approve(pool, offer.id, "cli:b"),
+            return_exceptions=True,
+        )
+        won = [r for r in results if not isinstance(r, BaseException)]
+        lost = [r for r in results if isinstance(r, BaseException)]
+        assert len(won) == 1 and len(lost) == 1 and isinstance(lost[0], NotPending), results
+    # The second waits on the offer's row lock, then finds it sold (not a lucky interleaving).
+    last = await _offer(pool, seller, 100_000, at=10)
+    await _request(pool, buyer, last.id)
+    async with transaction(pool) as tx:
+        await allowances.approve(tx, POLICY, GOVERNMENT, last.id, actor="cli:a", now=NOW)
+        late = asyncio.create_task(_approve(pool, last.id, "cli:b"))
+        await asyncio.sleep(0.5)
+        assert not late.done()
+    with pytest.raises(NotPending):
+        await late
+    assert await _held(pool, buyer) == 1_000_000 + 500_000
+    assert await _held(pool, seller) == 10_000_000 - 500_000
+    async with pool.acquire() as conn:
+        sold = await allowances.transfers(conn, region_code=CITY, year=YEAR)
+    assert len(sold.items) == 5

@@ -172,6 +172,8 @@ def _gov_admin_samples() -> dict[str, list[Any]]:
             },
         ],
         f"POST {a}/allowances/periods/close": [{"region_code": "440300", "year": 2026}],
+        f"POST {a}/allowances/approvals/{{offer_id:uuid}}/approve": [],
+        f"POST {a}/allowances/approvals/{{offer_id:uuid}}/reject": [{"reason": "待核实"}],
         f"POST {a}/enterprises/import": [
             ("text/csv", b"credit_code,name,industry,district,size_class\n")
         ],
