@@ -105,7 +105,7 @@ async def test_the_demo_loads_a_living_city_once(
     statuses = {f["grams"]["status"] for f in first["by_district"]["districts"].values()}
     assert statuses == {"ok", "suppressed"}  # districts of very unequal size
     assert {m["mode"] for m in first["by_mode"]["modes"]} >= {"bus", "shared_bike", "walk"}
-    assert first["grades"]["total"]["total"]["value"] == 60
+    assert first["grades"]["total"]["total"]["value"] == 120
     assert first["liability"]["redeemed"] > 0 and first["liability"]["donated"] > 0
     assert len(first["geojson"]["features"]) == 12
 

@@ -65,6 +65,8 @@ class CommutingController(Controller):
         responses=errors(*_GUARDED),
     )
     async def consent(self, reader: NamedDependency[Reader]) -> CommutingConsent:
+        async with reader.pool.acquire() as conn:  # a deleted account is refused here too
+            await residents.require_active(conn, reader.resident_id)
         return commuting.consent(reader.lang)
 
     @get(

@@ -52,6 +52,20 @@ CALLS: list[tuple[str, str, str, Any]] = [
         {"asset": "POINT", "amount": 5},
     ),
     ("get", "/certificates", "/certificates", None),
+    ("get", "/commuting/consent", "/commuting/consent", None),
+    ("get", "/commuting/memberships", "/commuting/memberships", None),
+    (
+        "post",
+        "/commuting/memberships",
+        "/commuting/memberships",
+        {"consent_version": "2026-12-01", "invitation_token": "t" * 43},
+    ),
+    (
+        "delete",
+        "/commuting/memberships/{programme_id}",
+        f"/commuting/memberships/{uuid.uuid4()}",
+        None,
+    ),
 ]
 
 
