@@ -24,7 +24,7 @@ import uuid
 from collections import defaultdict
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from enterprises import offsets
@@ -41,7 +41,7 @@ step = st.one_of(
     st.tuples(st.just("donate"), st.integers(1, 300)),
     st.tuples(st.just("issue"), st.none() | st.integers(0, 600)),
     st.tuples(st.just("buy"), who, grams),
-    st.tuples(st.just("retire"), who, grams),
+    st.tuples(st.just("retire"), who, st.integers(1, 100)),  # often within what was bought
 )
 # Most sequences start with some verified grams pooled, so that the later steps have serials to
 # buy and retire; any step may still come first (the list may hold anything).
@@ -64,9 +64,9 @@ async def _reset(owner_pool: Any) -> None:
 
 async def _donate(pool: Any, amount: int) -> None:
     # A resident's donation of grams as the pooling sees it (rewards' row; its ledger legs are
-    # rewards' business and not needed here), of grams verified and not pooled yet: residents
-    # keep their grams when they are pooled, so a donation after pooling could give grams that
-    # were pooled (docs/offsets.md, "Known limits"); the property holds for donations made first.
+    # rewards' business and not needed here), of grams verified and not pooled yet: the rule
+    # rewards.donations applies (docs/offsets.md, "Residents' retirements after pooling"), tested
+    # on the real donation path in tests/rewards/test_donations.py.
     async with pool.acquire() as conn:
         free = await conn.fetchval(
             """
@@ -107,8 +107,8 @@ async def _run(pool: Any, ids: list[uuid.UUID], sequence: list[Any], done: dict[
                 case ("retire", e, g):
                     await retire(pool, ids[e], g, key=f"r{n}")
             done[op[0]] += 1
-        except DomainError:
-            pass  # refusals are fine; the invariants must hold either way
+        except DomainError as exc:
+            done[f"refused:{op[0]}:{exc.code}"] += 1  # refusals are fine; the invariants hold
     async with pool.acquire() as conn:
         await _invariants(conn, ids)
     async with transaction(pool) as tx:
@@ -214,8 +214,11 @@ async def test_random_offset_sequences_keep_the_invariants(pool: Any, owner_pool
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow],
         database=None,
+        derandomize=True,  # the same sequences on every run (CI never meets a new one)
     )
     @given(ops)
+    # Always at least one sequence that buys and retires (whatever the random ones draw).
+    @example([("events", [500]), ("issue", None), ("buy", 0, 200), ("retire", 0, 20)])
     def check(sequence: list[Any]) -> None:
         on_loop(_reset(owner_pool))
         on_loop(_run(pool, ids, sequence, done))
