@@ -12,6 +12,9 @@ pushes them over BENCH_CONCURRENCY keep-alive connections, each request signed w
 Stores: BENCH_DATABASE_URL / BENCH_REDIS_URL, or embedded ones in a temporary directory.
 Prints events/s, p50/p99 batch latency, verdicts by reason, then runs the ledger audit.
 
+BENCH_STORED=10000000 first stores that many credited events of the year before
+(bench/history.py), so the run measures the cost with a history.
+
 Then, in the same run, the bare stack's ceiling (bench/bench_ceiling.py: the same HTTP server
 and batches, the same rows COPYed durably, no logic) and the ratio of the two figures.
 BENCH_CEILING=0 skips it, BENCH_CEILING=only runs it alone (`python bench/bench_ceiling.py`).
@@ -45,6 +48,7 @@ RESIDENTS = int(os.environ.get("BENCH_RESIDENTS", "1000000"))
 BATCH = int(os.environ.get("BENCH_BATCH", "5000"))
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "4"))
 WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
+STORED = int(os.environ.get("BENCH_STORED", "0"))  # events already stored (bench/history.py)
 CEILING = os.environ.get("BENCH_CEILING", "1")  # 1: after ingestion, 0: no, only: it alone
 PATH = "/api/operators/v1/events"
 
@@ -255,6 +259,11 @@ async def prepare(db_url: str) -> None:
         f"{time.perf_counter() - t0:.1f} s",
         flush=True,
     )
+    if STORED:
+        import history
+
+        async with pool.acquire() as conn:
+            await history.preload(conn, STORED)
     await pool.close()
 
 
