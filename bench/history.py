@@ -196,6 +196,7 @@ async def preload(conn: Any, n: int) -> None:
     )
     print(f"  history: events in {time.perf_counter() - t0:.0f} s", flush=True)
     await conn.execute("DROP TABLE hist_events, hist_accounts, hist_batches, hist_params")
+    await conn.execute("RESET synchronous_commit")
     await conn.execute("VACUUM ANALYZE behaviour_events")
     await conn.execute("VACUUM ANALYZE ledger_transfers")
     await conn.execute("VACUUM ANALYZE point_lots")
