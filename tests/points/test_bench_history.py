@@ -14,7 +14,7 @@ from points.audit import audit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
-import history  # noqa: E402
+import history
 
 pytestmark = pytest.mark.usefixtures("clean_stores")
 
