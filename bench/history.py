@@ -173,9 +173,8 @@ async def preload(conn: Any, n: int) -> None:
                                 expires_at)
         SELECT t.credit_account_id, t.id, {POINTS}, {POINTS}, t.recorded_at,
                date_trunc('year', t.recorded_at) + interval '3 years'
-        FROM ledger_transfers t
-        WHERE t.asset = 'POINT' AND t.idempotency_key LIKE 'issuance:point:%'
-          AND t.debit_account_id = {src["POINT"]}
+        FROM ledger_transfers t JOIN hist_batches b ON b.id = t.batch_id
+        WHERE t.asset = 'POINT'
         """
     )
     print(f"  history: lots in {time.perf_counter() - t0:.0f} s", flush=True)
