@@ -11,9 +11,11 @@ its size (docs/behaviours.md, "Files").
   hostile file is ever held whole either.
 - **Processing** (:func:`process_file`, the Celery task's body): one chunk per transaction,
   reading only that chunk's row, its verdicts written beside it and the file's cursor
-  (``next_chunk``) moved in the same commit. A worker killed mid-file loses only the chunk in
-  flight (rolled back whole); the next one starts at the first chunk not done, and nothing is
-  credited twice (the pipeline's record ids make any resend a duplicate anyway).
+  (``next_chunk``: the first chunk without verdicts) moved in the same commit;
+  ``ingest.file_streams`` chunks at once (claimed ``SKIP LOCKED``). A worker killed mid-file
+  loses only the chunks in flight (each rolled back whole); the next one starts at the first
+  chunk not done, and nothing is credited twice (the pipeline's record ids make any resend a
+  duplicate anyway).
 - **Results** (:func:`results_stream`): the processed chunks' verdicts in order, a few chunks
   per query, for the HTTP edge to stream; the status shows ``records`` of ``records_total``.
 
@@ -26,6 +28,7 @@ programme's words (the details go to the log, never to the operator)."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import hashlib
 import io
@@ -52,7 +55,7 @@ from integrations.operator_records import (
     line_error,
     ndjson_lines,
 )
-from kit.db import TRANSIENT_ERRORS, Tx, transaction
+from kit.db import RACE_ERRORS, TRANSIENT_ERRORS, Tx, transaction
 
 log = logging.getLogger("tanpuhui.integrations.files")
 
@@ -434,78 +437,148 @@ async def file_results(conn: Any, operator_id: str, file_id: str) -> bytes:
 
 
 async def process_file(pool: Any, policy: IngestPolicy, file_id: str) -> str:
-    """Process ``file_id`` to the end; returns its final status (or "busy" if another worker
-    holds it)."""
+    """Process ``file_id`` to the end; returns its final status ("busy" when what is left of it
+    is held by another worker).
+
+    ``ingest.file_streams`` chunks at once, each stream one chunk per transaction (claimed with
+    ``SKIP LOCKED``, so streams and workers never take the same chunk): one chunk's database
+    work overlaps another's Python. Chunks may finish out of order; the file's cursor is the
+    first chunk without verdicts, and the results stream stops there. Which chunk finishes
+    first does not change what is credited (the resolution of overlapping claims does not
+    depend on their order: docs/behaviours.md)."""
+    streams = policy.settings.file_streams
+    if streams == 1:
+        return await _stream(pool, policy, file_id)
+    # Not a TaskGroup: a stream that stops (a lost connection, say) leaves the others to
+    # finish their chunks; its error is raised once they have.
+    ends = await asyncio.gather(
+        *(_stream(pool, policy, file_id) for _ in range(streams)), return_exceptions=True
+    )
+    for end in ends:
+        if isinstance(end, BaseException):
+            raise end
+    for status in ("failed", "done"):
+        if status in ends:
+            return status
+    return "busy"
+
+
+class _Stopped(Exception):
+    """The file was finished or failed by another stream while this chunk was processed: the
+    chunk rolls back (nothing of it is kept) and the stream ends with that status."""
+
+    def __init__(self, status: str) -> None:
+        self.status = status
+
+
+# Another stream or batch took the same record ids or rows at the same moment: the chunk
+# rolled back whole and is taken again.
+_RACES: tuple[type[BaseException], ...] = (ConcurrentIngest, *RACE_ERRORS)
+
+
+async def _stream(pool: Any, policy: IngestPolicy, file_id: str) -> str:
+    """One stream: chunks until none is left to claim; the file's status then."""
     races = 0
-    one_by_one = False
+    retry: int | None = None  # a chunk that failed: done again, record by record
     while True:
         try:
-            done = await _chunk(pool, policy, file_id, one_by_one=one_by_one)
+            claimed = await _chunk(pool, policy, file_id, retry=retry)
         except FileFormatError as exc:
             async with transaction(pool) as tx:
                 await fail_file(tx, file_id, str(exc)[:500])
             return "failed"
-        except ConcurrentIngest:
+        except _Stopped as stop:
+            return stop.status
+        except _RACES:
+            # Another stream or batch took the same record ids (or rows) at the same moment:
+            # this chunk rolled back whole and is taken again.
             races += 1
             if races == 3:
                 raise
             continue
         except TRANSIENT_ERRORS:
-            # "Not now" (timeout, deadlock, connection): the chunk rolled back whole and the
-            # file stays resumable; the periodic resume task picks it up again.
+            # "Not now" (timeout, connection): the chunk rolled back whole and the file stays
+            # resumable; the periodic resume task picks it up again.
             log.warning("file processing interrupted", extra={"file_id": file_id})
             raise
-        except Exception:
-            if not one_by_one:
+        except _ChunkFailed as failed:
+            if failed.seq is not None and retry != failed.seq:
                 log.exception("file chunk failed; processing it record by record")
-                one_by_one = True
+                retry = failed.seq
                 continue
             log.exception("file processing failed", extra={"file_id": file_id})
             async with transaction(pool) as tx:
                 await fail_file(tx, file_id, INTERNAL_FAILURE)
             return "failed"
-        if done is None:
-            return "busy"
-        if done:
-            return "done"
-        races, one_by_one = 0, False
+        if claimed is None:
+            if retry is not None:  # another stream holds the failed chunk now: its turn
+                retry = None
+                continue
+            async with transaction(pool) as tx:
+                status = await repo.finish_if_complete(tx.conn, file_id)
+            # queued or processing: what is left is another stream's or worker's now
+            return status if status in ("done", "failed") else "busy"
+        races, retry = 0, None
 
 
-async def _chunk(pool: Any, policy: IngestPolicy, file_id: str, *, one_by_one: bool) -> bool | None:
-    """The file's next chunk in one transaction: True when it was the last, None when another
-    worker holds the file."""
-    async with transaction(pool) as tx:
-        work = await repo.claim_file(tx.conn, file_id)
-        if work is None:
-            return None
-        seq, chunks = work["next_chunk"], work["chunks"]
-        if seq >= chunks:
-            await repo.finish_empty(tx.conn, file_id)
-            return True
-        row = await repo.chunk(tx.conn, file_id, seq)
-        if row["records"] is None:
-            await _split_legacy(tx, work, row, policy.settings.file_chunk_records)
-            return False
-        parsed = parse_chunk(
-            work["format"],
-            bytes(work["header"]),
-            row["first_line"],
-            row["oversized"],
-            bytes(row["content"]),
-        )
-        lines = [(n, e) for n, e in parsed if not isinstance(e, LineError)]
-        source = Source(operator_id=work["operator_id"])
-        if one_by_one:
-            found = await _one_by_one(tx, source, lines, policy, file_id)
-        else:
-            found = await ingest(tx, source, [e for _, e in lines], policy=policy)
-        verdicts = iter(found)
-        out: list[tuple[int, Verdict]] = [
-            (n, line_verdict(e) if isinstance(e, LineError) else next(verdicts)) for n, e in parsed
-        ]
-        done = bool(seq + 1 >= chunks)
-        await record_chunk(tx, file_id, seq, out, done=done)
-    return done
+class _ChunkFailed(Exception):
+    """A chunk failed on something no check foresaw (the cause is chained); ``seq`` None when
+    it failed before a chunk was claimed."""
+
+    def __init__(self, seq: int | None) -> None:
+        self.seq = seq
+
+
+_EXPECTED: tuple[type[BaseException], ...] = (
+    FileFormatError,
+    ConcurrentIngest,
+    _Stopped,
+    *TRANSIENT_ERRORS,
+)
+
+
+async def _chunk(pool: Any, policy: IngestPolicy, file_id: str, *, retry: int | None) -> int | None:
+    """The file's next free chunk (``retry``: that failed chunk, record by record) in one
+    transaction; its number, or None when no chunk is left to claim. Anything unforeseen is
+    :class:`_ChunkFailed` (the transaction rolled back whole)."""
+    seq: int | None = None
+    try:
+        async with transaction(pool) as tx:
+            work = await repo.claim_chunk(tx.conn, file_id, retry)
+            if work is None:
+                return None
+            seq = work["seq"]
+            if work["chunk_records"] is None:
+                await repo.lock_file(tx.conn, file_id)
+                await _split_legacy(tx, work, policy.settings.file_chunk_records)
+                return seq
+            parsed = parse_chunk(
+                work["format"],
+                bytes(work["header"]),
+                work["first_line"],
+                work["oversized"],
+                bytes(work["content"]),
+            )
+            lines = [(n, e) for n, e in parsed if not isinstance(e, LineError)]
+            source = Source(operator_id=work["operator_id"])
+            if retry is not None:
+                found = await _one_by_one(tx, source, lines, policy, file_id)
+            else:
+                found = await ingest(tx, source, [e for _, e in lines], policy=policy)
+            verdicts = iter(found)
+            out: list[tuple[int, Verdict]] = [
+                (n, line_verdict(e) if isinstance(e, LineError) else next(verdicts))
+                for n, e in parsed
+            ]
+            state = await repo.lock_file(tx.conn, file_id)
+            if state["status"] not in ("queued", "processing"):
+                raise _Stopped(state["status"])
+            await record_chunk(tx, file_id, seq, out)
+    except _EXPECTED:
+        raise
+    except Exception as exc:
+        raise _ChunkFailed(seq) from exc
+    return seq
 
 
 def parse_chunk(
@@ -572,16 +645,16 @@ def _own_record_id(rows: list[list[str] | None], local: int) -> str | None:
     return own if own == clean_record_id(cell, 2) else None  # else: no usable id of its own
 
 
-async def _split_legacy(tx: Tx, work: Any, row: Any, chunk_records: int) -> None:
+async def _split_legacy(tx: Tx, work: Any, chunk_records: int) -> None:
     """A file stored before chunking (migration 0027): cut what is left of it (after its old
     resume point) into chunks, its verdicts so far staying in chunk 0."""
     head: list[bytes] = []
     chunks, _ = split(
         work["format"],
-        [bytes(row["content"])],
+        [bytes(work["content"])],
         chunk_records,
         head=head,
-        skip_through=row["first_line"] - 1,
+        skip_through=work["first_line"] - 1,
     )
     await repo.split_legacy(
         tx.conn,
@@ -592,10 +665,9 @@ async def _split_legacy(tx: Tx, work: Any, row: Any, chunk_records: int) -> None
     )
 
 
-async def record_chunk(
-    tx: Tx, file_id: str, seq: int, verdicts: list[tuple[int, Verdict]], *, done: bool
-) -> None:
-    """A chunk's verdicts (NDJSON with the line number), the file's counts and its cursor."""
+async def record_chunk(tx: Tx, file_id: str, seq: int, verdicts: list[tuple[int, Verdict]]) -> bool:
+    """A chunk's verdicts (NDJSON with the line number), the file's counts and its cursor;
+    whether the file is done (the file row is locked: :func:`repository.lock_file`)."""
     enc = msgspec.json.Encoder()
     lines = b"".join(
         enc.encode({"line": n, **msgspec.structs.asdict(v)}) + b"\n" for n, v in verdicts
@@ -603,7 +675,7 @@ async def record_chunk(
     counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
     for _, v in verdicts:
         counts[v.status] += 1
-    await repo.chunk_done(
+    return await repo.chunk_done(
         tx.conn,
         file_id,
         seq,
@@ -612,7 +684,6 @@ async def record_chunk(
         accepted=counts["accepted"],
         duplicates=counts["duplicate"],
         rejected=counts["rejected"],
-        done=done,
     )
 
 

@@ -101,25 +101,33 @@ async def results_from(conn: Any, file_id: str, seq: int, max_bytes: int) -> lis
     return rows
 
 
-async def claim_file(conn: Any, file_id: str) -> Any:
-    """Lock the file row for this worker (None: finished, or another worker holds it)."""
+async def claim_chunk(conn: Any, file_id: str, seq: int | None = None) -> Any:
+    """Lock the file's first chunk not done and not held by another transaction (``seq``: that
+    chunk only), with the file's layout; None when there is none (the file is finished,
+    failed, or its remaining chunks are held). A chunk of a file stored before chunking
+    (``records`` NULL) may hold verdicts already: it is claimed to be cut up."""
     return await conn.fetchrow(
         """
-        SELECT id::text, operator_id, format, header, chunks, next_chunk, records FROM ingest_files
-        WHERE id = $1 AND status IN ('queued', 'processing') FOR UPDATE SKIP LOCKED
-        """,
-        file_id,
-    )
-
-
-async def chunk(conn: Any, file_id: str, seq: int) -> Any:
-    return await conn.fetchrow(
-        """
-        SELECT seq, first_line, records, oversized, content FROM ingest_file_chunks
-        WHERE file_id = $1 AND seq = $2
+        SELECT c.seq, c.first_line, c.records AS chunk_records, c.oversized, c.content,
+               f.id::text, f.operator_id, f.format, f.header, f.chunks, f.records
+        FROM ingest_file_chunks c JOIN ingest_files f ON f.id = c.file_id
+        WHERE c.file_id = $1 AND f.status IN ('queued', 'processing')
+          AND c.seq >= f.next_chunk AND (c.results IS NULL OR c.records IS NULL)
+          AND ($2::integer IS NULL OR c.seq = $2)
+        ORDER BY c.seq LIMIT 1
+        FOR UPDATE OF c SKIP LOCKED
         """,
         file_id,
         seq,
+    )
+
+
+async def lock_file(conn: Any, file_id: str) -> Any:
+    """Lock the file row (a chunk's last step: the counters and the cursor of chunks
+    finishing at once are written one after the other); its status and layout."""
+    return await conn.fetchrow(
+        "SELECT status, chunks, next_chunk, records FROM ingest_files WHERE id = $1 FOR UPDATE",
+        file_id,
     )
 
 
@@ -133,19 +141,30 @@ async def chunk_done(
     duplicates: int,
     rejected: int,
     records: int,
-    done: bool,
-) -> None:
-    """The chunk's verdicts, the file's counters and its cursor, in one statement."""
-    await conn.execute(
+) -> bool:
+    """The chunk's verdicts, the file's counters and its cursor (the first chunk without
+    verdicts: chunks finish in any order), in one statement; whether the file is done. Call
+    :func:`lock_file` first in the same transaction, so that this statement's snapshot sees
+    every other chunk that finished before it."""
+    done: bool = await conn.fetchval(
         """
         WITH c AS (
             UPDATE ingest_file_chunks SET results = $3 WHERE file_id = $1 AND seq = $2
+        ), cursor AS (
+            SELECT coalesce(
+                (SELECT min(c.seq) FROM ingest_file_chunks c JOIN ingest_files f ON f.id = $1
+                 WHERE c.file_id = $1 AND c.seq >= f.next_chunk AND c.seq <> $2
+                   AND c.results IS NULL),
+                (SELECT chunks FROM ingest_files WHERE id = $1)
+            ) AS next
         )
-        UPDATE ingest_files SET next_chunk = $2 + 1, records = records + $4,
+        UPDATE ingest_files SET next_chunk = cursor.next, records = records + $4,
             accepted = accepted + $5, duplicates = duplicates + $6, rejected = rejected + $7,
-            status = CASE WHEN $8 THEN 'done' ELSE 'processing' END,
-            finished_at = CASE WHEN $8 THEN now() END
+            status = CASE WHEN cursor.next >= chunks THEN 'done' ELSE 'processing' END,
+            finished_at = CASE WHEN cursor.next >= chunks THEN now() END
+        FROM cursor
         WHERE id = $1
+        RETURNING status = 'done'
         """,
         file_id,
         seq,
@@ -154,14 +173,27 @@ async def chunk_done(
         accepted,
         duplicates,
         rejected,
-        done,
     )
+    return done
 
 
-async def finish_empty(conn: Any, file_id: str) -> None:
-    await conn.execute(
-        "UPDATE ingest_files SET status = 'done', finished_at = now() WHERE id = $1", file_id
+async def finish_if_complete(conn: Any, file_id: str) -> str | None:
+    """The file's status, once a worker finds no chunk left to claim: a file with every chunk
+    done (or none at all) that is still open is finished here. None: no such file."""
+    status: str | None = await conn.fetchval(
+        """
+        WITH fin AS (
+            UPDATE ingest_files SET status = 'done', finished_at = now()
+            WHERE id = $1 AND status IN ('queued', 'processing') AND next_chunk >= chunks
+            RETURNING status
+        )
+        SELECT status FROM fin
+        UNION ALL
+        SELECT status FROM ingest_files WHERE id = $1 AND NOT EXISTS (SELECT FROM fin)
+        """,
+        file_id,
     )
+    return status
 
 
 async def split_legacy(

@@ -10,6 +10,7 @@ lines after it are processed.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from datetime import date, datetime
 from typing import Any
@@ -44,7 +45,33 @@ def unprocessable(event: CanonicalEvent) -> str | None:
     """Why a decoded event cannot be processed or stored, whatever the schema's own field
     constraints let through: a NUL or a lone surrogate in a text, a number that is not finite,
     a time outside the years 1900-8999. None when it can."""
+    if _plainly_fine(event):
+        return None
     return value_problem(msgspec.to_builtins(event, builtin_types=(datetime, date)), "$")
+
+
+def _plainly_fine(event: CanonicalEvent) -> bool:
+    """True when every field is a value :func:`value_problem` accepts at a glance (ASCII text
+    without NUL, a finite number, a time well inside its years); False means "look closely"
+    (non-ASCII text, a nested value, a time near the edges), not "wrong". A file's lines are
+    almost all plain: this keeps the full walk for the few that are not."""
+    for name in event.__struct_fields__:
+        v = getattr(event, name)
+        t = type(v)
+        if v is None or t is int or t is bool:
+            continue
+        if t is str:
+            if not v.isascii() or "\x00" in v:
+                return False
+        elif t is float:
+            if not math.isfinite(v):
+                return False
+        elif t is datetime or t is date:
+            if not 1901 <= v.year <= 8998:  # a time zone cannot move it out of 1900-8999
+                return False
+        else:
+            return False
+    return True
 
 
 def _schema_error(n: int, raw: bytes, exc: msgspec.ValidationError) -> LineError:

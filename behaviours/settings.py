@@ -26,6 +26,15 @@ class IngestSettings(Struct, frozen=True, kw_only=True):
         Meta(ge=1, le=50_000),
         doc("Records per chunk an uploaded file is cut into (one transaction each)."),
     ] = 5000
+    file_streams: Annotated[
+        int,
+        Meta(ge=1, le=3),
+        doc(
+            "Chunks of one file a worker processes at once, each in its own transaction (one "
+            "chunk's database work overlaps another's Python; at most 3: the worker's pool "
+            "holds 4 connections)."
+        ),
+    ] = 2
     claim_window_days: Annotated[
         int, Meta(ge=1, le=366), doc("Events older than this many days are rejected (`too_old`).")
     ] = 7

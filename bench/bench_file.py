@@ -4,6 +4,7 @@ shape in the same run.
 
     flock /tmp/tph-bench.lock .venv/bin/python bench/bench_file.py
     BENCH_LINES=1000000 BENCH_RESIDENTS=1000000 BENCH_BATCH_EVENTS=1000000 ...
+    BENCH_FILE_STREAMS=3 ...   # chunks processed at once (default: ingest.file_streams)
 
 Builds the synthetic city of bench/ingest_city.py (embedded PostgreSQL tuned as in
 bench/bench_ingest.py, durability untouched), starts the API (uvicorn, BENCH_WORKERS processes)
@@ -55,6 +56,8 @@ BATCH_EVENTS = int(os.environ.get("BENCH_BATCH_EVENTS", str(FILE_LINES)))
 RESIDENTS = int(os.environ.get("BENCH_RESIDENTS", str(BATCH_EVENTS + FILE_LINES)))
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "4"))
 WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
+# Chunks of the file processed at once (ingest.file_streams); unset: the setting's default.
+STREAMS = os.environ.get("BENCH_FILE_STREAMS", "")
 BATCH = 5000
 FILES = "/api/operators/v1/files"
 
@@ -310,6 +313,8 @@ def main() -> int:
             "TANPUHUI_HTTP_MAX_BODY_BYTES": str(64 * 1024 * 1024),
             "TANPUHUI_INGEST_MAX_FILE_BYTES": str(max(len(body) + 1024, 1 << 28)),
         }
+        if STREAMS:
+            env["TANPUHUI_INGEST_FILE_STREAMS"] = STREAMS
         procs = start_processes(env, port, tmp)
         deadline = time.time() + 60
         while time.time() < deadline:

@@ -83,6 +83,13 @@ async def _connect(*args: Any, **kwargs: Any) -> Any:
 # never began), so the same request can simply be sent again. The app answers them 503
 # `retry_later` with Retry-After (kit.errors.handle_transient); the one list, registered by
 # server.app.create_app.
+# Two transactions that took the same rows in opposite orders: one was rolled back and can be
+# run again at once (a worker retries it in place; a request answers 503 like the rest).
+RACE_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.exceptions.DeadlockDetectedError,
+    asyncpg.exceptions.SerializationError,
+)
+
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     TimeoutError,  # asyncpg's command timeout, pool acquire timeout
     # PostgreSQL: busy, conflicting, shutting down, or the connection gone.

@@ -39,6 +39,12 @@ async def _results(pool: Any, file_id: str) -> list[dict[str, Any]]:
     return [msgspec.json.decode(x) for x in body.splitlines()]
 
 
+def one_stream(settings: Any) -> Any:
+    """The test settings' policy with one chunk of a file at a time (chunks in file order)."""
+    ingest = msgspec.structs.replace(settings.ingest, file_streams=1)
+    return policy(msgspec.structs.replace(settings, ingest=ingest))
+
+
 def _answer(v: Any) -> tuple[Any, ...]:
     d = v if isinstance(v, dict) else msgspec.structs.asdict(v)
     return (d["record_id"], d["status"], d["reason_code"], d["reduction_g"], d["points"])
@@ -171,7 +177,10 @@ async def test_a_multi_chunk_file_answers_as_the_batch_path(pool, settings):
         # a blank line between records: a chunk starts after the previous one's last record
         assert row["first_line"] == max(1, 6 * row["seq"])
 
-    assert await files.process_file(pool, policy(settings), file_id) == "done"
+    # One stream: the chunks in the file's order, so a resend is the later line (as in one
+    # batch); with several streams which copy is the duplicate depends on which chunk
+    # commits first (test_chunks_in_parallel_answer_every_line_once).
+    assert await files.process_file(pool, one_stream(settings), file_id) == "done"
     results = await _results(pool, file_id)
     batch = await run(pool, settings, batch_records, op_id="metro2")
 
@@ -286,11 +295,11 @@ _CRASHING_WORKER = textwrap.dedent(
     from server.settings import Settings
 
     real = files.record_chunk
-    async def slow(tx, file_id, seq, verdicts, *, done):
-        await real(tx, file_id, seq, verdicts, done=done)
-        print(f"chunk {seq} written", flush=True)
+    async def slow(tx, file_id, seq, verdicts):
         if seq == 2:
+            print(f"chunk {seq} ingested", flush=True)
             time.sleep(60)  # inside the chunk's transaction: killed before its commit
+        return await real(tx, file_id, seq, verdicts)
     files.record_chunk = slow
 
     async def main():
@@ -303,10 +312,12 @@ _CRASHING_WORKER = textwrap.dedent(
 
 
 async def test_a_worker_killed_mid_file_is_resumed_without_double_credit(pool, settings):
-    """A real worker process is killed (SIGKILL) while chunk 2's transaction is open, chunks 0
-    and 1 committed: the file stays resumable at chunk 2, and the next worker answers every
-    line once, credits each accepted record once (no verdict is a duplicate: no chunk ran
-    twice) and the ledger audit passes (tests/conftest.py)."""
+    """A real worker process is killed (SIGKILL) while chunk 2's transaction is open (ingested,
+    not committed), chunks 0 and 1 committed. Meanwhile another worker takes the chunks after
+    it (those of other residents go through; those of chunk 2's residents wait for its locks);
+    once the killed transaction is rolled back it takes chunk 2 as well. Every line is
+    answered once, each accepted record credited once (no verdict is a duplicate: no chunk
+    committed twice) and the ledger audit passes (tests/conftest.py)."""
     await operator(pool, "metro")
     subjects = [(await linked(pool))[1] for _ in range(10)]
     start = now() - timedelta(days=3)
@@ -315,39 +326,35 @@ async def test_a_worker_killed_mid_file_is_resumed_without_double_credit(pool, s
         for i in range(40)
     ]
     file_id = await _upload(pool, b"\n".join(enc.encode(t) for t in trips), chunk=5)
-    proc = Process(python("-c", _CRASHING_WORKER, file_id), store_env(settings))
+    env = store_env(settings, TANPUHUI_INGEST_FILE_STREAMS="1")
+    proc = Process(python("-c", _CRASHING_WORKER, file_id), env)
+    other = None
     try:
-        proc.wait_for(lambda: "chunk 2 written" in proc.stdout(), "chunk 2 written", 60)
-        # the file's row lock is held: no other worker can take it while that one lives
-        assert await files.process_file(pool, policy(settings), file_id) == "busy"
+        proc.wait_for(lambda: "chunk 2 ingested" in proc.stdout(), "chunk 2 ingested", 60)
+        other = asyncio.create_task(files.process_file(pool, policy(settings), file_id))
+        await asyncio.sleep(2)
+        assert not other.done()  # chunk 2 is held, and chunk 4 waits on its residents
+        async with pool.acquire() as conn:
+            mid = await files.file_status(conn, "metro", file_id)
+            held = await conn.fetchval(
+                "SELECT count(*) FROM behaviour_events WHERE record_id = ANY($1::text[])",
+                [f"k{i}" for i in range(10, 15)],
+            )
+        assert (mid.status, mid.chunks_done, mid.records_total) == ("processing", 2, 40)
+        assert held == 0 and mid.records >= 10  # chunk 3 (other residents) may be done
     finally:
         proc.stop(signal.SIGKILL)
-    async with pool.acquire() as conn:
-        for _ in range(100):  # the server notices the dead connection and rolls back
-            if not await conn.fetchval(
-                "SELECT count(*) FROM pg_stat_activity WHERE state = 'idle in transaction' "
-                "AND datname = current_database() AND pid <> pg_backend_pid()"
-            ):
-                break
-            await asyncio.sleep(0.1)
-        mid = await files.file_status(conn, "metro", file_id)
-        events_mid = await conn.fetchval("SELECT count(*) FROM behaviour_events")
-    assert (mid.status, mid.chunks_done, mid.records, mid.records_total) == (
-        "processing",
-        2,
-        10,
-        40,
-    )
-    assert events_mid == 10  # the killed chunk left nothing
-
-    assert await files.process_file(pool, policy(settings), file_id) == "done"
+    assert other is not None
+    assert await asyncio.wait_for(other, 120) == "done"
     results = await _results(pool, file_id)
     assert [x["line"] for x in results] == list(range(1, 41))
     assert [x["status"] for x in results] == ["accepted"] * 40
     async with pool.acquire() as conn:
         events = await conn.fetchval("SELECT count(*) FROM behaviour_events")
         points = await conn.fetchval("SELECT coalesce(sum(points), 0) FROM behaviour_events")
+        status = await files.file_status(conn, "metro", file_id)
     assert events == 40 and points == sum(x["points"] for x in results) > 0
+    assert (status.records, status.accepted, status.chunks_done) == (40, 40, 8)
 
 
 async def test_the_results_of_a_file_in_progress_are_what_is_done(pool, settings, monkeypatch):
@@ -364,14 +371,14 @@ async def test_the_results_of_a_file_in_progress_are_what_is_done(pool, settings
     file_id = await _upload(pool, b"\n".join(enc.encode(t) for t in trips), chunk=5)
     real = files.record_chunk
 
-    async def two_then_stop(tx, fid, seq, verdicts, *, done):
+    async def two_then_stop(tx, fid, seq, verdicts):
         if seq == 2:
             raise asyncio.CancelledError  # the worker stops before chunk 2 commits
-        await real(tx, fid, seq, verdicts, done=done)
+        return await real(tx, fid, seq, verdicts)
 
     monkeypatch.setattr(files, "record_chunk", two_then_stop)
-    with pytest.raises(asyncio.CancelledError):
-        await files.process_file(pool, policy(settings), file_id)
+    with pytest.raises(asyncio.CancelledError):  # one stream: chunks in order
+        await files.process_file(pool, one_stream(settings), file_id)
     stream = files.results_stream(pool, file_id)
     first = await anext(stream)
     monkeypatch.setattr(files, "record_chunk", real)
@@ -399,6 +406,48 @@ async def test_a_dispatch_repeated_mid_file_does_not_repeat_a_chunk(pool, settin
     results = await _results(pool, file_id)
     assert [x["line"] for x in results] == list(range(1, 31))
     assert {x["status"] for x in results} == {"accepted"}
+
+
+async def test_chunks_in_parallel_answer_every_line_once(pool, settings):
+    """Three streams on one file of 40 chunks of 3 (resends of earlier records scattered over
+    later chunks, residents shared by neighbouring chunks): every line answered once, in the
+    file's order; of the copies of one record exactly one is accepted and credited, the
+    others are duplicates; the counters and the cursor end at the file's size."""
+    await operator(pool, "metro")
+    subjects = [(await linked(pool))[1] for _ in range(7)]
+    start = now() - timedelta(days=5)
+    trips = [metro(subjects[i % 7], f"p{i}", start=start + timedelta(hours=i)) for i in range(100)]
+    rnd = random.Random(7)
+    resent = [trips[rnd.randrange(100)] for _ in range(20)]
+    lines = trips + resent
+    rnd.shuffle(lines)
+    file_id = await _upload(pool, b"\n".join(enc.encode(t) for t in lines), chunk=3)
+    ingest = msgspec.structs.replace(settings.ingest, file_streams=3)
+    p = policy(msgspec.structs.replace(settings, ingest=ingest))
+    assert await files.process_file(pool, p, file_id) == "done"
+    results = await _results(pool, file_id)
+    assert [x["line"] for x in results] == list(range(1, 121))
+    assert [x["record_id"] for x in results] == [t.record_id for t in lines]
+    by_id: dict[str, list[str]] = {}
+    for x in results:
+        by_id.setdefault(x["record_id"], []).append(x["status"])
+    assert len(by_id) == 100
+    assert all(sorted(v) == ["accepted"] + ["duplicate"] * (len(v) - 1) for v in by_id.values())
+    async with pool.acquire() as conn:
+        status = await files.file_status(conn, "metro", file_id)
+        events = await conn.fetch(
+            "SELECT record_id, points FROM behaviour_events WHERE status = 'accepted'"
+        )
+    assert sorted(r["record_id"] for r in events) == sorted(by_id)
+    accepted = {x["record_id"]: x["points"] for x in results if x["status"] == "accepted"}
+    assert {r["record_id"]: r["points"] for r in events} == accepted
+    assert (status.status, status.records, status.accepted, status.duplicates) == (
+        "done",
+        120,
+        100,
+        20,
+    )
+    assert (status.chunks, status.chunks_done) == (40, 40)
 
 
 async def test_results_are_streamed_chunk_by_chunk(client, pool, settings):

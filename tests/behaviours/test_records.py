@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, timedelta, timezone
+from typing import Any
 
 import asyncpg
 import msgspec
@@ -332,3 +333,51 @@ def test_csv_records_decode_with_the_columns_names():
     no_id = parsed[5]
     assert isinstance(no_id, LineError) and no_id.record_id == "line:5"
     assert no_id.message == "column record_id: expected `str`, got `null`"
+
+
+def test_the_quick_look_at_a_record_agrees_with_the_full_walk():
+    """``unprocessable`` answers most records from a look at their fields and walks the rest
+    (behaviours.records._plainly_fine): for plain and hostile texts and numbers, and times at
+    the edges events allow, its answer is the full walk's."""
+    from datetime import date, datetime
+
+    from behaviours.events import DailySteps, MeterReading, TransitTrip
+    from behaviours.records import unprocessable
+    from integrations.operator_records import value_problem
+
+    t = datetime(2025, 5, 1, 8, tzinfo=UTC)
+    texts = ["plain", "非ASCII", "nul\x00", "\udcff", ""]
+    # (events refuse times outside 1970-2999 when built: behaviours.events.check_times)
+    times = [t, datetime(1970, 1, 1, tzinfo=UTC), datetime(2999, 12, 31, 23, tzinfo=UTC)]
+    events: list[Any] = []
+    for text in texts:
+        for when in times:
+            events.append(
+                TransitTrip(
+                    record_id=text or "r",
+                    subject=text,
+                    mode="bus",
+                    boarded_at=when,
+                    alighted_at=t,
+                )
+            )
+    for km in [1.5, float("inf"), float("nan"), 0.0]:
+        events.append(
+            MeterReading(
+                record_id="m",
+                subject="s",
+                utility="electricity",
+                account="a",
+                period_start=t,
+                period_end=t,
+                quantity=km,
+            )
+        )
+    for day in [date(2025, 1, 1), date(1970, 1, 1), date(2999, 12, 31)]:
+        events.append(DailySteps(record_id="d", subject="s", day=day, steps=5))
+    found = [unprocessable(e) for e in events]
+    full = [
+        value_problem(msgspec.to_builtins(e, builtin_types=(datetime, date)), "$") for e in events
+    ]
+    assert found == full
+    assert sum(f is None for f in found) > 5 and sum(f is not None for f in found) >= 8
