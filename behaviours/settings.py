@@ -35,6 +35,14 @@ class IngestSettings(Struct, frozen=True, kw_only=True):
             "holds 4 connections)."
         ),
     ] = 2
+    file_workers: Annotated[
+        int,
+        Meta(ge=1, le=16),
+        doc(
+            "Worker processes an uploaded file is dispatched to (each takes the chunks the "
+            "others do not hold; the worker runs 2 processes by default)."
+        ),
+    ] = 2
     claim_window_days: Annotated[
         int, Meta(ge=1, le=366), doc("Events older than this many days are rejected (`too_old`).")
     ] = 7

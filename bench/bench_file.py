@@ -8,7 +8,8 @@ shape in the same run.
 
 Builds the synthetic city of bench/ingest_city.py (embedded PostgreSQL tuned as in
 bench/bench_ingest.py, durability untouched), starts the API (uvicorn, BENCH_WORKERS processes)
-and one Celery worker (`tanpuhui worker --concurrency 1`), then:
+and one Celery worker (`tanpuhui worker --concurrency BENCH_WORKER_PROCESSES`, default 2 as
+`make run` starts it; the upload dispatches the file to `ingest.file_workers` of them), then:
 
 1. the batch path: half of BENCH_BATCH_EVENTS metro trips (bench_ingest's shape: ~97 %
    linked residents, stops without a distance; ~3 % unknown subjects) in signed batches of
@@ -56,6 +57,9 @@ BATCH_EVENTS = int(os.environ.get("BENCH_BATCH_EVENTS", str(FILE_LINES)))
 RESIDENTS = int(os.environ.get("BENCH_RESIDENTS", str(BATCH_EVENTS + FILE_LINES)))
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "4"))
 WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
+# The worker's processes (`tanpuhui worker --concurrency`, 2 as `make run` starts it); the
+# upload dispatches the file to ingest.file_workers of them.
+WORKER_PROCESSES = int(os.environ.get("BENCH_WORKER_PROCESSES", "2"))
 # Chunks of the file processed at once (ingest.file_streams); unset: the setting's default.
 STREAMS = os.environ.get("BENCH_FILE_STREAMS", "")
 BATCH = 5000
@@ -251,7 +255,7 @@ def start_processes(env: dict[str, str], port: int, tmp: Path) -> list[subproces
     )
     log = open(tmp / "worker.log", "wb")  # noqa: SIM115
     worker = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "worker", "--concurrency", "1"],
+        [sys.executable, "-m", "server.cli", "worker", "--concurrency", str(WORKER_PROCESSES)],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,

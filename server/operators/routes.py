@@ -211,8 +211,9 @@ async def upload_file(
                 spool,
                 chunk_records=settings.ingest.file_chunk_records,
             )
-            if new:
-                enqueue_after_commit(tx, process_file, file_id)
+            if new:  # several processes on one file: each claims the chunks free then
+                for _ in range(settings.ingest.file_workers):
+                    enqueue_after_commit(tx, process_file, file_id)
             status = await files.file_status(tx.conn, caller.operator_id, file_id)
     return Response(
         content=_localised_status(status, language(request)), status_code=202 if new else 200

@@ -6,6 +6,7 @@ address where nothing listens."""
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import timedelta
 
 import httpx
@@ -58,7 +59,13 @@ async def test_an_uploaded_file_is_done_by_a_real_worker_without_the_sweep(setti
             status,
             w.stderr()[-3000:],
         )
-        assert "integrations.process_file" in w.stderr()
+        # dispatched to ingest.file_workers (2) processes, each taking the chunks free then
+        for _ in range(100):
+            tasks = set(re.findall(r"integrations\.process_file\[([0-9a-f-]+)\]", w.stderr()))
+            if len(tasks) >= settings.ingest.file_workers:
+                break
+            await asyncio.sleep(0.1)
+        assert len(tasks) == settings.ingest.file_workers == 2, w.stderr()[-3000:]
 
 
 def test_serve_refuses_to_start_when_celery_would_use_another_broker(settings):
