@@ -82,7 +82,8 @@ async def run(db_url: str) -> None:
         await migrate(conn)
         await apply_seeds(conn)
     await build(pool, bench_file.RESIDENTS)
-    settings = Settings.from_env({"DATABASE_URL": db_url})
+    # One stream: both paths on one timed connection, one statement at a time.
+    settings = Settings.from_env({"DATABASE_URL": db_url, "TANPUHUI_INGEST_FILE_STREAMS": "1"})
     policy: IngestPolicy = ingest_policy(settings)
     enc = msgspec.json.Encoder()
     start = datetime.now(UTC) - timedelta(days=5, hours=1)
