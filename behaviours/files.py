@@ -490,8 +490,6 @@ async def _stream(pool: Any, policy: IngestPolicy, file_id: str) -> str:
         except _Stopped as stop:
             return stop.status
         except _RACES:
-            # Another stream or batch took the same record ids (or rows) at the same moment:
-            # this chunk rolled back whole and is taken again.
             races += 1
             if races == 3:
                 raise
@@ -570,9 +568,9 @@ async def _chunk(pool: Any, policy: IngestPolicy, file_id: str, *, retry: int | 
                 (n, line_verdict(e) if isinstance(e, LineError) else next(verdicts))
                 for n, e in parsed
             ]
-            state = await repo.lock_file(tx.conn, file_id)
-            if state["status"] not in ("queued", "processing"):
-                raise _Stopped(state["status"])
+            status = await repo.lock_file(tx.conn, file_id)
+            if status not in ("queued", "processing"):
+                raise _Stopped(status or "failed")
             await record_chunk(tx, file_id, seq, out)
     except _EXPECTED:
         raise
@@ -665,9 +663,9 @@ async def _split_legacy(tx: Tx, work: Any, chunk_records: int) -> None:
     )
 
 
-async def record_chunk(tx: Tx, file_id: str, seq: int, verdicts: list[tuple[int, Verdict]]) -> bool:
-    """A chunk's verdicts (NDJSON with the line number), the file's counts and its cursor;
-    whether the file is done (the file row is locked: :func:`repository.lock_file`)."""
+async def record_chunk(tx: Tx, file_id: str, seq: int, verdicts: list[tuple[int, Verdict]]) -> None:
+    """A chunk's verdicts (NDJSON with the line number), the file's counts and its cursor (the
+    file row is locked first: ``files_repository.lock_file``)."""
     enc = msgspec.json.Encoder()
     lines = b"".join(
         enc.encode({"line": n, **msgspec.structs.asdict(v)}) + b"\n" for n, v in verdicts
@@ -675,7 +673,7 @@ async def record_chunk(tx: Tx, file_id: str, seq: int, verdicts: list[tuple[int,
     counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
     for _, v in verdicts:
         counts[v.status] += 1
-    return await repo.chunk_done(
+    await repo.chunk_done(
         tx.conn,
         file_id,
         seq,

@@ -122,13 +122,13 @@ async def claim_chunk(conn: Any, file_id: str, seq: int | None = None) -> Any:
     )
 
 
-async def lock_file(conn: Any, file_id: str) -> Any:
+async def lock_file(conn: Any, file_id: str) -> str | None:
     """Lock the file row (a chunk's last step: the counters and the cursor of chunks
-    finishing at once are written one after the other); its status and layout."""
-    return await conn.fetchrow(
-        "SELECT status, chunks, next_chunk, records FROM ingest_files WHERE id = $1 FOR UPDATE",
-        file_id,
+    finishing at once are written one after the other); its status (None: no such file)."""
+    status: str | None = await conn.fetchval(
+        "SELECT status FROM ingest_files WHERE id = $1 FOR UPDATE", file_id
     )
+    return status
 
 
 async def chunk_done(
@@ -141,12 +141,12 @@ async def chunk_done(
     duplicates: int,
     rejected: int,
     records: int,
-) -> bool:
+) -> None:
     """The chunk's verdicts, the file's counters and its cursor (the first chunk without
-    verdicts: chunks finish in any order), in one statement; whether the file is done. Call
-    :func:`lock_file` first in the same transaction, so that this statement's snapshot sees
-    every other chunk that finished before it."""
-    done: bool = await conn.fetchval(
+    verdicts: chunks finish in any order), in one statement; the file is done once the cursor
+    passes its last chunk. Call :func:`lock_file` first in the same transaction, so that this
+    statement's snapshot sees every other chunk that finished before it."""
+    await conn.execute(
         """
         WITH c AS (
             UPDATE ingest_file_chunks SET results = $3 WHERE file_id = $1 AND seq = $2
@@ -164,7 +164,6 @@ async def chunk_done(
             finished_at = CASE WHEN cursor.next >= chunks THEN now() END
         FROM cursor
         WHERE id = $1
-        RETURNING status = 'done'
         """,
         file_id,
         seq,
@@ -174,7 +173,6 @@ async def chunk_done(
         duplicates,
         rejected,
     )
-    return done
 
 
 async def finish_if_complete(conn: Any, file_id: str) -> str | None:

@@ -18,9 +18,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import cProfile
-import io
 import os
-import pstats
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -39,9 +37,7 @@ import bench_file
 import msgspec
 import stores
 from ingest_city import build
-from profile_ingest import TimedConnection
-
-TOP = int(os.environ.get("BENCH_TOP", "20"))
+from profile_ingest import TimedConnection, print_profile
 
 
 class TimedPool:
@@ -59,11 +55,7 @@ def report(label: str, n: int, wall: float, times: dict[str, float], profile: An
     db = sum(times.values())
     print(f"\n== {label}: {n:,} records in {wall:.1f} s = {n / wall:,.0f}/s; ", end="")
     print(f"statements {db:.1f} s ({100 * db / wall:.0f} %), Python {wall - db:.1f} s")
-    for k, t in sorted(times.items(), key=lambda kv: -kv[1])[:TOP]:
-        print(f"  {t:7.2f}  {100 * t / wall:5.1f} %  {k}")
-    out = io.StringIO()
-    pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(TOP)
-    print(out.getvalue())
+    print_profile(times, wall, profile)
 
 
 async def run(db_url: str) -> None:

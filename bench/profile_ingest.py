@@ -111,6 +111,12 @@ async def run(db_url: str) -> None:
     db = sum(v for k, v in times.items() if not k.startswith("(python)"))
     print(f"\n{events:,} events in {len(batches)} batches, sequential: {wall:.1f} s, ", end="")
     print(f"{events / wall:,.0f} events/s; statements {db:.1f} s ({100 * db / wall:.0f} %)")
+    print_profile(times, wall, profile)
+
+
+def print_profile(times: dict[str, float], wall: float, profile: cProfile.Profile) -> None:
+    """Statement time by statement (share of ``wall``), then cProfile's own and cumulative
+    time (bench/profile_file.py prints its two paths with it too)."""
     print("\nstatement time (s, share of the wall time):")
     for label, t in sorted(times.items(), key=lambda kv: -kv[1])[:TOP]:
         print(f"  {t:7.2f}  {100 * t / wall:5.1f} %  {label}")
