@@ -52,7 +52,7 @@ from behaviours.rules import (
 from behaviours.settings import IngestSettings, source_tiers
 from kit.db import Tx
 from points.schemas import Issuance, PointsPolicy
-from points.service import issue_reductions, reverse_issuances
+from points.service import issue_reductions, lock_resident_accounts, reverse_issuances
 from points.settings import PointsSettings
 from residents import service as residents_service
 
@@ -386,6 +386,11 @@ async def _resolve_trips(
     displaced = [r for r in stored if r["status"] == "accepted" and outcome[r["id"]] is not None]
     pinned: frozenset[str] = frozenset()
     if displaced:
+        # Two ledger calls in this transaction (these reversals, then the batch's issuance):
+        # every account either will lock, taken in the one global order (docs/ledger.md, "Locks").
+        await lock_resident_accounts(
+            tx, sorted({it.resident_id for it in fresh if it.ok and it.resident_id})
+        )
         refused = await reverse_issuances(
             tx,
             [credit_ref(r["id"], r["credit_seq"]) for r in displaced],

@@ -113,12 +113,17 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 
 
 class Tx:
-    """A connection inside an open transaction, with after-commit callbacks."""
+    """A connection inside an open transaction, with after-commit callbacks.
 
-    __slots__ = ("_after_commit", "conn")
+    ``held``: the row keys this transaction has locked, recorded by the code that locked them,
+    so that a later step of the same transaction can prefer a row it already holds to taking a
+    new lock after the first (the way two transactions deadlock; docs/ledger.md, "Locks")."""
+
+    __slots__ = ("_after_commit", "conn", "held")
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn
+        self.held: set[object] = set()
         self._after_commit: list[Callable[[], Awaitable[None] | None]] = []
 
     def after_commit(self, callback: Callable[[], Awaitable[None] | None]) -> None:

@@ -18,6 +18,7 @@ existing accounts is the same write folded into one statement (``repository.plac
 
 from __future__ import annotations
 
+import random
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
@@ -83,7 +84,18 @@ def int_id(value: str, error: type[HoldNotFound] | type[TransferNotFound]) -> in
 
 async def lock(tx: Tx, keys: Iterable[AccountKey]) -> dict[AccountKey, repo.AccountRow]:
     ordered = sorted(set(keys))
-    return await repo.lock_accounts(tx.conn, ordered, [flags(k) for k in ordered])
+    locked = await repo.lock_accounts(tx.conn, ordered, [flags(k) for k in ordered])
+    tx.held.update(ordered)
+    return locked
+
+
+def issuance_source(tx: Tx) -> Owner:
+    """The issuance sub-account a credit in ``tx`` draws from: one the transaction already
+    holds (a reversal earlier in the same ingestion batch locked the shards of the credits it
+    took back), else one at random. Locking a second shard after the first is how two batches
+    that both reverse and issue would deadlock: each holding the shard the other then wants."""
+    held = sorted(k.owner_id for k in tx.held if isinstance(k, AccountKey) and is_issuance(k.owner))
+    return Owner("system", held[0]) if held else issuance_owner(random.randrange(ISSUANCE_SHARDS))
 
 
 def unique(writes: Sequence[Write]) -> dict[str, tuple[Write, bytes]]:

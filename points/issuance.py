@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -11,7 +10,7 @@ from kit.errors import IdempotencyConflict
 from points import engine
 from points import repository as repo
 from points.content import TransferContent
-from points.engine import ISSUANCE_SHARDS, Write, issuance_owner
+from points.engine import Write
 from points.errors import InvalidTransfer
 from points.schemas import (
     RESIDENT_ASSETS,
@@ -94,7 +93,7 @@ async def issue_reductions(
             raise IdempotencyConflict(f"source_ref {item.source_ref!r} listed twice, differently")
         by_ref[item.source_ref] = item
     unique = list(by_ref.values())
-    source = issuance_owner(random.randrange(ISSUANCE_SHARDS))
+    source = engine.issuance_source(tx)
 
     grams = engine.unique([_credit(i, source, "CO2E_G", i.reduction_g) for i in unique])
     keys: list[AccountKey] = [AccountKey("system", source.owner_id, a) for a in RESIDENT_ASSETS]

@@ -10,7 +10,8 @@ lock, insert, compare replays, one balance update, consume lots):
 - ``points.expiry``: expired lots;
 - ``points.reversals``: compensating transfers;
 - ``points.queries``: balances, statements, expiring points, one transfer;
-- ``points.accounts``: opening many accounts ahead of their first transfer.
+- ``points.accounts``: opening many accounts ahead of their first transfer, locking a
+  transaction's resident accounts up front.
 
 No SQL in any of them (``points.repository``) and no HTTP. Write functions take a
 :class:`kit.db.Tx` and never commit; reads take an asyncpg connection or pool.
@@ -18,7 +19,7 @@ No SQL in any of them (``points.repository``) and no HTTP. Write functions take 
 
 from __future__ import annotations
 
-from points.accounts import open_accounts
+from points.accounts import lock_resident_accounts, open_accounts
 from points.engine import EXPIRY, ISSUANCE
 from points.expiry import expire_lots
 from points.holds import (
@@ -44,6 +45,7 @@ __all__ = [
     "get_transfer",
     "issue_reductions",
     "lock_available",
+    "lock_resident_accounts",
     "open_accounts",
     "place_hold",
     "place_holds",

@@ -22,7 +22,7 @@ from behaviours.pipeline import APP_OPERATOR_ID
 from behaviours.rules import Claim, claim_rank, resolve
 from behaviours.settings import IngestSettings, source_tiers
 from kit.auth import sign_request
-from kit.db import RACE_ERRORS, transaction
+from kit.db import transaction
 from points.audit import audit
 from points.schemas import Owner, TransferRequest
 from points.service import place_hold
@@ -280,16 +280,9 @@ class TestOrderIndependence:
         async def stream(city: City, claims: list[tuple[Any, ...]]) -> None:
             for op, n, event in claims:
                 rid = city.rids[n] if n else None
-                for attempt in range(5):
-                    try:
-                        await run(pool, settings, [event], op_id=op, resident_id=rid)
-                        break
-                    except RACE_ERRORS:
-                        # Two batches deadlocked on shared ledger rows: the database rolled one
-                        # back whole, answered 503 retry_later, and the sender sends it again
-                        # (as an operator does). Seen once in ~20 runs of the suite.
-                        if attempt == 4:
-                            raise
+                # No retry: batches that reverse and issue lock in one global order
+                # (docs/ledger.md, "Locks across more than one call in a transaction").
+                await run(pool, settings, [event], op_id=op, resident_id=rid)
                 await asyncio.sleep(0)
 
         jobs = []

@@ -1,6 +1,7 @@
 """Races against the real database: idempotency keys and overlapping bulk batches."""
 
 import asyncio
+import contextvars
 import itertools
 import random
 
@@ -99,3 +100,51 @@ class TestBulkBatches:
                 "WHERE owner_type = 'resident' AND asset = 'POINT'"
             )
         assert total == 1000
+
+
+class TestReverseThenIssue:
+    async def test_crossed_shards_neither_deadlock_nor_take_a_second_shard(self, pool, monkeypatch):
+        """Two transactions each reverse a credit (A's from shard 3, B's from shard 5), wait for
+        each other, then issue; a fresh draw would hand A shard 5 and B shard 3 — each holding
+        what the other then wants. Issuance draws from the shard the transaction already holds."""
+        who: contextvars.ContextVar[str] = contextvars.ContextVar("who")
+        draws: list[str] = []
+
+        def draw(n: int) -> int:
+            draws.append(who.get())
+            return {"A": 3, "B": 5, "A again": 5, "B again": 3}[who.get()]
+
+        monkeypatch.setattr(random, "randrange", draw)
+        first = {name: issuance(resident(), 25) for name in "AB"}
+        for name in "AB":
+            who.set(name)
+            async with transaction(pool) as tx:
+                await service.issue_reductions(tx, [first[name]], POLICY)
+        both_reversed = asyncio.Barrier(2)
+
+        async def reverse_then_issue(name: str) -> str:
+            who.set(f"{name} again")
+            old = first[name]
+            async with transaction(pool) as tx:
+                refused = await service.reverse_issuances(
+                    tx, [old.source_ref], POLICY, reason_code="superseded", key_prefix="t"
+                )
+                assert refused == set()
+                await both_reversed.wait()
+                await service.issue_reductions(tx, [issuance(old.resident_id, 40)], POLICY)
+            async with pool.acquire() as conn:
+                return await conn.fetchval(
+                    "SELECT d.owner_id FROM ledger_transfers t "
+                    "JOIN ledger_accounts c ON c.id = t.credit_account_id "
+                    "JOIN ledger_accounts d ON d.id = t.debit_account_id "
+                    "WHERE t.kind = 'issuance' AND c.owner_id = $1 AND t.amount = 40",
+                    old.resident_id,
+                )
+
+        shards = await asyncio.wait_for(
+            asyncio.gather(reverse_then_issue("A"), reverse_then_issue("B")), timeout=30
+        )
+        assert list(shards) == ["issuance.3", "issuance.5"]
+        assert draws == ["A", "B"]  # no draw after the reversals
+        async with pool.acquire() as conn:
+            await invariants(conn)
