@@ -17,6 +17,15 @@ project SQL is copied. Rows: every column ingestion stores that can be filled wi
 (operator from the request's header, record, subject, kind, mode, behaviour, times, the claimed
 distance and the digest of the record's bytes; a resident id derived from the subject stands
 for the link lookup); the rest NULL.
+
+``CEILING_SHAPE=credit`` (the second figure bench_ingest.py prints) is the *credit floor*: the
+same, plus the least a durable credit with per-resident balances writes, still with no logic —
+in the same transaction, one transfer row for the batch, one narrow posting row per record and
+asset (grams and points: ``(transfer, resident, asset, amount)`` with one index) and the
+resident's two balance rows updated in place (accounts opened before the run, the cheapest
+case). No lots, no leaf hashes, no idempotency keys, no usage, no locks beyond the update's.
+Whatever design the ledger takes, a benchmark that credits every event to its resident's
+balance by the end of the run cannot beat this figure on the same machine.
 """
 
 from __future__ import annotations
@@ -60,6 +69,36 @@ CREATE INDEX IF NOT EXISTS {TABLE}_history
 CREATE INDEX IF NOT EXISTS {TABLE}_no_overlap ON {TABLE} USING gist (trip_key)
     WHERE status = 'accepted' AND trip_key IS NOT NULL;
 """
+SHAPE = os.environ.get("CEILING_SHAPE", "events")  # or "credit": the credit floor
+CREDIT_DDL = """
+CREATE TABLE IF NOT EXISTS ceiling_accounts (
+    resident_id uuid NOT NULL, asset smallint NOT NULL, posted bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (resident_id, asset)
+) WITH (fillfactor = 80);  -- HOT balance updates, as the ledger's accounts
+CREATE TABLE IF NOT EXISTS ceiling_transfers (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS ceiling_postings (
+    transfer_id bigint NOT NULL, resident_id uuid NOT NULL, asset smallint NOT NULL,
+    amount bigint NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ceiling_postings_account
+    ON ceiling_postings (resident_id, asset, transfer_id);
+"""
+# One statement per batch after the events' COPY: the transfer, its postings, the balances.
+CREDIT = """
+WITH t AS (INSERT INTO ceiling_transfers DEFAULT VALUES RETURNING id),
+legs AS (SELECT * FROM unnest($1::uuid[], $2::smallint[], $3::bigint[]) AS u(r, a, amount)),
+p AS (
+    INSERT INTO ceiling_postings (transfer_id, resident_id, asset, amount)
+    SELECT t.id, legs.r, legs.a, legs.amount FROM t, legs
+)
+UPDATE ceiling_accounts c SET posted = c.posted + legs.amount
+FROM legs WHERE c.resident_id = legs.r AND c.asset = legs.a
+"""
+GRAMS, POINTS = 100, 10  # no quantification: every record earns the same
+
 COLUMNS = (
     "id",
     "operator_id",
@@ -193,6 +232,10 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     rows = _rows(operator, batch, raw)
     async with _pool.acquire() as conn, conn.transaction():
         await conn.copy_records_to_table(TABLE, records=rows, columns=COLUMNS)
+        if SHAPE == "credit":
+            # one resident per record in the benchmark's batches; two legs each
+            residents = [row[4] for row in rows for _ in (0, 1)]
+            await conn.execute(CREDIT, residents, [0, 1] * len(rows), [GRAMS, POINTS] * len(rows))
     body = _encoder.encode(Answer(len(rows), 0, 0, [Result(r.record_id) for r in batch.events]))
     await send(
         {
@@ -207,13 +250,31 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-async def create_table(db_url: str) -> None:
+async def create_table(db_url: str, subjects: list[str] | None = None) -> None:
+    """The events table, empty; with ``subjects``, the credit floor's tables too, every
+    subject's two accounts opened."""
     conn = await asyncpg.connect(db_url)
     try:
-        await conn.execute(f"DROP TABLE IF EXISTS {TABLE}")
+        await conn.execute(
+            f"DROP TABLE IF EXISTS {TABLE}, ceiling_accounts, ceiling_transfers, ceiling_postings"
+        )
         await conn.execute(DDL)
+        if subjects is not None:
+            await conn.execute(CREDIT_DDL)
+            residents = {uuid.uuid5(_RESIDENTS, s) for s in subjects}
+            await conn.copy_records_to_table(
+                "ceiling_accounts",
+                records=[(r, a) for r in residents for a in (0, 1)],
+                columns=("resident_id", "asset"),
+            )
+            await conn.execute("VACUUM ANALYZE ceiling_accounts")
     finally:
         await conn.close()
+
+
+def subjects(batches: list[tuple[str, bytes]]) -> list[str]:
+    """Every record's subject in the batches (the accounts the credit floor opens)."""
+    return [r.subject for _, body in batches for r in _decoder.decode(body).events]
 
 
 def command(port: int) -> list[str]:

@@ -16,7 +16,9 @@ BENCH_STORED=10000000 first stores that many credited events of the year before
 (bench/history.py), so the run measures the cost with a history.
 
 Then, in the same run, the bare stack's ceiling (bench/bench_ceiling.py: the same HTTP server
-and batches, the same rows COPYed durably, no logic) and the ratio of the two figures.
+and batches, the same rows COPYed durably, no logic) and the ratio of the two figures; then the
+credit floor (the ceiling plus the least a durable per-resident credit writes: one transfer per
+batch, two postings and two balance updates per record, still no logic).
 BENCH_CEILING=0 skips it, BENCH_CEILING=only runs it alone (`python bench/bench_ceiling.py`).
 """
 
@@ -363,25 +365,36 @@ def report(result: dict[str, Any], servers: str) -> float:
 
 
 def ceiling(db_url: str, batches: list[tuple[str, bytes]]) -> float:
-    """The bare stack's figure for the same batches (bench/bench_ceiling.py); 0 on failure."""
+    """The bare stack's figure for the same batches (bench/bench_ceiling.py), then the credit
+    floor's (the same plus the least a durable per-resident credit writes); the first, 0 on
+    failure."""
     import bench_ceiling
 
-    asyncio.run(bench_ceiling.create_table(db_url))
-    servers = start_servers(
-        bench_ceiling.command, WORKERS, {**os.environ, "CEILING_DATABASE_URL": db_url}
-    )
-    ports = [port for _, port in servers]
-    try:
-        asyncio.run(push(ports, make_warmup()))
-        result = asyncio.run(push(ports, batches))
-    finally:
-        stop_servers(servers)
-    print("\nbare-stack ceiling (same HTTP server and batches, same rows COPYed, no logic):")
-    rate = report(result, f"{WORKERS} server workers")
-    if result["errors"]:
-        print(f"HTTP errors: {dict(result['errors'])}")
-        return 0.0
-    return rate
+    figures = []
+    for shape, title in (
+        ("events", "bare-stack ceiling (same HTTP server and batches, same rows COPYed, no logic)"),
+        ("credit", "credit floor (the ceiling + one transfer, two postings and two balance "
+                   "updates per record, no logic)"),
+    ):  # fmt: skip
+        opened = bench_ceiling.subjects(batches) if shape == "credit" else None
+        asyncio.run(bench_ceiling.create_table(db_url, opened))
+        servers = start_servers(
+            bench_ceiling.command,
+            WORKERS,
+            {**os.environ, "CEILING_DATABASE_URL": db_url, "CEILING_SHAPE": shape},
+        )
+        ports = [port for _, port in servers]
+        try:
+            asyncio.run(push(ports, make_warmup()))
+            result = asyncio.run(push(ports, batches))
+        finally:
+            stop_servers(servers)
+        print(f"\n{title}:")
+        figures.append(report(result, f"{WORKERS} server workers"))
+        if result["errors"]:
+            print(f"HTTP errors: {dict(result['errors'])}")
+            return 0.0
+    return figures[0]
 
 
 def make_warmup() -> list[tuple[str, bytes]]:

@@ -116,3 +116,30 @@ async def test_prod_refuses_to_migrate_without_a_role_of_the_applications_own(se
         await _migrate(settings.database.owner_url, settings.database.owner_url, settings=prod)
     # With the two roles the same command is fine (nothing pending).
     assert await _migrate(settings.database.owner_url, settings.database.url, settings=prod) == []
+
+
+async def test_app_grants_take_column_names_with_digits_and_nothing_that_ends_a_statement(
+    owner_pool,
+):
+    with pytest.raises(_RollBack):
+        await _probe_grants(owner_pool)
+
+
+async def _probe_grants(owner_pool):
+    async with owner_pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            "INSERT INTO app_grants VALUES ('probe_digits', 'SELECT, UPDATE (co2e_g, carry_g)')"
+        )
+        for hostile in ("SELECT; DROP TABLE ledger_accounts", "SELECT -- x", "SELECT, 'x'"):
+            with pytest.raises(asyncpg.CheckViolationError):
+                async with conn.transaction():
+                    await conn.execute("INSERT INTO app_grants VALUES ('probe_bad', $1)", hostile)
+        stored = await conn.fetchval(
+            "SELECT privileges FROM app_grants WHERE table_name = 'probe_digits'"
+        )
+        assert stored == "SELECT, UPDATE (co2e_g, carry_g)"
+        raise _RollBack  # leave app_grants as the migrations made it
+
+
+class _RollBack(Exception):
+    pass
