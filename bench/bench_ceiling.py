@@ -69,7 +69,7 @@ CREATE INDEX IF NOT EXISTS {TABLE}_history
 CREATE INDEX IF NOT EXISTS {TABLE}_no_overlap ON {TABLE} USING gist (trip_key)
     WHERE status = 'accepted' AND trip_key IS NOT NULL;
 """
-SHAPE = os.environ.get("CEILING_SHAPE", "events")  # or "credit": the credit floor
+SHAPE = os.environ.get("CEILING_SHAPE", "events")  # "credit": the credit floor; "postings"
 CREDIT_DDL = """
 CREATE TABLE IF NOT EXISTS ceiling_accounts (
     resident_id uuid NOT NULL, asset smallint NOT NULL, posted bigint NOT NULL DEFAULT 0,
@@ -96,6 +96,14 @@ p AS (
 )
 UPDATE ceiling_accounts c SET posted = c.posted + legs.amount
 FROM legs WHERE c.resident_id = legs.r AND c.asset = legs.a
+"""
+# ``CEILING_SHAPE=postings``: the same postings, appended only (balances left to be folded
+# later, outside the figure): what the floor owes to updating balances in place.
+POSTINGS = """
+WITH t AS (INSERT INTO ceiling_transfers DEFAULT VALUES RETURNING id)
+INSERT INTO ceiling_postings (transfer_id, resident_id, asset, amount)
+SELECT t.id, u.r, u.a, u.amount
+FROM t, unnest($1::uuid[], $2::smallint[], $3::bigint[]) AS u(r, a, amount)
 """
 GRAMS, POINTS = 100, 10  # no quantification: every record earns the same
 
@@ -232,10 +240,17 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     rows = _rows(operator, batch, raw)
     async with _pool.acquire() as conn, conn.transaction():
         await conn.copy_records_to_table(TABLE, records=rows, columns=COLUMNS)
-        if SHAPE == "credit":
+        if SHAPE in ("credit", "postings"):
             # one resident per record in the benchmark's batches; two legs each
             residents = [row[4] for row in rows for _ in (0, 1)]
-            await conn.execute(CREDIT, residents, [0, 1] * len(rows), [GRAMS, POINTS] * len(rows))
+            await conn.execute(
+                CREDIT if SHAPE == "credit" else POSTINGS,
+                residents,
+                [0, 1] * len(rows),
+                [GRAMS, POINTS] * len(rows),
+            )
+        elif SHAPE != "events":
+            raise ValueError(f"unknown CEILING_SHAPE {SHAPE!r}")
     body = _encoder.encode(Answer(len(rows), 0, 0, [Result(r.record_id) for r in batch.events]))
     await send(
         {

@@ -19,6 +19,7 @@ Then, in the same run, the bare stack's ceiling (bench/bench_ceiling.py: the sam
 and batches, the same rows COPYed durably, no logic) and the ratio of the two figures; then the
 credit floor (the ceiling plus the least a durable per-resident credit writes: one transfer per
 batch, two postings and two balance updates per record, still no logic).
+BENCH_CEILING_SHAPES=events,postings,credit adds the postings appended without the balances.
 BENCH_CEILING=0 skips it, BENCH_CEILING=only runs it alone (`python bench/bench_ceiling.py`).
 """
 
@@ -52,6 +53,8 @@ CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "4"))
 WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
 STORED = int(os.environ.get("BENCH_STORED", "0"))  # events already stored (bench/history.py)
 CEILING = os.environ.get("BENCH_CEILING", "1")  # 1: after ingestion, 0: no, only: it alone
+# The ceiling's shapes, in order (bench/bench_ceiling.py); the first is the ratio's.
+CEILING_SHAPES = os.environ.get("BENCH_CEILING_SHAPES", "events,credit").split(",")
 PATH = "/api/operators/v1/events"
 
 # The embedded server's configuration for the run (ALTER SYSTEM + restart; BENCH_PG_DEFAULTS=1
@@ -365,18 +368,20 @@ def report(result: dict[str, Any], servers: str) -> float:
 
 
 def ceiling(db_url: str, batches: list[tuple[str, bytes]]) -> float:
-    """The bare stack's figure for the same batches (bench/bench_ceiling.py), then the credit
-    floor's (the same plus the least a durable per-resident credit writes); the first, 0 on
-    failure."""
+    """The bare stack's figures for the same batches, one per shape of CEILING_SHAPES
+    (bench/bench_ceiling.py: the ceiling, the credit floor...); the first, 0 on failure."""
     import bench_ceiling
 
+    titles = {
+        "events": "bare-stack ceiling (same HTTP server and batches, same rows COPYed, no logic)",
+        "postings": "the ceiling + one transfer and two postings per record, appended only",
+        "credit": "credit floor (the ceiling + one transfer, two postings and two balance "
+                  "updates per record, no logic)",
+    }  # fmt: skip
     figures = []
-    for shape, title in (
-        ("events", "bare-stack ceiling (same HTTP server and batches, same rows COPYed, no logic)"),
-        ("credit", "credit floor (the ceiling + one transfer, two postings and two balance "
-                   "updates per record, no logic)"),
-    ):  # fmt: skip
-        opened = bench_ceiling.subjects(batches) if shape == "credit" else None
+    for shape in CEILING_SHAPES:
+        title = titles[shape]
+        opened = bench_ceiling.subjects(batches) if shape != "events" else None
         asyncio.run(bench_ceiling.create_table(db_url, opened))
         servers = start_servers(
             bench_ceiling.command,
