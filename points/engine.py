@@ -18,6 +18,7 @@ existing accounts is the same write folded into one statement (``repository.plac
 
 from __future__ import annotations
 
+import logging
 import random
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -31,6 +32,8 @@ from points import repository as repo
 from points.content import TransferContent
 from points.errors import HoldNotFound, InvalidTransfer, TransferNotFound
 from points.schemas import FLAG_ISSUANCE, AccountKey, Owner, PointsPolicy, Transfer
+
+log = logging.getLogger("tanpuhui.points")
 
 # Issuance accounts may go negative: they are where grams and points come from. They are split
 # into sub-accounts so that concurrent batches do not queue on one hot row; each batch draws
@@ -46,7 +49,7 @@ def is_issuance(owner: Owner) -> bool:
     return owner.owner_type == "system" and owner.owner_id.startswith("issuance.")
 
 
-ISSUANCE = issuance_owner(0)  # where clawed-back grams and points return
+ISSUANCE = issuance_owner(0)  # the first shard (reversals return to the shard credited from)
 EXPIRY = Owner("system", "expiry")  # expired points end here
 
 
@@ -82,8 +85,50 @@ def int_id(value: str, error: type[HoldNotFound] | type[TransferNotFound]) -> in
         raise error(f"no transfer {value!r}") from None
 
 
+# A lock taken out of the global order fails instead of logging a warning (tests/conftest.py):
+# two transactions doing the same can deadlock, and a test finds it every time, not one run in 20.
+LOCK_ORDER_STRICT = False
+
+
+class LockOrderViolation(RuntimeError):
+    """An account locked after an account that sorts above it, in one transaction."""
+
+
+_ANY_ORDER = object()  # in Tx.held: the transaction runs alone, its lock order is not checked
+
+
+def accept_any_lock_order(tx: Tx) -> None:
+    """Mark ``tx`` as a setup transaction that runs alone (the demo's data, written in one
+    transaction so that it is all there or not at all): its many ledger calls lock accounts in
+    whatever order they come, and nothing runs beside it to deadlock with."""
+    tx.held.add(_ANY_ORDER)
+
+
+def _check_order(tx: Tx, ordered: Sequence[AccountKey]) -> None:
+    held = [k for k in tx.held if isinstance(k, AccountKey)]
+    if not held or _ANY_ORDER in tx.held:
+        return
+    top = max(held)
+    late = next((k for k in ordered if k < top and k not in tx.held), None)
+    if late is None:
+        return
+    # owner types and assets only: account owners are residents (no personal data in logs)
+    message = (
+        f"ledger lock order: a {late.owner_type} {late.asset} account locked after a "
+        f"{top.owner_type} {top.asset} account in the same transaction (docs/ledger.md, "
+        '"Locks across more than one call in a transaction")'
+    )
+    if LOCK_ORDER_STRICT:
+        raise LockOrderViolation(message)
+    log.warning(message)
+
+
 async def lock(tx: Tx, keys: Iterable[AccountKey]) -> dict[AccountKey, repo.AccountRow]:
+    """Create the missing accounts of ``keys`` and lock them all, in the global (sorted) order;
+    the transaction remembers them (``Tx.held``), and a later call of the same transaction that
+    would lock an account sorting below one it holds is a lock-order violation."""
     ordered = sorted(set(keys))
+    _check_order(tx, ordered)
     locked = await repo.lock_accounts(tx.conn, ordered, [flags(k) for k in ordered])
     tx.held.update(ordered)
     return locked

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from kit.db import Tx
@@ -73,9 +73,11 @@ async def reverse(
     ]
     keys = [w.content.debit_key for w in writes] + [w.content.credit_key for w in writes]
     resident: str | None = None
+    source = ISSUANCE
     if original.kind == "issuance":
         resident = next(t.credit.owner_id for t in group if t.asset == "CO2E_G")
-        keys += [AccountKey("resident", resident, a) for a in RESIDENT_ASSETS]
+        source = next(t.debit for t in group if t.asset == "CO2E_G")
+        keys += _issuance_keys([resident], [source])
     accounts = await engine.lock(tx, keys)
     existing = await repo.transfers_by_keys(tx.conn, [w.content.idempotency_key for w in writes])
     if existing:
@@ -118,7 +120,7 @@ async def reverse(
                         reason_code=reason_code,
                         asset="POINT",
                         debit=Owner("resident", resident),
-                        credit=ISSUANCE,
+                        credit=source,
                         amount=extra,
                         source_ref=original.source_ref,
                         region_code=original.region_code,
@@ -174,14 +176,10 @@ async def reverse_issuances(
     resident_of = {
         r: next(t.credit.owner_id for t in ts if t.asset == "CO2E_G") for r, ts in by_ref.items()
     }
-    keys: list[AccountKey] = []
-    for ts in by_ref.values():
-        for t in ts:
-            keys.append(AccountKey(t.debit.owner_type, t.debit.owner_id, t.asset))
-            keys.append(AccountKey(t.credit.owner_type, t.credit.owner_id, t.asset))
-    for resident in set(resident_of.values()):
-        keys += [AccountKey("resident", resident, a) for a in RESIDENT_ASSETS]
-    accounts = await engine.lock(tx, keys)
+    # The clawback of a carry goes back to the shard the resident's first listed credit came
+    # from: every account this call writes is locked in this one step.
+    source_of = {r: next(t.debit for t in ts if t.asset == "CO2E_G") for r, ts in by_ref.items()}
+    accounts = await engine.lock(tx, _issuance_keys(resident_of.values(), source_of.values()))
 
     writes: list[Write] = []
     carry: dict[AccountKey, int] = {}
@@ -232,7 +230,7 @@ async def reverse_issuances(
                         reason_code=reason_code,
                         asset="POINT",
                         debit=Owner("resident", resident),
-                        credit=ISSUANCE,
+                        credit=source_of[mine[0]],
                         amount=extra,
                         source_ref=mine[0],
                         region_code=by_ref[mine[0]][0].region_code,
@@ -243,3 +241,11 @@ async def reverse_issuances(
     if writes:
         await engine.apply(tx, writes, policy, now, carry=carry)
     return refused
+
+
+def _issuance_keys(residents: Iterable[str], sources: Iterable[Owner]) -> list[AccountKey]:
+    """The accounts reversing residents' issuances writes: their grams and points, and both
+    assets of every issuance shard the credits came from (a carry clawback credits the shard's
+    points even when the credit itself earned none)."""
+    owners = [Owner("resident", r) for r in set(residents)] + list(set(sources))
+    return [AccountKey(o.owner_type, o.owner_id, a) for o in owners for a in RESIDENT_ASSETS]

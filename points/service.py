@@ -20,7 +20,7 @@ No SQL in any of them (``points.repository``) and no HTTP. Write functions take 
 from __future__ import annotations
 
 from points.accounts import lock_resident_accounts, open_accounts
-from points.engine import EXPIRY, ISSUANCE
+from points.engine import EXPIRY, ISSUANCE, accept_any_lock_order
 from points.expiry import expire_lots
 from points.holds import (
     lock_available,
@@ -38,6 +38,7 @@ from points.transfers import transfer
 __all__ = [
     "EXPIRY",
     "ISSUANCE",
+    "accept_any_lock_order",
     "balance_as_of",
     "balances",
     "expire_lots",

@@ -56,6 +56,7 @@ from enterprises import tasks as enterprise_tasks
 from integrations.gtfs import GtfsFeed
 from kit.db import connect, create_pool, transaction_on
 from kit.errors import DomainError
+from points import service as ledger
 from points.schemas import PointsPolicy
 from reporting import rollups
 from reporting import users as gov_users
@@ -403,6 +404,7 @@ async def load_rewards(
     policy = PointsPolicy.from_settings(settings.points, timezone=settings.timezone)
     rng = random.Random(SEED)
     async with transaction_on(conn) as tx:
+        ledger.accept_any_lock_order(tx)  # one setup transaction, all or nothing, run alone
         items = []
         for merchant_id, name, title, cost in MERCHANTS:
             await rewards.register_merchant(

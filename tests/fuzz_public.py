@@ -54,6 +54,7 @@ async def seed(conn: Any) -> dict[str, str]:
                       region_code="440300", occurred_at=now)],
             policy,
         )  # fmt: skip
+    async with transaction_on(conn) as tx:  # as a resident would: credited, then donating
         d = await donations.donate(
             tx, policy, resident_id=rid, project_id=p.id, asset="POINT", amount=100,
             region_code="440300",

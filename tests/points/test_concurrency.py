@@ -5,8 +5,10 @@ import contextvars
 import itertools
 import random
 
+import pytest
+
 from kit.db import transaction
-from points import service
+from points import engine, service
 from points.schemas import Owner, TransferRequest
 from tests.points.factories import POLICY, REGION, T0, invariants, issuance, resident, spend
 
@@ -148,3 +150,47 @@ class TestReverseThenIssue:
         assert draws == ["A", "B"]  # no draw after the reversals
         async with pool.acquire() as conn:
             await invariants(conn)
+
+    async def test_a_carry_clawback_returns_to_the_shard_it_came_from(self, pool, monkeypatch):
+        """Reversing a credit whose grams a later point relied on claws a point back through the
+        carry; it goes to the credit's own shard (locked with it), not to a shard locked later."""
+        monkeypatch.setattr(random, "randrange", lambda n: 5)
+        r = resident()
+        first = issuance(r, 15)  # 1 point, 5 g carried
+        async with transaction(pool) as tx:
+            await service.issue_reductions(tx, [first, issuance(r, 8)], POLICY)  # 1 more, 3 g
+        async with transaction(pool) as tx:
+            refused = await service.reverse_issuances(
+                tx, [first.source_ref], POLICY, reason_code="superseded", key_prefix="t"
+            )
+        assert refused == set()
+        async with pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT t.kind, t.amount, c.owner_id FROM ledger_transfers t "
+                "JOIN ledger_accounts c ON c.id = t.credit_account_id "
+                "WHERE t.kind IN ('reversal', 'carry_clawback') AND t.asset = 'POINT'"
+            )
+            assert sorted((x["kind"], x["amount"], x["owner_id"]) for x in rows) == [
+                ("carry_clawback", 1, "issuance.5"),
+                ("reversal", 1, "issuance.5"),
+            ]
+            await invariants(conn)
+        assert (await service.balances(pool, "resident", r))[1].posted == 0
+
+
+class TestLockOrder:
+    async def test_a_lock_below_one_held_is_refused_in_tests(self, pool):
+        """A resident's accounts, then a merchant's, in one transaction: the merchant's sorts
+        first, so another transaction taking both in order could deadlock with this one."""
+        r = resident()
+
+        async def issue_then_spend() -> None:
+            async with transaction(pool) as tx:
+                await service.issue_reductions(tx, [issuance(r, 100)], POLICY)
+                await service.transfer(tx, [spend(r, 1)], POLICY)
+
+        with pytest.raises(engine.LockOrderViolation, match="merchant POINT account locked after"):
+            await issue_then_spend()
+        assert await service.balances(pool, "resident", r) == await service.balances(
+            pool, "resident", resident()
+        )  # nothing was kept

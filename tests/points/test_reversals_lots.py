@@ -178,6 +178,7 @@ class TestReads:
             await service.issue_reductions(tx, [issuance(r, 10) for _ in range(7)], POLICY)
         async with transaction(pool) as tx:
             h = await service.place_hold(tx, spend(r, 3), POLICY)
+        async with transaction(pool) as tx:
             await service.post_hold(tx, h.id, POLICY, idempotency_key="p", amount=2)
         seen, cursor = [], None
         while True:

@@ -120,6 +120,7 @@ class TestOneStatementHold:
         r = resident()
         async with transaction(pool) as tx:
             await service.issue_reductions(tx, [issuance(r, 100)], POLICY)
+        async with transaction(pool) as tx:
             await service.transfer(tx, [spend(r, 1)], POLICY)  # the merchant exists too
         async with transaction(pool) as tx:
             counter = CountingConnection(tx.conn)

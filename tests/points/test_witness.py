@@ -270,6 +270,7 @@ class TestAuditWithAWitness:
         r = resident()
         async with transaction(pool) as tx:
             await service.issue_reductions(tx, [issuance(r, 100)], POLICY)
+        async with transaction(pool) as tx:
             await service.transfer(tx, [spend(r, 3)], POLICY)
         assert await audit_with_witness(settings, path) == 0  # nothing sealed yet: seq 0
         kept = witness.load(path)
