@@ -245,6 +245,7 @@ async def _assert_invariants(pool: Any) -> None:
     assert report.ok, report
 
 
+@pytest.mark.usefixtures("strict_lock_order")
 class TestOrderIndependence:
     async def test_two_orders_end_with_the_same_credits(self, client, pool, settings, sources):
         forward, backward = City(pool, "f-"), City(pool, "b-")
@@ -302,6 +303,7 @@ class TestOrderIndependence:
         await _assert_invariants(pool)
 
 
+@pytest.mark.usefixtures("strict_lock_order")
 class TestDisplacement:
     async def test_a_later_better_claim_displaces_the_credit(self, pool, settings, sources):
         rid = await resident(pool)

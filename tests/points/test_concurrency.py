@@ -104,6 +104,7 @@ class TestBulkBatches:
         assert total == 1000
 
 
+@pytest.mark.usefixtures("strict_lock_order")
 class TestReverseThenIssue:
     async def test_crossed_shards_neither_deadlock_nor_take_a_second_shard(self, pool, monkeypatch):
         """Two transactions each reverse a credit (A's from shard 3, B's from shard 5), wait for
@@ -178,6 +179,7 @@ class TestReverseThenIssue:
         assert (await service.balances(pool, "resident", r))[1].posted == 0
 
 
+@pytest.mark.usefixtures("strict_lock_order")
 class TestLockOrder:
     async def test_a_lock_below_one_held_is_refused_in_tests(self, pool):
         """A resident's accounts, then a merchant's, in one transaction: the merchant's sorts

@@ -68,10 +68,15 @@ class TestLiability:
         await donate(pool, a, p.id, 250, asset="CO2E_G")
         async with transaction(pool) as tx:
             await ledger.transfer(tx, [spend(a, 200, "spend-1")], POLICY)  # redeemed
+        async with transaction(pool) as tx:
             await ledger.place_hold(tx, spend(b, 50, "hold-1"), POLICY)  # stays on hold
+        async with transaction(pool) as tx:
             voided = await ledger.place_hold(tx, spend(b, 30, "hold-2"), POLICY)
+        async with transaction(pool) as tx:
             await ledger.void_hold(tx, voided.id, POLICY, idempotency_key="void-2")
+        async with transaction(pool) as tx:
             partial = await ledger.place_hold(tx, spend(a, 40, "hold-3"), POLICY)
+        async with transaction(pool) as tx:
             await ledger.post_hold(tx, partial.id, POLICY, idempotency_key="post-3", amount=25)
         async with transaction(pool) as tx:  # a clawback of c's issuance: grams and points
             [credit] = (
