@@ -85,8 +85,9 @@ def int_id(value: str, error: type[HoldNotFound] | type[TransferNotFound]) -> in
         raise error(f"no transfer {value!r}") from None
 
 
-# A lock taken out of the global order fails instead of logging a warning (tests/conftest.py):
-# two transactions doing the same can deadlock, and a test finds it every time, not one run in 20.
+# A lock taken out of the global order fails instead of logging a warning (the tests'
+# strict_lock_order fixture): two transactions doing the same can deadlock, and a test finds it
+# every time, not one run in 20.
 LOCK_ORDER_STRICT = False
 
 
